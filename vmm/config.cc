@@ -1,0 +1,194 @@
+#include "vmm/config.h"
+
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "memory/memory_map.h"
+
+namespace passage {
+namespace {
+
+using Setter = std::function<absl::Status(absl::string_view value, VmConfig& config)>;
+
+struct Option {
+  bool takes_value;
+  Setter set;
+  const char* help;
+};
+
+absl::Status Bad(absl::string_view flag, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(flag, ": ", why));
+}
+
+absl::Status SetMemory(absl::string_view value, VmConfig& c) {
+  // QEMU also takes "-m size=2G".
+  absl::string_view v = value;
+  if (absl::ConsumePrefix(&v, "size=") && v.empty()) return Bad("-m", "empty size");
+  absl::StatusOr<uint64_t> size = ParseMemorySize(v);
+  if (!size.ok()) return Bad("-m", size.status().message());
+  if (absl::Status s = ValidateRamSize(*size, "-m"); !s.ok()) return s;
+  c.ram_size = *size;
+  return absl::OkStatus();
+}
+
+absl::Status SetSmp(absl::string_view value, VmConfig& c) {
+  // "-smp 2" or "-smp cpus=2"; topology keys are accepted only if consistent.
+  int cpus = -1;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    absl::string_view v = part;
+    if (absl::ConsumePrefix(&v, "cpus=") || part == value || part.find('=') == part.npos) {
+      if (!absl::SimpleAtoi(v, &cpus)) {
+        return Bad("-smp", absl::StrCat("invalid CPU count '", v, "'"));
+      }
+    } else {
+      return Bad("-smp", absl::StrCat("unsupported option '", part, "' (only cpus=N)"));
+    }
+  }
+  if (cpus < 1 || cpus > kMaxCpus) {
+    return Bad("-smp", absl::StrCat("CPU count must be between 1 and ", kMaxCpus, ", got ", cpus));
+  }
+  c.cpus = cpus;
+  return absl::OkStatus();
+}
+
+absl::Status SetSerial(absl::string_view value, VmConfig& c) {
+  if (value == "stdio" || value == "mon:stdio") {
+    c.serial = {SerialConfig::Kind::kStdio, ""};
+  } else if (value == "none" || value == "null") {
+    c.serial = {SerialConfig::Kind::kNone, ""};
+  } else if (absl::StartsWith(value, "file:") && value.size() > 5) {
+    c.serial = {SerialConfig::Kind::kFile, std::string(value.substr(5))};
+  } else {
+    return Bad("-serial", absl::StrCat("unsupported backend '", value,
+                                       "' (use stdio, none or file:PATH)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetEntry(absl::string_view value, VmConfig& c) {
+  if (value == "auto") c.entry = EntryMode::kAuto;
+  else if (value == "real") c.entry = EntryMode::kReal;
+  else if (value == "long") c.entry = EntryMode::kLong;
+  else return Bad("-entry", absl::StrCat("unknown mode '", value, "' (use auto, real or long)"));
+  return absl::OkStatus();
+}
+
+absl::Status NonEmpty(absl::string_view flag, absl::string_view value, std::string& out) {
+  if (value.empty()) return Bad(flag, "empty value");
+  out = std::string(value);
+  return absl::OkStatus();
+}
+
+const std::map<std::string, Option, std::less<>>& Options() {
+  static const auto* options = new std::map<std::string, Option, std::less<>>{
+      {"m", {true, SetMemory, "SIZE      guest RAM, e.g. 512M, 2G (default 128M)"}},
+      {"smp", {true, SetSmp, "N         number of vCPUs (default 1)"}},
+      {"kernel", {true, [](auto v, VmConfig& c) { return NonEmpty("-kernel", v, c.kernel); },
+                  "FILE   bzImage, or a flat binary (see -entry)"}},
+      {"initrd", {true, [](auto v, VmConfig& c) { return NonEmpty("-initrd", v, c.initrd); },
+                  "FILE   initial ramdisk"}},
+      {"append", {true, [](auto v, VmConfig& c) { c.append = std::string(v); return absl::OkStatus(); },
+                  "CMDLINE kernel command line"}},
+      {"serial", {true, SetSerial, "DEV    stdio (default), none, file:PATH"}},
+      {"entry", {true, SetEntry, "MODE    flat binaries: real (default) or long (64-bit, paging on)"}},
+      {"dump-dtb", {true, [](auto v, VmConfig& c) { return NonEmpty("-dump-dtb", v, c.dump_dtb); },
+                    "FILE write the VM's platform description as a flattened device tree"}},
+      {"device", {true, [](auto v, VmConfig& c) { c.devices.emplace_back(v); return absl::OkStatus(); },
+                  "SPEC   add a device"}},
+      {"object", {true, [](auto v, VmConfig& c) { c.objects.emplace_back(v); return absl::OkStatus(); },
+                  "SPEC   add an object"}},
+      {"mem-hugepages", {false, [](auto, VmConfig& c) { c.hugepages = true; return absl::OkStatus(); },
+                         "    back guest RAM with 2 MiB hugetlb pages"}},
+      {"report-timing", {false, [](auto, VmConfig& c) { c.report_timing = true; return absl::OkStatus(); },
+                         "    print boot timing and RSS on exit"}},
+      // Accepted for QEMU compatibility; passage has no display and always
+      // uses KVM, and a guest reset always ends passage.
+      {"nographic", {false, [](auto, VmConfig&) { return absl::OkStatus(); }, "        accepted (no display anyway)"}},
+      {"enable-kvm", {false, [](auto, VmConfig&) { return absl::OkStatus(); }, "       accepted (always KVM)"}},
+      {"no-reboot", {false, [](auto, VmConfig&) { return absl::OkStatus(); }, "        accepted (reset ends passage)"}},
+  };
+  return *options;
+}
+
+}  // namespace
+
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view>& args) {
+  CommandLine cl;
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "-h" || arg == "--help" || arg == "-help") {
+      cl.action = CommandLine::Action::kHelp;
+      return cl;
+    }
+    if (arg == "--version" || arg == "-version") {
+      cl.action = CommandLine::Action::kVersion;
+      return cl;
+    }
+    absl::string_view name = arg;
+    if (!absl::ConsumePrefix(&name, "--") && !absl::ConsumePrefix(&name, "-")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "' (options start with -)"));
+    }
+    std::optional<absl::string_view> inline_value;
+    if (size_t eq = name.find('='); eq != name.npos && absl::StartsWith(arg, "--")) {
+      inline_value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    auto it = Options().find(name);
+    if (it == Options().end() || name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(arg, ": unknown option (see --help)"));
+    }
+    const std::string flag = absl::StrCat("-", name);
+    absl::string_view value;
+    if (it->second.takes_value) {
+      if (inline_value) {
+        value = *inline_value;
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": missing value"));
+      }
+    } else if (inline_value) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": takes no value"));
+    }
+    if (absl::Status s = it->second.set(value, cl.config); !s.ok()) return s;
+  }
+  if (cl.config.kernel.empty()) {
+    return absl::InvalidArgumentError("-kernel: required (the image to boot)");
+  }
+  for (const std::string& spec : cl.config.devices) {
+    absl::string_view name = spec.substr(0, spec.find(','));
+    if (name.empty()) return absl::InvalidArgumentError("-device: missing device name");
+    return absl::InvalidArgumentError(absl::StrCat("-device: unknown device '", name, "'"));
+  }
+  for (const std::string& spec : cl.config.objects) {
+    absl::string_view type = spec.substr(0, spec.find(','));
+    if (type.empty()) return absl::InvalidArgumentError("-object: missing object type");
+    return absl::InvalidArgumentError(absl::StrCat("-object: unknown object type '", type, "'"));
+  }
+  if (!cl.config.initrd.empty() && cl.config.entry != EntryMode::kAuto) {
+    return absl::InvalidArgumentError("-initrd: only for a Linux kernel (not with -entry)");
+  }
+  return cl;
+}
+
+std::string UsageText() {
+  std::string out =
+      "Usage: passage -kernel FILE [options]\n"
+      "A small KVM virtual machine monitor for PCI passthrough.\n\nOptions:\n";
+  for (const auto& [name, option] : Options()) absl::StrAppend(&out, "  -", name, " ", option.help, "\n");
+  absl::StrAppend(&out,
+                  "  -h, --help           this text\n"
+                  "  --version            print the version\n"
+                  "Options may be spelled -name or --name; --name=value also works.\n"
+                  "Exit status: the guest's debug-exit status, 0 on guest power-off or reset,\n"
+                  "1 on a runtime error, 2 on a usage error.\n");
+  return out;
+}
+
+}  // namespace passage

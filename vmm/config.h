@@ -1,0 +1,55 @@
+// The command line, parsed and validated into a VmConfig. QEMU's spelling
+// where QEMU has the option; every error names the flag it is about.
+#ifndef PASSAGE_VMM_CONFIG_H_
+#define PASSAGE_VMM_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace passage {
+
+struct SerialConfig {
+  enum class Kind { kStdio, kNone, kFile };
+  Kind kind = Kind::kStdio;
+  std::string path;  // for kFile
+};
+
+// How a -kernel image is entered. kAuto: a bzImage gets the Linux boot
+// protocol, anything else is a flat binary entered in real mode.
+enum class EntryMode { kAuto, kReal, kLong };
+
+struct VmConfig {
+  uint64_t ram_size = 128ull << 20;  // QEMU's default
+  int cpus = 1;
+  std::string kernel;
+  std::string initrd;
+  std::string append;
+  SerialConfig serial;
+  EntryMode entry = EntryMode::kAuto;
+  bool hugepages = false;
+  std::string dump_dtb;
+  bool report_timing = false;
+  std::vector<std::string> devices;  // raw -device arguments
+  std::vector<std::string> objects;  // raw -object arguments
+};
+
+struct CommandLine {
+  enum class Action { kRun, kHelp, kVersion };
+  Action action = Action::kRun;
+  VmConfig config;
+};
+
+inline constexpr int kMaxCpus = 255;
+
+// Parses argv (without argv[0]). Errors are one line, naming the flag.
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view>& args);
+
+std::string UsageText();
+
+}  // namespace passage
+
+#endif  // PASSAGE_VMM_CONFIG_H_

@@ -1,0 +1,59 @@
+#include "vmm/loader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "memory/unique_fd.h"
+
+namespace passage {
+
+absl::StatusOr<std::vector<uint8_t>> ReadFile(const std::string& path, absl::string_view flag) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(absl::StrCat(flag, ": cannot open '", path, "'"));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError(absl::StrCat(flag, ": stat '", path, "'"));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": '", path, "' is not a regular file"));
+  }
+  std::vector<uint8_t> data(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(absl::StrCat(flag, ": reading '", path, "'"));
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
+
+absl::StatusOr<BootEntry> LoadKernel(const VmConfig& config, GuestMemory& memory) {
+  absl::StatusOr<std::vector<uint8_t>> image = ReadFile(config.kernel, "-kernel");
+  if (!image.ok()) return image.status();
+  if (image->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("-kernel: '", config.kernel, "' is empty"));
+  }
+  const bool long_mode = config.entry == EntryMode::kLong;
+  BootEntry entry;
+  entry.mode = long_mode ? BootEntry::Mode::kLong : BootEntry::Mode::kReal;
+  const uint64_t load = long_mode ? kLongModeLoadAddr : kRealModeLoadAddr;
+  const uint64_t limit = long_mode ? kLowRamEnd : 0xA0000;  // real mode: below the legacy hole
+  if (image->size() > limit - load) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "-kernel: flat binary '", config.kernel, "' is ", image->size(), " bytes; at most ",
+        limit - load, " fit at 0x", absl::Hex(load)));
+  }
+  if (absl::Status s = memory.Write(load, *image); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("-kernel: ", s.message(), " (is -m too small?)"));
+  }
+  if (long_mode) {
+    if (absl::Status s = WriteLongModeTables(memory); !s.ok()) return s;
+  }
+  entry.rip = load;
+  return entry;
+}
+
+}  // namespace passage

@@ -1,0 +1,179 @@
+#include "vmm/vcpu.h"
+
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace passage {
+namespace {
+
+const int kKickSignal = SIGRTMIN;
+
+void NoopHandler(int) {}
+
+}  // namespace
+
+void InstallVcpuKickSignal() {
+  struct sigaction sa{};
+  sa.sa_handler = NoopHandler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+  sigaction(kKickSignal, &sa, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Vcpu>> Vcpu::Create(const Kvm& kvm, int vm_fd, int index) {
+  UniqueFd fd(Ioctl(vm_fd, KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
+  if (!fd.valid()) return ErrnoError(absl::StrCat("KVM_CREATE_VCPU ", index));
+  absl::StatusOr<int> size = kvm.VcpuMmapSize();
+  if (!size.ok()) return size.status();
+  void* run = mmap(nullptr, static_cast<size_t>(*size), PROT_READ | PROT_WRITE, MAP_SHARED,
+                   fd.get(), 0);
+  if (run == MAP_FAILED) return ErrnoError(absl::StrCat("mmap of vCPU ", index, " run area"));
+  return std::unique_ptr<Vcpu>(
+      new Vcpu(index, std::move(fd), static_cast<kvm_run*>(run), static_cast<size_t>(*size)));
+}
+
+Vcpu::~Vcpu() {
+  Kick();
+  Join();
+  munmap(run_, run_size_);
+}
+
+absl::Status Vcpu::SetCpuid(const std::vector<kvm_cpuid_entry2>& supported, int cpu_count) {
+  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + supported.size() * sizeof(kvm_cpuid_entry2));
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+  cpuid->nent = static_cast<uint32_t>(supported.size());
+  const uint32_t apic_id = static_cast<uint32_t>(index_);
+  for (size_t i = 0; i < supported.size(); ++i) {
+    kvm_cpuid_entry2 e = supported[i];
+    switch (e.function) {
+      case 1:
+        // EBX[31:24] initial APIC ID, [23:16] logical processors per package.
+        e.ebx = (e.ebx & 0x0000ffff) | (apic_id << 24) |
+                (static_cast<uint32_t>(cpu_count & 0xff) << 16);
+        e.ecx |= 1u << 31;  // running under a hypervisor
+        if (cpu_count > 1) e.edx |= 1u << 28;  // HTT: EBX[23:16] is valid
+        break;
+      case 0xb:
+      case 0x1f:
+        e.edx = apic_id;  // x2APIC ID
+        break;
+      default:
+        break;
+    }
+    cpuid->entries[i] = e;
+  }
+  if (Ioctl(fd_.get(), KVM_SET_CPUID2, cpuid) != 0) {
+    return ErrnoError(absl::StrCat("KVM_SET_CPUID2 on vCPU ", index_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Vcpu::SetupEntry(const BootEntry& entry) {
+  kvm_sregs sregs{};
+  if (Ioctl(fd_.get(), KVM_GET_SREGS, &sregs) != 0) return ErrnoError("KVM_GET_SREGS");
+  kvm_regs regs{};
+  SetupEntryRegisters(entry, sregs, regs);
+  if (Ioctl(fd_.get(), KVM_SET_SREGS, &sregs) != 0) return ErrnoError("KVM_SET_SREGS");
+  if (Ioctl(fd_.get(), KVM_SET_REGS, &regs) != 0) return ErrnoError("KVM_SET_REGS");
+  return absl::OkStatus();
+}
+
+void Vcpu::Start(VcpuContext context) {
+  running_ = true;
+  thread_ = std::thread([this, context = std::move(context)] { Loop(context); });
+}
+
+void Vcpu::Kick() {
+  run_->immediate_exit = 1;
+  if (running_.load() && thread_.joinable()) pthread_kill(thread_.native_handle(), kKickSignal);
+}
+
+void Vcpu::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Vcpu::Loop(VcpuContext context) {
+  // The kick signal is only delivered here, never to other threads.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, kKickSignal);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  while (!context.stopping->load()) {
+    if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+      if (errno == EINTR || errno == EAGAIN) {
+        run_->immediate_exit = 0;
+        continue;
+      }
+      context.stop({StopRequest::Reason::kError, 0,
+                    absl::StrCat("vCPU ", index_, ": KVM_RUN: ", std::strerror(errno))});
+      break;
+    }
+    if (!HandleExit(context)) break;
+  }
+  running_ = false;
+}
+
+bool Vcpu::HandleExit(const VcpuContext& context) {
+  switch (run_->exit_reason) {
+    case KVM_EXIT_IO: {
+      auto* base = reinterpret_cast<uint8_t*>(run_) + run_->io.data_offset;
+      for (uint32_t i = 0; i < run_->io.count; ++i) {
+        std::span<uint8_t> data(base + i * run_->io.size, run_->io.size);
+        if (run_->io.direction == KVM_EXIT_IO_OUT) {
+          context.pio->Write(run_->io.port, data);
+        } else {
+          context.pio->Read(run_->io.port, data);
+        }
+      }
+      return true;
+    }
+    case KVM_EXIT_MMIO: {
+      const uint32_t len = std::min<uint32_t>(run_->mmio.len, sizeof(run_->mmio.data));
+      std::span<uint8_t> data(run_->mmio.data, len);
+      if (run_->mmio.is_write) {
+        context.mmio->Write(run_->mmio.phys_addr, data);
+      } else {
+        context.mmio->Read(run_->mmio.phys_addr, data);
+      }
+      return true;
+    }
+    case KVM_EXIT_HLT:
+      // Only seen without an in-kernel LAPIC; a halted tiny guest is done.
+      context.stop({StopRequest::Reason::kPowerOff, 0, "guest halted"});
+      return false;
+    case KVM_EXIT_SHUTDOWN:
+      context.stop({StopRequest::Reason::kReset, 0, "guest reset (triple fault)"});
+      return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+      if (run_->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+        context.stop({StopRequest::Reason::kReset, 0, "guest reset"});
+      } else {
+        context.stop({StopRequest::Reason::kPowerOff, 0, "guest shut down"});
+      }
+      return false;
+    case KVM_EXIT_INTR:
+      return true;
+    case KVM_EXIT_FAIL_ENTRY:
+      context.stop({StopRequest::Reason::kError, 0,
+                    absl::StrCat("vCPU ", index_, ": VM entry failed, hardware reason 0x",
+                                 absl::Hex(run_->fail_entry.hardware_entry_failure_reason))});
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR:
+      context.stop({StopRequest::Reason::kError, 0,
+                    absl::StrCat("vCPU ", index_, ": KVM internal error, suberror ",
+                                 run_->internal.suberror)});
+      return false;
+    default:
+      context.stop({StopRequest::Reason::kError, 0,
+                    absl::StrCat("vCPU ", index_, ": unhandled KVM exit reason ",
+                                 run_->exit_reason)});
+      return false;
+  }
+}
+
+}  // namespace passage

@@ -1,0 +1,265 @@
+#include "vmm/vm.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "vmm/loader.h"
+
+namespace passage {
+namespace {
+
+// Addresses KVM needs for its own use on Intel (below the 4 GiB boundary,
+// outside RAM and every device window).
+constexpr uint64_t kIdentityMapAddr = 0xfeffc000;
+constexpr uint64_t kTssAddr = 0xfeffd000;
+
+// Puts a terminal on stdin into raw-ish mode (no echo, no line editing) for
+// the guest console, keeping ^C as SIGINT; restores it on destruction.
+class TerminalMode {
+ public:
+  TerminalMode() {
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_) != 0) return;
+    termios raw = saved_;
+    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ECHONL | IEXTEN);
+    raw.c_iflag &= ~static_cast<tcflag_t>(ICRNL | IXON);
+    raw.c_cc[VMIN] = 1;
+    raw.c_cc[VTIME] = 0;
+    active_ = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+  }
+  ~TerminalMode() {
+    if (active_) tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
+}  // namespace
+
+absl::Status KvmMemslots::OnRegionAdded(const MemoryRegion& region) {
+  absl::MutexLock lock(&mu_);
+  kvm_userspace_memory_region slot{};
+  slot.slot = next_slot_;
+  slot.guest_phys_addr = region.gpa;
+  slot.memory_size = region.size;
+  slot.userspace_addr = reinterpret_cast<uint64_t>(region.host);
+  if (Ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &slot) != 0) {
+    return ErrnoError(absl::StrCat("KVM_SET_USER_MEMORY_REGION for RAM at 0x", absl::Hex(region.gpa)));
+  }
+  slots_.emplace_back(region.gpa, next_slot_++);
+  return absl::OkStatus();
+}
+
+void KvmMemslots::OnRegionRemoved(const MemoryRegion& region) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = slots_.begin(); it != slots_.end(); ++it) {
+    if (it->first != region.gpa) continue;
+    kvm_userspace_memory_region slot{};
+    slot.slot = it->second;
+    slot.guest_phys_addr = region.gpa;
+    slot.memory_size = 0;  // deletes the slot
+    Ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &slot);
+    slots_.erase(it);
+    return;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
+  absl::StatusOr<Kvm> kvm = Kvm::Open();
+  if (!kvm.ok()) return kvm.status();
+  std::unique_ptr<Vm> vm(new Vm(std::move(*kvm)));
+  vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
+  if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
+  vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
+
+  if (Ioctl(vm->vm_fd(), KVM_SET_IDENTITY_MAP_ADDR, &kIdentityMapAddr) != 0 &&
+      vm->kvm_.CheckExtension(KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
+    return ErrnoError("KVM_SET_IDENTITY_MAP_ADDR");
+  }
+  if (Ioctl(vm->vm_fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(kTssAddr)) != 0) {
+    return ErrnoError("KVM_SET_TSS_ADDR");
+  }
+  if (Ioctl(vm->vm_fd(), KVM_CREATE_IRQCHIP, 0ul) != 0) return ErrnoError("KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (Ioctl(vm->vm_fd(), KVM_CREATE_PIT2, &pit) != 0) return ErrnoError("KVM_CREATE_PIT2");
+
+  absl::StatusOr<std::unique_ptr<GuestMemory>> memory =
+      GuestMemory::Create({config.ram_size, config.hugepages});
+  if (!memory.ok()) return memory.status();
+  vm->memory_ = std::move(*memory);
+  vm->memslots_ = std::make_unique<KvmMemslots>(vm->vm_fd());
+  if (absl::Status s = vm->memory_->AddListener(vm->memslots_.get()); !s.ok()) return s;
+
+  if (absl::Status s = vm->CreatePlatform(config); !s.ok()) return s;
+  if (absl::Status s = vm->CreateVcpus(config); !s.ok()) return s;
+  return vm;
+}
+
+absl::Status Vm::CreatePlatform(const VmConfig& config) {
+  int out_fd = -1;
+  switch (config.serial.kind) {
+    case SerialConfig::Kind::kStdio:
+      out_fd = STDOUT_FILENO;
+      serial_stdio_ = true;
+      break;
+    case SerialConfig::Kind::kNone:
+      break;
+    case SerialConfig::Kind::kFile:
+      serial_file_.reset(::open(config.serial.path.c_str(),
+                                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!serial_file_.valid()) {
+        return ErrnoError(absl::StrCat("-serial: cannot open '", config.serial.path, "'"));
+      }
+      out_fd = serial_file_.get();
+      break;
+  }
+  uart_ = std::make_shared<Uart8250>(out_fd, [this](bool level) {
+    (void)SetIrqLine(Uart8250::kCom1Irq, level);
+  });
+  if (absl::Status s = pio_.Register(Uart8250::kCom1Base, Uart8250::kSize, uart_, "COM1");
+      !s.ok()) {
+    return s;
+  }
+  debug_ = std::make_unique<DebugDevice>([this](int status) {
+    RequestStop({StopRequest::Reason::kDebugExit, status, "debug exit"});
+  });
+  if (absl::Status s = pio_.Register(DebugDevice::kPort, 1, debug_->port_handler(), "debug-exit");
+      !s.ok()) {
+    return s;
+  }
+  return mmio_.Register(kDebugMmioStart, DebugDevice::kMmioSize, debug_->mmio_handler(),
+                        "debug-mmio");
+}
+
+absl::Status Vm::CreateVcpus(const VmConfig& config) {
+  absl::StatusOr<BootEntry> entry = LoadKernel(config, *memory_);
+  if (!entry.ok()) return entry.status();
+  const int max_vcpus = kvm_.CheckExtension(KVM_CAP_MAX_VCPUS);
+  if (max_vcpus > 0 && config.cpus > max_vcpus) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("-smp: ", config.cpus, " vCPUs requested, this KVM allows ", max_vcpus));
+  }
+  absl::StatusOr<std::vector<kvm_cpuid_entry2>> cpuid = kvm_.SupportedCpuid();
+  if (!cpuid.ok()) return cpuid.status();
+  for (int i = 0; i < config.cpus; ++i) {
+    absl::StatusOr<std::unique_ptr<Vcpu>> vcpu = Vcpu::Create(kvm_, vm_fd(), i);
+    if (!vcpu.ok()) return vcpu.status();
+    if (absl::Status s = (*vcpu)->SetCpuid(*cpuid, config.cpus); !s.ok()) return s;
+    vcpus_.push_back(std::move(*vcpu));
+  }
+  // The boot processor starts at the entry point; the others wait for SIPI.
+  return vcpus_[0]->SetupEntry(*entry);
+}
+
+Vm::~Vm() {
+  stopping_ = true;
+  for (auto& v : vcpus_) v->Kick();
+  vcpus_.clear();  // joins the threads
+  if (memory_ != nullptr && memslots_ != nullptr) memory_->RemoveListener(memslots_.get());
+}
+
+absl::Status Vm::SetIrqLine(uint32_t gsi, bool level) {
+  kvm_irq_level irq{};
+  irq.irq = gsi;
+  irq.level = level ? 1 : 0;
+  if (Ioctl(vm_fd(), KVM_IRQ_LINE, &irq) != 0) return ErrnoError(absl::StrCat("KVM_IRQ_LINE ", gsi));
+  return absl::OkStatus();
+}
+
+void Vm::RequestStop(StopRequest request) {
+  {
+    absl::MutexLock lock(&stop_mu_);
+    if (stop_.has_value()) return;
+    stop_ = std::move(request);
+  }
+  stopping_ = true;
+  const uint64_t one = 1;
+  (void)!write(stop_event_.get(), &one, sizeof(one));
+}
+
+absl::StatusOr<int> Vm::Run() {
+  // Block the vCPU kick signal and the termination signals here; vCPU threads
+  // unblock the kick, and the loop below takes termination signals via poll.
+  InstallVcpuKickSignal();
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGRTMIN);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGHUP);
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  UniqueFd sigfd;
+  {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGINT);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGHUP);
+    sigfd.reset(signalfd(-1, &term, SFD_CLOEXEC));
+  }
+  std::optional<TerminalMode> terminal;
+  if (serial_stdio_) terminal.emplace();
+
+  for (auto& v : vcpus_) {
+    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_});
+  }
+
+  bool stdin_open = serial_stdio_;
+  while (!stopping_.load()) {
+    pollfd fds[3] = {{stop_event_.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0},
+                     {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      RequestStop({StopRequest::Reason::kError, 0, absl::StrCat("poll: ", std::strerror(errno))});
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info;
+      if (read(sigfd.get(), &info, sizeof(info)) == sizeof(info)) {
+        RequestStop({StopRequest::Reason::kError, 128 + static_cast<int>(info.ssi_signo),
+                     absl::StrCat("terminated by signal ", info.ssi_signo)});
+      }
+    }
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+      uint8_t buf[256];
+      const ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+      if (n > 0) {
+        uart_->PushInput({buf, static_cast<size_t>(n)});
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        stdin_open = false;  // EOF: the console simply has no more input
+      }
+    }
+  }
+  for (auto& v : vcpus_) v->Kick();
+  for (auto& v : vcpus_) v->Join();
+  terminal.reset();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+
+  absl::MutexLock lock(&stop_mu_);
+  const StopRequest& stop = *stop_;
+  switch (stop.reason) {
+    case StopRequest::Reason::kDebugExit:
+      return stop.status;
+    case StopRequest::Reason::kPowerOff:
+    case StopRequest::Reason::kReset:
+      return 0;
+    case StopRequest::Reason::kError:
+      if (stop.status != 0) return stop.status;  // a signal: 128 + signo
+      return absl::InternalError(stop.detail);
+  }
+  return absl::InternalError("unreachable");
+}
+
+}  // namespace passage

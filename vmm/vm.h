@@ -1,0 +1,83 @@
+// A virtual machine: the KVM VM fd, guest memory and its memslots, the I/O
+// buses with the platform devices, and the vCPU threads.
+#ifndef PASSAGE_VMM_VM_H_
+#define PASSAGE_VMM_VM_H_
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "devices/debug_device.h"
+#include "devices/io_bus.h"
+#include "devices/uart_8250.h"
+#include "memory/guest_memory.h"
+#include "memory/unique_fd.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/vcpu.h"
+
+namespace passage {
+
+// Keeps KVM memslots in step with guest RAM.
+class KvmMemslots : public MemoryListener {
+ public:
+  explicit KvmMemslots(int vm_fd) : vm_fd_(vm_fd) {}
+  absl::Status OnRegionAdded(const MemoryRegion& region) override;
+  void OnRegionRemoved(const MemoryRegion& region) override;
+
+ private:
+  const int vm_fd_;
+  absl::Mutex mu_;
+  std::vector<std::pair<uint64_t, uint32_t>> slots_ ABSL_GUARDED_BY(mu_);  // gpa -> slot
+  uint32_t next_slot_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class Vm {
+ public:
+  // Builds the whole VM (memory, devices, image, vCPUs) without running it.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
+  ~Vm();
+
+  // Runs the vCPUs until the guest ends the VM; returns passage's exit status
+  // (the debug-exit status, 0 for power-off/reset) or the error that ended it.
+  absl::StatusOr<int> Run();
+
+  // Thread-safe; the first request wins.
+  void RequestStop(StopRequest request) ABSL_LOCKS_EXCLUDED(stop_mu_);
+
+  GuestMemory& memory() { return *memory_; }
+  IoBus& pio() { return pio_; }
+  IoBus& mmio() { return mmio_; }
+  int vm_fd() const { return vm_fd_.get(); }
+  // Drives an in-kernel irqchip input pin (KVM_IRQ_LINE).
+  absl::Status SetIrqLine(uint32_t gsi, bool level);
+
+ private:
+  explicit Vm(Kvm kvm) : kvm_(std::move(kvm)) {}
+  absl::Status CreatePlatform(const VmConfig& config);
+  absl::Status CreateVcpus(const VmConfig& config);
+
+  Kvm kvm_;
+  UniqueFd vm_fd_;
+  UniqueFd serial_file_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::unique_ptr<KvmMemslots> memslots_;
+  IoBus pio_{"port I/O"};
+  IoBus mmio_{"MMIO"};
+  std::shared_ptr<Uart8250> uart_;
+  std::unique_ptr<DebugDevice> debug_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  bool serial_stdio_ = false;
+
+  std::atomic<bool> stopping_{false};
+  UniqueFd stop_event_;  // eventfd: the main loop wakes when a stop is requested
+  absl::Mutex stop_mu_;
+  std::optional<StopRequest> stop_ ABSL_GUARDED_BY(stop_mu_);
+};
+
+}  // namespace passage
+
+#endif  // PASSAGE_VMM_VM_H_
