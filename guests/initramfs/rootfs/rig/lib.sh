@@ -1,0 +1,148 @@
+# Shell helpers for rig guests (busybox sh). Sourced by /init of the L1 and L2
+# images and by every scenario, so scenarios can use these directly.
+#
+# Output protocol (one line each, on the serial console):
+#   RIG-BOOT {"image":"l1","kernel":"...","uptime":"..."}   init started
+#   RIG-RESULT {"name":"...","ok":true|false,"detail":"..."}   one check
+#   RIG-DONE {"rc":0,"results":N,"failed":F}                  init finished; powering off
+# Every RIG-RESULT line is also appended to $RIG_RESULTS, so init can report
+# how many it emitted and the host can tell when one was lost or garbled.
+
+RIG_RESULTS=${RIG_RESULTS:-/tmp/rig-results}
+export RIG_RESULTS
+
+# json_str TEXT: TEXT as the inside of a JSON string (no quotes).
+json_str() {
+  printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037\177' | awk '
+    BEGIN { ORS = "" }
+    { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, "\\t"); gsub(/\r/, "\\r")
+      if (NR > 1) print "\\n"
+      print }'
+}
+
+# result NAME OK DETAIL...
+#   OK: true|ok|pass|yes or false|fail|no, or a number read as an exit
+#   status (0 = pass). Returns 0 when the result passed, 1 when it failed.
+result() {
+  _r_name=$1 _r_ok=$2
+  shift 2
+  case $_r_ok in
+    true|ok|pass|yes) _r_ok=true ;;
+    false|fail|no) _r_ok=false ;;
+    *[!0-9]*|'') set -- "$* [result: bad OK argument '$_r_ok']"; _r_ok=false ;;
+    0) _r_ok=true ;;
+    *) _r_ok=false ;;
+  esac
+  _r_line="RIG-RESULT {\"name\":\"$(json_str "$_r_name")\",\"ok\":$_r_ok,\"detail\":\"$(json_str "$*")\"}"
+  echo "$_r_line" >> "$RIG_RESULTS"
+  echo "$_r_line"
+  [ "$_r_ok" = true ]
+}
+
+# check NAME CMD [ARGS...]: runs CMD; passes when it exits 0. The detail is
+# the exit status and the last lines of its output.
+check() {
+  _c_name=$1
+  shift
+  _c_out=$("$@" 2>&1)
+  _c_rc=$?
+  result "$_c_name" "$_c_rc" "\`$*\` exited $_c_rc: $(printf '%s\n' "$_c_out" | tail -n 5)"
+}
+
+# expect_dev NAME PATH [c|b|d|f]: PATH exists (and is a char device, block
+# device, directory or regular file).
+expect_dev() {
+  _e_type=${3:-e}
+  if [ -$_e_type "$2" ]; then
+    result "$1" true "$2 exists ($(ls -ld "$2" 2>&1 | awk '{print $1, $5, $6}'))"
+  else
+    result "$1" false "$2 missing or not of type -$_e_type ($(ls -ld "$2" 2>&1))"
+  fi
+}
+
+# pci_find VVVV:DDDD: prints the BDFs of matching PCI devices, one a line.
+pci_find() {
+  _p_v=0x${1%%:*} _p_d=0x${1##*:}
+  for _p in /sys/bus/pci/devices/*; do
+    [ "$(cat "$_p/vendor")" = "$_p_v" ] && [ "$(cat "$_p/device")" = "$_p_d" ] && echo "${_p##*/}"
+  done
+  return 0
+}
+
+# pci_driver BDF: the bound driver's name, or "none".
+pci_driver() {
+  if [ -e "/sys/bus/pci/devices/$1/driver" ]; then
+    basename "$(readlink "/sys/bus/pci/devices/$1/driver")"
+  else
+    echo none
+  fi
+}
+
+# pci_cdev BDF: /dev/vfio/devices/vfioN of the device, or nothing.
+pci_cdev() {
+  for _p in /sys/bus/pci/devices/"$1"/vfio-dev/vfio*; do
+    [ -e "$_p" ] && echo "/dev/vfio/devices/${_p##*/}"
+  done
+  return 0
+}
+
+# pci_group BDF: the device's IOMMU group number, or nothing.
+pci_group() {
+  [ -e "/sys/bus/pci/devices/$1/iommu_group" ] && basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"
+  return 0
+}
+
+# rig_bind VVVV:DDDD: binds every matching PCI device to vfio-pci (through
+# driver_override + drivers_probe) and emits one bind.VVVV:DDDD result each.
+rig_bind() {
+  _b_found=
+  for _b_bdf in $(pci_find "$1"); do
+    _b_found=1
+    _b_sys=/sys/bus/pci/devices/$_b_bdf
+    _b_was=$(pci_driver "$_b_bdf")
+    _b_err=$( { echo vfio-pci > "$_b_sys/driver_override" &&
+                if [ -e "$_b_sys/driver" ]; then echo "$_b_bdf" > "$_b_sys/driver/unbind"; fi &&
+                echo "$_b_bdf" > /sys/bus/pci/drivers_probe; } 2>&1)
+    _b_now=$(pci_driver "$_b_bdf")
+    _b_cdev=$(pci_cdev "$_b_bdf")
+    if [ "$_b_now" = vfio-pci ] && [ -c "$_b_cdev" ]; then
+      result "bind.$1" true "$_b_bdf: $_b_was -> vfio-pci, cdev $_b_cdev, iommu group $(pci_group "$_b_bdf")"
+    else
+      result "bind.$1" false "$_b_bdf: $_b_was -> $_b_now, cdev '${_b_cdev}' ${_b_err}"
+    fi
+  done
+  [ -n "$_b_found" ] || result "bind.$1" false "no PCI device $1 in /sys/bus/pci/devices"
+}
+
+# rig_import PREFIX LOGFILE: re-emits the RIG-RESULT lines a nested guest
+# wrote to LOGFILE (e.g. L2's serial console) with PREFIX added to their
+# names, then one PREFIX.done result: passes when LOGFILE has a RIG-DONE line
+# whose count matches the RIG-RESULT lines found and whose rc is 0.
+rig_import() {
+  _i_n=0
+  _i_tmp=/tmp/rig-import.$$
+  tr -d '\r' < "$2" | sed -n 's/^.*\(RIG-RESULT {"name":"\)/\1/p' > "$_i_tmp"
+  while IFS= read -r _i_line; do
+    _i_line=$(printf '%s' "$_i_line" | sed "s/^RIG-RESULT {\"name\":\"/RIG-RESULT {\"name\":\"$1./")
+    echo "$_i_line" >> "$RIG_RESULTS"
+    echo "$_i_line"
+    _i_n=$((_i_n + 1))
+  done < "$_i_tmp"
+  rm -f "$_i_tmp"
+  _i_done=$(tr -d '\r' < "$2" | sed -n 's/^.*RIG-DONE //p' | tail -n 1)
+  case $_i_done in
+    *'"rc":0,'*'"results":'$_i_n','*) result "$1.done" true "imported $_i_n results; $_i_done" ;;
+    '') result "$1.done" false "imported $_i_n results; no RIG-DONE line in $2" ;;
+    *) result "$1.done" false "imported $_i_n results; $_i_done" ;;
+  esac
+}
+
+# rig_done RC: prints the RIG-DONE line.
+rig_done() {
+  _d_n=0 _d_f=0
+  if [ -f "$RIG_RESULTS" ]; then
+    _d_n=$(grep -c '^RIG-RESULT ' "$RIG_RESULTS")
+    _d_f=$(grep -c '^RIG-RESULT {"name":"[^"]*","ok":false,' "$RIG_RESULTS")
+  fi
+  echo "RIG-DONE {\"rc\":$1,\"results\":$_d_n,\"failed\":$_d_f}"
+}
