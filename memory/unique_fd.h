@@ -40,9 +40,10 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-// "what: strerror(errno)" as an absl::Status whose code follows errno.
+// "what: strerror(errno)" as an absl::Status whose code follows errno
+// (absl::ErrnoToStatus appends the errno text).
 inline absl::Status ErrnoError(absl::string_view what, int err = errno) {
-  return absl::ErrnoToStatus(err, absl::StrCat(what, ": ", std::strerror(err)));
+  return absl::ErrnoToStatus(err, what);
 }
 
 }  // namespace passage
