@@ -39,7 +39,7 @@ absl::Status WriteLongModeTables(GuestMemory& memory) {
   uint64_t ram_end = 0;
   for (const MemoryRegion& r : memory.regions()) ram_end = std::max(ram_end, r.end());
   const uint64_t gib = std::min<uint64_t>(kMaxIdentityMapGiB,
-                                          std::max<uint64_t>(4, (ram_end + kGiB - 1) / kGiB));
+                                          std::max<uint64_t>(8, (ram_end + kGiB - 1) / kGiB));
   std::vector<uint64_t> pdpt(512, 0);
   for (uint64_t g = 0; g < gib; ++g) {
     std::vector<uint64_t> pd(512);

@@ -37,7 +37,8 @@ struct BootEntry {
 };
 
 // Writes the GDT and identity page tables (2 MiB pages) covering
-// [0, max(4 GiB, end of RAM)), capped at kMaxIdentityMapGiB.
+// [0, max(8 GiB, end of RAM)), capped at kMaxIdentityMapGiB: the 32-bit
+// device windows and a little beyond RAM stay reachable for tiny guests.
 absl::Status WriteLongModeTables(GuestMemory& memory);
 
 // Fills `sregs`/`regs` for `entry` (sregs should come from KVM_GET_SREGS).

@@ -32,10 +32,20 @@ TEST(LongModeTables, IdentityMapCoversLowAndHighRam) {
                       kHighRamStart + 0x1000, 7 * kGiB - 1}) {
     EXPECT_EQ(Translate(**mem, va), va) << std::hex << va;
   }
-  // RAM ends at 7 GiB: nothing beyond 7 GiB is mapped.
-  EXPECT_EQ(Translate(**mem, 7 * kGiB), ~0ull);
+  // RAM ends at 7 GiB; the map covers at least 8 GiB and no more here.
+  EXPECT_EQ(Translate(**mem, 8 * kGiB - 4096), 8 * kGiB - 4096);
+  EXPECT_EQ(Translate(**mem, 8 * kGiB), ~0ull);
   // The tables themselves stay below the legacy hole.
-  EXPECT_LE(kPdAddr + 7 * 4096, kLegacyHoleStart);
+  EXPECT_LE(kPdAddr + kMaxIdentityMapGiB * 4096, kLegacyHoleStart);
+}
+
+TEST(LongModeTables, LargeRamIsMappedToItsEnd) {
+  auto mem = GuestMemory::Create({20 * kGiB, false});
+  ASSERT_TRUE(mem.ok());
+  ASSERT_TRUE(WriteLongModeTables(**mem).ok());
+  const uint64_t end = kHighRamStart + 20 * kGiB - kLowRamEnd;  // 21 GiB
+  EXPECT_EQ(Translate(**mem, end - 8), end - 8);
+  EXPECT_EQ(Translate(**mem, end), ~0ull);
 }
 
 TEST(LongModeTables, GdtHasLinuxBootSelectors) {

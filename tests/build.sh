@@ -1,0 +1,9 @@
+#!/bin/bash
+# Install dependencies and build passage into build/ (warnings are errors).
+# Prints the build directory as its last line.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+uapi=$("$root/tests/install-deps.sh" | tail -1)
+cmake -S "$root" -B "$root/build" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" -DPASSAGE_WERROR=ON >&2
+ninja -C "$root/build" >&2
+echo "$root/build"

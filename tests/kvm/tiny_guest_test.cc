@@ -1,0 +1,163 @@
+// Runs the passage binary on /dev/kvm with the tiny guests in guests/tiny.
+// Skips (with the reason) where /dev/kvm is absent or refuses to make a VM.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs passage with `args`; stdin is /dev/null.
+Result RunPassage(const std::vector<std::string>& args) {
+  std::vector<std::string> argv_s = {PASSAGE_BIN};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return {};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  pid_t pid;
+  Result r;
+  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) return r;
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  close(err[1]);
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (poll(fds, 2, 30000) <= 0) {
+      kill(pid, SIGKILL);
+      r.err += "<test: passage timed out after 30 s>";
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[4096];
+      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  for (auto& f : fds) if (f.fd >= 0) close(f.fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string Tiny(const char* name) { return std::string(TINY_DIR) + "/" + name; }
+
+class TinyGuest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) GTEST_SKIP() << "skipped: /dev/kvm not usable: " << std::strerror(errno);
+    const int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    const int err = errno;
+    close(kvm);
+    if (vm < 0) GTEST_SKIP() << "skipped: KVM_CREATE_VM failed: " << std::strerror(err);
+    close(vm);
+  }
+};
+
+TEST_F(TinyGuest, RealModeHelloAndDebugExit) {
+  Result r = RunPassage({"-kernel", Tiny("hello16.bin")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "tiny16: hello from real mode\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(TinyGuest, LongModeHighMemoryMmioAndPortIo) {
+  Result r = RunPassage({"-m", "3200M", "-entry", "long", "-kernel", Tiny("long64.bin")});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("tiny64: EFER.LMA set"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiny64: RAM above 4 GiB ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiny64: MMIO scratch ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiny64: port read ok"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+}
+
+// Without RAM above 4 GiB the guest's high-memory check must fail, and its
+// status (bit 1) must come out as passage's exit code.
+TEST_F(TinyGuest, HighMemoryCheckFailsWithoutHighRam) {
+  Result r = RunPassage({"-m", "512M", "-entry", "long", "-kernel", Tiny("long64.bin")});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("tiny64: FAIL: RAM above 4 GiB"), std::string::npos) << r.out;
+}
+
+TEST_F(TinyGuest, SmpGuestStillRunsOnTheBootCpu) {
+  Result r = RunPassage({"-smp", "4", "-kernel", Tiny("hello16.bin")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "tiny16: hello from real mode\n");
+}
+
+TEST_F(TinyGuest, SerialToFileAndNone) {
+  char path[] = "/tmp/passage-serial-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  Result r = RunPassage({"-serial", std::string("file:") + path, "-kernel", Tiny("hello16.bin")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str(), "tiny16: hello from real mode\n");
+  unlink(path);
+
+  Result none = RunPassage({"-serial", "none", "-kernel", Tiny("hello16.bin")});
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.out, "");
+}
+
+TEST_F(TinyGuest, BadInputExitsBeforeRunning) {
+  Result missing = RunPassage({"-kernel", "/nonexistent/passage-test-image"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("-kernel"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.out, "");
+
+  Result usage = RunPassage({"-m", "1X", "-kernel", Tiny("hello16.bin")});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_EQ(usage.out, "");
+  EXPECT_NE(usage.err.find("-m"), std::string::npos) << usage.err;
+
+  Result smp = RunPassage({"-smp", "0", "-kernel", Tiny("hello16.bin")});
+  EXPECT_EQ(smp.exit_code, 2);
+  EXPECT_NE(smp.err.find("-smp"), std::string::npos) << smp.err;
+
+  Result dir = RunPassage({"-kernel", "/"});
+  EXPECT_EQ(dir.exit_code, 1);
+  EXPECT_NE(dir.err.find("not a regular file"), std::string::npos) << dir.err;
+}
+
+}  // namespace
