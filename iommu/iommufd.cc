@@ -1,0 +1,154 @@
+#include "iommu/iommufd.h"
+
+#include <fcntl.h>
+#include <linux/iommufd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace passage {
+namespace {
+
+absl::Status SysError(absl::string_view what, int err = errno) {
+  return absl::ErrnoToStatus(err, what);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Iommufd>> Iommufd::Create(const Options& options, Sys* sys) {
+  SysFd fd;
+  if (options.fd >= 0) {
+    fd = SysFd(sys, options.fd);
+  } else {
+    fd = SysFd(sys, sys->Open("/dev/iommu", O_RDWR));
+    if (!fd.valid()) return SysError(absl::StrCat("iommufd ", options.id, ": opening /dev/iommu"));
+  }
+  std::unique_ptr<Iommufd> iommufd(
+      new Iommufd(sys, options.id, std::move(fd), options.map_file));
+  iommu_ioas_alloc alloc{};
+  alloc.size = sizeof(alloc);
+  if (sys->Ioctl(iommufd->fd(), IOMMU_IOAS_ALLOC, &alloc) != 0) {
+    const int err = errno;
+    if (options.fd >= 0 && (err == ENOTTY || err == EBADF || err == EINVAL)) {
+      // passage owns every fd handed to it: this one is closed on return.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "iommufd ", options.id, ": fd=", options.fd, " is not an open /dev/iommu (",
+          std::strerror(err), ")"));
+    }
+    return SysError(absl::StrCat("iommufd ", options.id, ": IOMMU_IOAS_ALLOC"), err);
+  }
+  iommufd->ioas_id_ = alloc.out_ioas_id;
+  return iommufd;
+}
+
+Iommufd::~Iommufd() {
+  if (!fd_.valid()) return;
+  std::map<uint64_t, uint64_t> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left = mappings_;
+  }
+  for (auto it = left.rbegin(); it != left.rend(); ++it) {
+    if (absl::Status s = Unmap(it->first, it->second); !s.ok()) {
+      std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
+    }
+  }
+  if (ioas_id_ != 0) {
+    iommu_destroy destroy{};
+    destroy.size = sizeof(destroy);
+    destroy.id = ioas_id_;
+    sys_->Ioctl(fd_.get(), IOMMU_DESTROY, &destroy);
+  }
+}
+
+absl::StatusOr<std::vector<IovaRange>> Iommufd::AllowedRanges() {
+  std::vector<iommu_iova_range> ranges(8);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    iommu_ioas_iova_ranges q{};
+    q.size = sizeof(q);
+    q.ioas_id = ioas_id_;
+    q.num_iovas = static_cast<uint32_t>(ranges.size());
+    q.allowed_iovas = reinterpret_cast<uint64_t>(ranges.data());
+    if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_IOVA_RANGES, &q) == 0) {
+      std::vector<IovaRange> out;
+      for (uint32_t i = 0; i < q.num_iovas && i < ranges.size(); ++i) {
+        out.push_back({ranges[i].start, ranges[i].last});
+      }
+      return out;
+    }
+    if (errno != EMSGSIZE) return SysError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES"));
+    ranges.resize(q.num_iovas);  // the kernel told us how many there are
+  }
+  return absl::InternalError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES keeps growing"));
+}
+
+absl::Status Iommufd::Map(const DmaMapping& m) {
+  absl::StatusOr<std::vector<IovaRange>> allowed = AllowedRanges();
+  if (!allowed.ok()) return allowed.status();
+  if (absl::Status s = CheckIovaAllowed(id_, m.iova, m.size, *allowed); !s.ok()) return s;
+
+  const uint32_t flags =
+      IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+  bool mapped = false;
+  if (map_file_ && m.fd >= 0) {
+    iommu_ioas_map_file map{};
+    map.size = sizeof(map);
+    map.flags = flags;
+    map.ioas_id = ioas_id_;
+    map.fd = m.fd;
+    map.start = m.fd_offset;
+    map.length = m.size;
+    map.iova = m.iova;
+    if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP_FILE, &map) == 0) {
+      mapped = true;
+      used_map_file_ = true;
+    } else if (errno != ENOTTY && errno != EOPNOTSUPP) {
+      return SysError(absl::StrCat(id_, ": IOMMU_IOAS_MAP_FILE of guest RAM at 0x",
+                                   absl::Hex(m.iova), "+0x", absl::Hex(m.size)));
+    } else {
+      map_file_ = false;  // older kernel: use user VA mappings from now on
+    }
+  }
+  if (!mapped) {
+    iommu_ioas_map map{};
+    map.size = sizeof(map);
+    map.flags = flags;
+    map.ioas_id = ioas_id_;
+    map.user_va = reinterpret_cast<uint64_t>(m.host);
+    map.length = m.size;
+    map.iova = m.iova;
+    if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP, &map) != 0) {
+      return SysError(absl::StrCat(id_, ": IOMMU_IOAS_MAP of guest RAM at 0x", absl::Hex(m.iova),
+                                   "+0x", absl::Hex(m.size)));
+    }
+    used_map_file_ = false;
+  }
+  absl::MutexLock lock(&mu_);
+  mappings_[m.iova] = m.size;
+  return absl::OkStatus();
+}
+
+absl::Status Iommufd::Unmap(uint64_t iova, uint64_t size) {
+  iommu_ioas_unmap unmap{};
+  unmap.size = sizeof(unmap);
+  unmap.ioas_id = ioas_id_;
+  unmap.iova = iova;
+  unmap.length = size;
+  if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_UNMAP, &unmap) != 0) {
+    return SysError(absl::StrCat(id_, ": IOMMU_IOAS_UNMAP 0x", absl::Hex(iova), "+0x",
+                                 absl::Hex(size)));
+  }
+  absl::MutexLock lock(&mu_);
+  mappings_.erase(iova);
+  return absl::OkStatus();
+}
+
+std::map<uint64_t, uint64_t> Iommufd::mappings() const {
+  absl::MutexLock lock(&mu_);
+  return mappings_;
+}
+
+}  // namespace passage

@@ -1,0 +1,62 @@
+// One iommufd object (`-object iommufd,id=X[,fd=N]`): the /dev/iommu fd and
+// one IOAS into which all guest RAM is mapped, shared by every device bound
+// to this object.
+#ifndef PASSAGE_IOMMU_IOMMUFD_H_
+#define PASSAGE_IOMMU_IOMMUFD_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "iommu/dma_space.h"
+#include "iommu/sys.h"
+
+namespace passage {
+
+class Iommufd : public DmaSpace {
+ public:
+  struct Options {
+    std::string id;         // the object's id, used in messages
+    int fd = -1;            // an already-open /dev/iommu: adopted, nothing opened
+    bool map_file = true;   // prefer IOMMU_IOAS_MAP_FILE when the kernel has it
+  };
+
+  static absl::StatusOr<std::unique_ptr<Iommufd>> Create(const Options& options,
+                                                         Sys* sys = &Sys::Real());
+  // Unmaps everything still mapped (newest first), destroys the IOAS, closes.
+  ~Iommufd() override;
+
+  const std::string& name() const override { return id_; }
+  int fd() const { return fd_.get(); }
+  uint32_t ioas_id() const { return ioas_id_; }
+
+  absl::Status Map(const DmaMapping& mapping) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Unmap(uint64_t iova, uint64_t size) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<IovaRange>> AllowedRanges() override;
+
+  // How the last mapping was made (for reports and tests).
+  bool used_map_file() const { return used_map_file_; }
+  // Mappings currently live, iova -> size.
+  std::map<uint64_t, uint64_t> mappings() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  Iommufd(Sys* sys, std::string id, SysFd fd, bool map_file)
+      : sys_(sys), id_(std::move(id)), fd_(std::move(fd)), map_file_(map_file) {}
+
+  Sys* const sys_;
+  const std::string id_;
+  SysFd fd_;
+  uint32_t ioas_id_ = 0;
+  bool map_file_;
+  bool used_map_file_ = false;
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, uint64_t> mappings_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace passage
+
+#endif  // PASSAGE_IOMMU_IOMMUFD_H_
