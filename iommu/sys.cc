@@ -1,10 +1,16 @@
 #include "iommu/sys.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+
+#include "absl/strings/str_cat.h"
 
 namespace passage {
 namespace {
@@ -33,6 +39,31 @@ class RealSys : public Sys {
       r = ::pwrite(fd, buf, count, offset);
     } while (r < 0 && errno == EINTR);
     return r;
+  }
+  void* MmapShared(int fd, size_t length, off_t offset) override {
+    return ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+  }
+  int Munmap(void* addr, size_t length) override { return ::munmap(addr, length); }
+  absl::StatusOr<std::string> ReadLink(const std::string& path) override {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf) - 1);
+    if (n < 0) return absl::ErrnoToStatus(errno, absl::StrCat("readlink ", path));
+    return std::string(buf, static_cast<size_t>(n));
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    DIR* dir = ::opendir(path.c_str());
+    if (dir == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("opendir ", path));
+    std::vector<std::string> out;
+    while (dirent* e = ::readdir(dir)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") out.push_back(name);
+    }
+    ::closedir(dir);
+    return out;
+  }
+  bool Exists(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
   }
 };
 

@@ -5,6 +5,11 @@
 
 #include <sys/types.h>
 
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
 namespace passage {
 
 class Sys {
@@ -16,6 +21,13 @@ class Sys {
   virtual int Ioctl(int fd, unsigned long request, void* arg) = 0;
   virtual ssize_t Pread(int fd, void* buf, size_t count, off_t offset) = 0;
   virtual ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) = 0;
+  // mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset).
+  virtual void* MmapShared(int fd, size_t length, off_t offset) = 0;
+  virtual int Munmap(void* addr, size_t length) = 0;
+  // sysfs helpers: a symlink's target, a directory's entries (no . and ..).
+  virtual absl::StatusOr<std::string> ReadLink(const std::string& path) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) = 0;
+  virtual bool Exists(const std::string& path) = 0;
 
   // The real kernel.
   static Sys& Real();

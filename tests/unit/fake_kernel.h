@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <sys/mman.h>
+
 #include <map>
 #include <set>
 #include <string>
@@ -21,9 +23,41 @@
 
 namespace passage::testing {
 
+// A passthrough PCI device as VFIO shows it: config space, regions, IRQs.
+struct FakeVfioPci {
+  struct Region {
+    uint32_t flags = 0;
+    uint64_t size = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> sparse;  // offset, size
+    bool msix_mappable = false;
+  };
+  std::vector<uint8_t> config = std::vector<uint8_t>(4096, 0);
+  std::vector<Region> regions = std::vector<Region>(VFIO_PCI_NUM_REGIONS);
+  std::vector<uint32_t> irq_counts = std::vector<uint32_t>(VFIO_PCI_NUM_IRQS, 0);
+  bool resettable = true;
+  // State the fake keeps.
+  int bound_iommufd = -1;
+  uint32_t attached_pt = 0;
+  int resets = 0;
+  std::map<std::pair<uint32_t, uint32_t>, int32_t> irq_eventfds;  // (index, vector) -> fd
+  std::map<uint32_t, int32_t> unmask_eventfds;
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> writes;  // fd offset, data
+
+  static constexpr uint64_t kRegionShift = 40;  // region offset in the device fd
+};
+
 class FakeKernel : public Sys {
  public:
-  enum class Kind { kIommufd, kContainer, kGroup, kOther };
+  enum class Kind { kIommufd, kContainer, kGroup, kVfioDevice, kOther };
+
+  // sysfs: symlinks, directories, existing paths.
+  std::map<std::string, std::string> links;
+  std::map<std::string, std::vector<std::string>> dirs;
+  std::set<std::string> paths;
+  // Devices by cdev path ("/dev/vfio/devices/vfio0") and by BDF for groups.
+  std::map<std::string, FakeVfioPci*> cdevs;
+  std::map<std::string, FakeVfioPci*> group_devices;
+  std::set<std::string> busy;  // paths whose open fails with EBUSY
 
   // Knobs.
   bool map_file_supported = true;
@@ -49,6 +83,12 @@ class FakeKernel : public Sys {
   int Open(const char* path, int) override {
     opened_paths.emplace_back(path);
     const std::string p(path);
+    if (busy.count(p)) return Fail(EBUSY);
+    if (auto c = cdevs.find(p); c != cdevs.end()) {
+      const int fd = AddFd(Kind::kVfioDevice);
+      device_of_[fd] = c->second;
+      return fd;
+    }
     if (p == "/dev/iommu") return AddFd(Kind::kIommufd);
     if (p == "/dev/vfio/vfio") return AddFd(Kind::kContainer);
     if (p.rfind("/dev/vfio/", 0) == 0) return AddFd(Kind::kGroup);
@@ -56,14 +96,64 @@ class FakeKernel : public Sys {
     return -1;
   }
   int Close(int fd) override {
+    if (FakeVfioPci* d = Device(fd)) {
+      d->bound_iommufd = -1;  // closing a cdev unbinds it
+      d->attached_pt = 0;
+      device_of_.erase(fd);
+    }
     if (fds_.erase(fd) == 0) {
       errno = EBADF;
       return -1;
     }
     return 0;
   }
-  ssize_t Pread(int, void*, size_t, off_t) override { return Fail(EINVAL); }
-  ssize_t Pwrite(int, const void*, size_t, off_t) override { return Fail(EINVAL); }
+  ssize_t Pread(int fd, void* buf, size_t count, off_t offset) override {
+    FakeVfioPci* d = Device(fd);
+    if (d == nullptr) return Fail(EBADF);
+    const uint64_t index = static_cast<uint64_t>(offset) >> FakeVfioPci::kRegionShift;
+    const uint64_t off = static_cast<uint64_t>(offset) & ((1ull << FakeVfioPci::kRegionShift) - 1);
+    if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
+      if (off + count > d->config.size()) return Fail(EINVAL);
+      std::memcpy(buf, d->config.data() + off, count);
+      return static_cast<ssize_t>(count);
+    }
+    std::memset(buf, 0, count);
+    return static_cast<ssize_t>(count);
+  }
+  ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
+    FakeVfioPci* d = Device(fd);
+    if (d == nullptr) return Fail(EBADF);
+    const auto* p = static_cast<const uint8_t*>(buf);
+    d->writes.push_back({static_cast<uint64_t>(offset), std::vector<uint8_t>(p, p + count)});
+    const uint64_t index = static_cast<uint64_t>(offset) >> FakeVfioPci::kRegionShift;
+    const uint64_t off = static_cast<uint64_t>(offset) & ((1ull << FakeVfioPci::kRegionShift) - 1);
+    if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
+      if (off + count > d->config.size()) return Fail(EINVAL);
+      std::memcpy(d->config.data() + off, p, count);
+    }
+    return static_cast<ssize_t>(count);
+  }
+  void* MmapShared(int fd, size_t length, off_t) override {
+    if (Device(fd) == nullptr) {
+      errno = EBADF;
+      return MAP_FAILED;
+    }
+    return ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  }
+  int Munmap(void* addr, size_t length) override { return ::munmap(addr, length); }
+  absl::StatusOr<std::string> ReadLink(const std::string& path) override {
+    auto it = links.find(path);
+    if (it == links.end()) return absl::NotFoundError(path);
+    return it->second;
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    auto it = dirs.find(path);
+    if (it == dirs.end()) return absl::NotFoundError(path);
+    return it->second;
+  }
+  bool Exists(const std::string& path) override {
+    return paths.count(path) || dirs.count(path) || links.count(path);
+  }
 
   int Ioctl(int fd, unsigned long request, void* arg) override {
     auto it = fds_.find(fd);
@@ -72,6 +162,7 @@ class FakeKernel : public Sys {
       case Kind::kIommufd: return IommufdIoctl(request, arg);
       case Kind::kContainer: return ContainerIoctl(request, arg);
       case Kind::kGroup: return GroupIoctl(request, arg);
+      case Kind::kVfioDevice: return DeviceIoctl(fd, request, arg);
       case Kind::kOther: return Fail(ENOTTY);
     }
     return Fail(ENOTTY);
@@ -219,6 +310,15 @@ class FakeKernel : public Sys {
         group_container = c;
         return 0;
       }
+      case VFIO_GROUP_GET_DEVICE_FD: {
+        if (group_container < 0 || !iommu_set) return Fail(EINVAL);
+        auto it = group_devices.find(static_cast<const char*>(arg));
+        if (it == group_devices.end()) return Fail(ENODEV);
+        if (busy.count(it->first)) return Fail(EBUSY);
+        const int fd = AddFd(Kind::kVfioDevice);
+        device_of_[fd] = it->second;
+        return fd;
+      }
       case VFIO_GROUP_UNSET_CONTAINER:
         if (group_container < 0) return Fail(EINVAL);
         group_container = -1;
@@ -229,6 +329,128 @@ class FakeKernel : public Sys {
     return Fail(ENOTTY);
   }
 
+  FakeVfioPci* Device(int fd) const {
+    auto it = device_of_.find(fd);
+    return it == device_of_.end() ? nullptr : it->second;
+  }
+
+  int DeviceIoctl(int fd, unsigned long request, void* arg) {
+    FakeVfioPci* d = Device(fd);
+    switch (request) {
+      case VFIO_DEVICE_BIND_IOMMUFD: {
+        auto* b = static_cast<vfio_device_bind_iommufd*>(arg);
+        auto it = fds_.find(b->iommufd);
+        if (it == fds_.end() || it->second != Kind::kIommufd) return Fail(EBADF);
+        if (d->bound_iommufd >= 0) return Fail(EINVAL);
+        d->bound_iommufd = b->iommufd;
+        b->out_devid = 42;
+        return 0;
+      }
+      case VFIO_DEVICE_ATTACH_IOMMUFD_PT: {
+        auto* a = static_cast<vfio_device_attach_iommufd_pt*>(arg);
+        if (d->bound_iommufd < 0 || !ioas_.count(a->pt_id)) return Fail(EINVAL);
+        d->attached_pt = a->pt_id;
+        return 0;
+      }
+      case VFIO_DEVICE_DETACH_IOMMUFD_PT:
+        if (d->attached_pt == 0) return Fail(EINVAL);
+        d->attached_pt = 0;
+        return 0;
+      case VFIO_DEVICE_GET_INFO: {
+        auto* info = static_cast<vfio_device_info*>(arg);
+        if (d->bound_iommufd < 0 && group_container < 0) return Fail(EINVAL);
+        info->flags = VFIO_DEVICE_FLAGS_PCI | (d->resettable ? VFIO_DEVICE_FLAGS_RESET : 0);
+        info->num_regions = static_cast<uint32_t>(d->regions.size());
+        info->num_irqs = static_cast<uint32_t>(d->irq_counts.size());
+        return 0;
+      }
+      case VFIO_DEVICE_GET_REGION_INFO: {
+        auto* info = static_cast<vfio_region_info*>(arg);
+        if (info->index >= d->regions.size()) return Fail(EINVAL);
+        const FakeVfioPci::Region& r = d->regions[info->index];
+        size_t need = sizeof(vfio_region_info);
+        if (!r.sparse.empty()) {
+          need += sizeof(vfio_region_info_cap_sparse_mmap) +
+                  r.sparse.size() * sizeof(vfio_region_sparse_mmap_area);
+        }
+        if (r.msix_mappable) need += sizeof(vfio_info_cap_header);
+        const uint32_t argsz = info->argsz;
+        info->flags = r.flags | (need > sizeof(vfio_region_info) ? VFIO_REGION_INFO_FLAG_CAPS : 0);
+        info->size = r.size;
+        info->offset = static_cast<uint64_t>(info->index) << FakeVfioPci::kRegionShift;
+        info->cap_offset = 0;
+        if (argsz < need) {
+          info->argsz = static_cast<uint32_t>(need);
+          return 0;
+        }
+        auto* base = reinterpret_cast<uint8_t*>(info);
+        uint32_t off = sizeof(vfio_region_info);
+        vfio_info_cap_header* prev = nullptr;
+        if (!r.sparse.empty()) {
+          auto* cap = reinterpret_cast<vfio_region_info_cap_sparse_mmap*>(base + off);
+          cap->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+          cap->header.version = 1;
+          cap->header.next = 0;
+          cap->nr_areas = static_cast<uint32_t>(r.sparse.size());
+          for (size_t i = 0; i < r.sparse.size(); ++i) {
+            cap->areas[i] = {r.sparse[i].first, r.sparse[i].second};
+          }
+          info->cap_offset = off;
+          prev = &cap->header;
+          off += static_cast<uint32_t>(sizeof(*cap) + r.sparse.size() * sizeof(cap->areas[0]));
+        }
+        if (r.msix_mappable) {
+          auto* hdr = reinterpret_cast<vfio_info_cap_header*>(base + off);
+          hdr->id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE;
+          hdr->version = 1;
+          hdr->next = 0;
+          if (prev) prev->next = off; else info->cap_offset = off;
+        }
+        return 0;
+      }
+      case VFIO_DEVICE_GET_IRQ_INFO: {
+        auto* info = static_cast<vfio_irq_info*>(arg);
+        if (info->index >= d->irq_counts.size()) return Fail(EINVAL);
+        info->count = d->irq_counts[info->index];
+        info->flags = VFIO_IRQ_INFO_EVENTFD |
+                      (info->index == VFIO_PCI_INTX_IRQ_INDEX ? VFIO_IRQ_INFO_MASKABLE |
+                                                                 VFIO_IRQ_INFO_AUTOMASKED
+                                                           : VFIO_IRQ_INFO_NORESIZE);
+        return 0;
+      }
+      case VFIO_DEVICE_SET_IRQS: {
+        auto* set = static_cast<vfio_irq_set*>(arg);
+        if (set->index >= d->irq_counts.size()) return Fail(EINVAL);
+        const uint32_t count = d->irq_counts[set->index];
+        if (set->flags & VFIO_IRQ_SET_DATA_NONE) {
+          if (set->count != 0) return Fail(EINVAL);
+          std::erase_if(d->irq_eventfds, [&](auto& e) { return e.first.first == set->index; });
+          return 0;
+        }
+        if (!(set->flags & VFIO_IRQ_SET_DATA_EVENTFD)) return Fail(EINVAL);
+        if (set->start >= count || set->count > count - set->start) return Fail(EINVAL);
+        if (set->argsz < sizeof(*set) + set->count * sizeof(int32_t)) return Fail(EINVAL);
+        const auto* efds = reinterpret_cast<const int32_t*>(set->data);
+        for (uint32_t i = 0; i < set->count; ++i) {
+          if (set->flags & VFIO_IRQ_SET_ACTION_UNMASK) {
+            d->unmask_eventfds[set->index] = efds[i];
+          } else if (efds[i] < 0) {
+            d->irq_eventfds.erase({set->index, set->start + i});
+          } else {
+            d->irq_eventfds[{set->index, set->start + i}] = efds[i];
+          }
+        }
+        return 0;
+      }
+      case VFIO_DEVICE_RESET:
+        if (!d->resettable) return Fail(ENOTTY);
+        ++d->resets;
+        return 0;
+    }
+    return Fail(ENOTTY);
+  }
+
+  std::map<int, FakeVfioPci*> device_of_;
   int next_fd_ = 100;
   uint32_t next_id_ = 1;
   std::map<int, Kind> fds_;

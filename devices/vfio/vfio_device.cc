@@ -1,0 +1,380 @@
+#include "devices/vfio/vfio_device.h"
+
+#include <fcntl.h>
+#include <linux/vfio.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace passage {
+namespace {
+
+absl::Status SysError(absl::string_view what, int err = errno) {
+  return absl::ErrnoToStatus(err, what);
+}
+
+std::string Basename(absl::string_view path) {
+  const size_t slash = path.rfind('/');
+  return std::string(slash == absl::string_view::npos ? path : path.substr(slash + 1));
+}
+
+bool IsHex(absl::string_view s, size_t len) {
+  if (s.size() != len) return false;
+  for (char c : s) {
+    if (!absl::ascii_isxdigit(c)) return false;
+  }
+  return true;
+}
+
+// The device must exist and be bound to vfio-pci; errors say what to do.
+absl::Status CheckBoundToVfioPci(Sys* sys, const std::string& id, const std::string& sysfs) {
+  if (!sys->Exists(sysfs)) {
+    return absl::NotFoundError(absl::StrCat(id, ": no such PCI device (", sysfs, " is missing)"));
+  }
+  absl::StatusOr<std::string> driver = sys->ReadLink(sysfs + "/driver");
+  if (!driver.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        id, ": ", Basename(sysfs), " is bound to no driver; bind it to vfio-pci first"));
+  }
+  if (Basename(*driver) != "vfio-pci") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        id, ": ", Basename(sysfs), " is bound to ", Basename(*driver),
+        ", not vfio-pci; bind it to vfio-pci first"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ParseHostBdf(absl::string_view text) {
+  // [DDDD:]BB:SS.F
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  std::string domain = "0000";
+  if (parts.size() == 3) {
+    if (!IsHex(parts[0], 4)) parts.clear();
+    else domain = absl::AsciiStrToLower(parts[0]);
+    if (!parts.empty()) parts.erase(parts.begin());
+  }
+  if (parts.size() == 2) {
+    std::vector<absl::string_view> sf = absl::StrSplit(parts[1], '.');
+    if (IsHex(parts[0], 2) && sf.size() == 2 && IsHex(sf[0], 2) && sf[1].size() == 1 &&
+        sf[1][0] >= '0' && sf[1][0] <= '7') {
+      uint32_t slot = 0;
+      absl::SimpleHexAtoi(sf[0], &slot);
+      if (slot < 32) {
+        return absl::StrCat(domain, ":", absl::AsciiStrToLower(parts[0]), ":",
+                            absl::AsciiStrToLower(sf[0]), ".", sf[1]);
+      }
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("host=", text, ": not a PCI address (expected [DDDD:]BB:SS.F)"));
+}
+
+bool VfioRegionInfo::readable() const { return flags & VFIO_REGION_INFO_FLAG_READ; }
+bool VfioRegionInfo::writable() const { return flags & VFIO_REGION_INFO_FLAG_WRITE; }
+
+// ---- groups ---------------------------------------------------------------
+
+VfioGroups::~VfioGroups() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, g] : groups_) container_->RemoveGroup(g.fd.get(), id);
+  groups_.clear();
+}
+
+absl::StatusOr<int> VfioGroups::Acquire(int id) {
+  absl::MutexLock lock(&mu_);
+  auto it = groups_.find(id);
+  if (it != groups_.end()) {
+    ++it->second.users;
+    return it->second.fd.get();
+  }
+  const std::string path = absl::StrCat("/dev/vfio/", id);
+  SysFd fd(sys_, sys_->Open(path.c_str(), O_RDWR));
+  if (!fd.valid()) {
+    if (errno == EBUSY) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("vfio group ", id, " is in use by another process (", path, ")"));
+    }
+    return SysError(absl::StrCat("opening ", path));
+  }
+  if (absl::Status s = container_->AddGroup(fd.get(), id); !s.ok()) return s;
+  Group& g = groups_[id];
+  g.fd = std::move(fd);
+  g.users = 1;
+  return g.fd.get();
+}
+
+void VfioGroups::Release(int id) {
+  absl::MutexLock lock(&mu_);
+  auto it = groups_.find(id);
+  if (it == groups_.end() || --it->second.users > 0) return;
+  container_->RemoveGroup(it->second.fd.get(), id);
+  groups_.erase(it);
+}
+
+// ---- device ---------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Options& o,
+                                                                         Iommufd& iommufd,
+                                                                         Sys* sys) {
+  std::unique_ptr<VfioDevice> dev(new VfioDevice(sys, o.id));
+  if (o.fd >= 0) {
+    dev->fd_ = SysFd(sys, o.fd);
+  } else {
+    if (absl::Status s = CheckBoundToVfioPci(sys, o.id, o.sysfs_path); !s.ok()) return s;
+    absl::StatusOr<std::vector<std::string>> cdevs = sys->ListDir(o.sysfs_path + "/vfio-dev");
+    if (!cdevs.ok() || cdevs->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          o.id, ": ", Basename(o.sysfs_path),
+          " has no VFIO cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?); drop iommufd= to use "
+          "the legacy container"));
+    }
+    const std::string path = absl::StrCat("/dev/vfio/devices/", (*cdevs)[0]);
+    dev->fd_ = SysFd(sys, sys->Open(path.c_str(), O_RDWR));
+    if (!dev->fd_.valid()) {
+      if (errno == EBUSY) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(o.id, ": ", path, " is in use (opened by another process)"));
+      }
+      return SysError(absl::StrCat(o.id, ": opening ", path));
+    }
+  }
+  vfio_device_bind_iommufd bind{};
+  bind.argsz = sizeof(bind);
+  bind.iommufd = iommufd.fd();
+  if (sys->Ioctl(dev->fd(), VFIO_DEVICE_BIND_IOMMUFD, &bind) != 0) {
+    const int err = errno;
+    if (err == ENOTTY || (err == EINVAL && o.fd >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          o.id, ": fd=", o.fd, " is not a VFIO device cdev (/dev/vfio/devices/vfioN)"));
+    }
+    if (err == EBUSY || err == EEXIST) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(o.id, ": device is in use (already bound to an iommufd)"));
+    }
+    return SysError(absl::StrCat(o.id, ": VFIO_DEVICE_BIND_IOMMUFD to ", iommufd.name()), err);
+  }
+  dev->devid_ = bind.out_devid;
+  vfio_device_attach_iommufd_pt attach{};
+  attach.argsz = sizeof(attach);
+  attach.pt_id = iommufd.ioas_id();
+  if (sys->Ioctl(dev->fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) != 0) {
+    return SysError(absl::StrCat(o.id, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS of ",
+                                 iommufd.name()));
+  }
+  dev->iommufd_ = &iommufd;
+  if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
+  return dev;
+}
+
+absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithContainer(const Options& o,
+                                                                           VfioGroups& groups,
+                                                                           Sys* sys) {
+  if (o.fd >= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        o.id, ": fd= needs iommufd= (a passed fd is a VFIO cdev, bound through iommufd)"));
+  }
+  if (absl::Status s = CheckBoundToVfioPci(sys, o.id, o.sysfs_path); !s.ok()) return s;
+  absl::StatusOr<std::string> group_link = sys->ReadLink(o.sysfs_path + "/iommu_group");
+  int group_id = -1;
+  if (!group_link.ok() || !absl::SimpleAtoi(Basename(*group_link), &group_id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(o.id, ": ", Basename(o.sysfs_path), " has no IOMMU group"));
+  }
+  absl::StatusOr<int> group_fd = groups.Acquire(group_id);
+  if (!group_fd.ok()) return group_fd.status();
+  std::unique_ptr<VfioDevice> dev(new VfioDevice(sys, o.id));
+  dev->groups_ = &groups;
+  dev->group_id_ = group_id;
+  std::string bdf = Basename(o.sysfs_path);
+  dev->fd_ = SysFd(sys, sys->Ioctl(*group_fd, VFIO_GROUP_GET_DEVICE_FD, bdf.data()));
+  if (!dev->fd_.valid()) {
+    if (errno == EBUSY) {
+      return absl::FailedPreconditionError(absl::StrCat(o.id, ": ", bdf, " is in use"));
+    }
+    return SysError(absl::StrCat(o.id, ": VFIO_GROUP_GET_DEVICE_FD ", bdf));
+  }
+  if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
+  return dev;
+}
+
+VfioDevice::~VfioDevice() {
+  if (fd_.valid() && iommufd_ != nullptr) {
+    vfio_device_detach_iommufd_pt detach{};
+    detach.argsz = sizeof(detach);
+    sys_->Ioctl(fd_.get(), VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
+  }
+  fd_.reset();  // closing a cdev also unbinds it from iommufd
+  if (groups_ != nullptr) groups_->Release(group_id_);
+}
+
+absl::Status VfioDevice::ReadInfo() {
+  vfio_device_info info{};
+  info.argsz = sizeof(info);
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_GET_INFO, &info) != 0) {
+    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_GET_INFO"));
+  }
+  if (!(info.flags & VFIO_DEVICE_FLAGS_PCI)) {
+    return absl::InvalidArgumentError(absl::StrCat(id_, ": not a PCI device"));
+  }
+  if (info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
+    return absl::FailedPreconditionError(absl::StrCat(id_, ": device reports no config region"));
+  }
+  num_regions_ = info.num_regions;
+  num_irqs_ = info.num_irqs;
+  can_reset_ = info.flags & VFIO_DEVICE_FLAGS_RESET;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VfioRegionInfo> VfioDevice::RegionInfo(uint32_t index) const {
+  std::vector<uint8_t> buf(sizeof(vfio_region_info));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto* info = reinterpret_cast<vfio_region_info*>(buf.data());
+    info->argsz = static_cast<uint32_t>(buf.size());
+    info->index = index;
+    if (sys_->Ioctl(fd(), VFIO_DEVICE_GET_REGION_INFO, info) != 0) {
+      return SysError(absl::StrCat(id_, ": VFIO_DEVICE_GET_REGION_INFO ", index));
+    }
+    if (info->argsz > buf.size()) {  // capabilities did not fit
+      buf.resize(info->argsz);
+      continue;
+    }
+    VfioRegionInfo r;
+    r.index = index;
+    r.flags = info->flags;
+    r.size = info->size;
+    r.offset = info->offset;
+    bool sparse = false;
+    if (info->flags & VFIO_REGION_INFO_FLAG_CAPS) {
+      uint32_t off = info->cap_offset;
+      for (int hops = 0; off != 0 && hops < 64; ++hops) {
+        if (off < sizeof(vfio_region_info) || off + sizeof(vfio_info_cap_header) > buf.size()) {
+          break;
+        }
+        auto* hdr = reinterpret_cast<vfio_info_cap_header*>(buf.data() + off);
+        if (hdr->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP &&
+            off + sizeof(vfio_region_info_cap_sparse_mmap) <= buf.size()) {
+          auto* cap = reinterpret_cast<vfio_region_info_cap_sparse_mmap*>(hdr);
+          const size_t room = (buf.size() - off - sizeof(*cap)) / sizeof(cap->areas[0]);
+          sparse = true;
+          for (uint32_t i = 0; i < cap->nr_areas && i < room; ++i) {
+            const auto& a = cap->areas[i];
+            if (a.size == 0 || a.offset > r.size || a.size > r.size - a.offset) continue;
+            r.mmap_areas.push_back({a.offset, a.size});
+          }
+        } else if (hdr->id == VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) {
+          r.msix_mappable = true;
+        }
+        off = hdr->next;
+      }
+    }
+    if ((r.flags & VFIO_REGION_INFO_FLAG_MMAP) && !sparse && r.size > 0) {
+      r.mmap_areas.push_back({0, r.size});
+    }
+    if (!(r.flags & VFIO_REGION_INFO_FLAG_MMAP)) r.mmap_areas.clear();
+    return r;
+  }
+  return absl::InternalError(absl::StrCat(id_, ": region ", index, " info keeps growing"));
+}
+
+absl::StatusOr<VfioIrqInfo> VfioDevice::IrqInfo(uint32_t index) const {
+  vfio_irq_info info{};
+  info.argsz = sizeof(info);
+  info.index = index;
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_GET_IRQ_INFO, &info) != 0) {
+    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_GET_IRQ_INFO ", index));
+  }
+  return VfioIrqInfo{info.flags, info.count};
+}
+
+absl::Status VfioDevice::ReadRegion(const VfioRegionInfo& region, uint64_t offset,
+                                    std::span<uint8_t> data) const {
+  if (offset > region.size || data.size() > region.size - offset) {
+    return absl::OutOfRangeError(absl::StrCat(id_, ": read of region ", region.index,
+                                              " at 0x", absl::Hex(offset), " out of range"));
+  }
+  const ssize_t n = sys_->Pread(fd(), data.data(), data.size(),
+                                static_cast<off_t>(region.offset + offset));
+  if (n != static_cast<ssize_t>(data.size())) {
+    return SysError(absl::StrCat(id_, ": read of region ", region.index, " at 0x",
+                                 absl::Hex(offset)), n < 0 ? errno : EIO);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::WriteRegion(const VfioRegionInfo& region, uint64_t offset,
+                                     std::span<const uint8_t> data) const {
+  if (offset > region.size || data.size() > region.size - offset) {
+    return absl::OutOfRangeError(absl::StrCat(id_, ": write of region ", region.index,
+                                              " at 0x", absl::Hex(offset), " out of range"));
+  }
+  const ssize_t n = sys_->Pwrite(fd(), data.data(), data.size(),
+                                 static_cast<off_t>(region.offset + offset));
+  if (n != static_cast<ssize_t>(data.size())) {
+    return SysError(absl::StrCat(id_, ": write of region ", region.index, " at 0x",
+                                 absl::Hex(offset)), n < 0 ? errno : EIO);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::SetIrqEventfds(uint32_t index, uint32_t start,
+                                        std::span<const int32_t> fds) const {
+  std::vector<uint8_t> buf(sizeof(vfio_irq_set) + fds.size() * sizeof(int32_t));
+  auto* set = reinterpret_cast<vfio_irq_set*>(buf.data());
+  set->argsz = static_cast<uint32_t>(buf.size());
+  set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+  set->index = index;
+  set->start = start;
+  set->count = static_cast<uint32_t>(fds.size());
+  std::memcpy(set->data, fds.data(), fds.size() * sizeof(int32_t));
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_SET_IRQS, set) != 0) {
+    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_SET_IRQS index ", index, " vectors ", start,
+                                 "..", start + fds.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::SetIrqUnmaskEventfd(uint32_t index, int32_t efd) const {
+  std::vector<uint8_t> buf(sizeof(vfio_irq_set) + sizeof(int32_t));
+  auto* set = reinterpret_cast<vfio_irq_set*>(buf.data());
+  set->argsz = static_cast<uint32_t>(buf.size());
+  set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK;
+  set->index = index;
+  set->start = 0;
+  set->count = 1;
+  std::memcpy(set->data, &efd, sizeof(efd));
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_SET_IRQS, set) != 0) {
+    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_SET_IRQS unmask eventfd, index ", index));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::DisableIrqs(uint32_t index) const {
+  vfio_irq_set set{};
+  set.argsz = sizeof(set);
+  set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+  set.index = index;
+  set.start = 0;
+  set.count = 0;
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_SET_IRQS, &set) != 0) {
+    return SysError(absl::StrCat(id_, ": disabling interrupts, index ", index));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::Reset() const {
+  if (!can_reset_) return absl::OkStatus();
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_RESET, nullptr) != 0) {
+    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_RESET"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace passage

@@ -1,0 +1,133 @@
+// A VFIO device fd and the steps of its life cycle that are not PCI-specific:
+// open (cdev + iommufd, or group + legacy container), region and IRQ info,
+// region access, interrupt eventfds, reset. devices/vfio/vfio_pci.* builds
+// the guest-visible PCI device on top of it.
+#ifndef PASSAGE_DEVICES_VFIO_VFIO_DEVICE_H_
+#define PASSAGE_DEVICES_VFIO_VFIO_DEVICE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "iommu/iommufd.h"
+#include "iommu/legacy_container.h"
+#include "iommu/sys.h"
+
+namespace passage {
+
+// "00:04.0" or "0000:00:04.0" -> "0000:00:04.0".
+absl::StatusOr<std::string> ParseHostBdf(absl::string_view text);
+
+struct VfioSparseArea {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+struct VfioRegionInfo {
+  uint32_t index = 0;
+  uint32_t flags = 0;
+  uint64_t size = 0;
+  uint64_t offset = 0;  // of the region within the device fd
+  // mmap-able parts; when the region is mmap-able without a sparse list,
+  // this holds one area covering the whole region.
+  std::vector<VfioSparseArea> mmap_areas;
+  bool msix_mappable = false;
+  bool readable() const;
+  bool writable() const;
+};
+
+struct VfioIrqInfo {
+  uint32_t flags = 0;
+  uint32_t count = 0;
+};
+
+// Legacy groups, shared by the devices in them: opened once, put into the
+// container once, released with the last device.
+class VfioGroups {
+ public:
+  VfioGroups(LegacyContainer* container, Sys* sys) : container_(container), sys_(sys) {}
+  ~VfioGroups();
+  // The fd of group `id`, opened and added to the container on first use.
+  absl::StatusOr<int> Acquire(int id) ABSL_LOCKS_EXCLUDED(mu_);
+  void Release(int id) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Group {
+    SysFd fd;
+    int users = 0;
+  };
+  LegacyContainer* const container_;
+  Sys* const sys_;
+  absl::Mutex mu_;
+  std::map<int, Group> groups_ ABSL_GUARDED_BY(mu_);
+};
+
+class VfioDevice {
+ public:
+  struct Options {
+    std::string id;          // for messages
+    std::string sysfs_path;  // /sys/bus/pci/devices/<BDF> (from host= or sysfsdev=)
+    int fd = -1;             // an open /dev/vfio/devices/vfioN: adopted, nothing opened
+  };
+
+  // cdev path: bind to `iommufd` and attach to its IOAS.
+  static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithIommufd(const Options& options,
+                                                                     Iommufd& iommufd,
+                                                                     Sys* sys = &Sys::Real());
+  // Legacy path: the device's group joins the container, then the device fd
+  // comes from the group.
+  static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithContainer(const Options& options,
+                                                                       VfioGroups& groups,
+                                                                       Sys* sys = &Sys::Real());
+  // Detaches (cdev) or releases the group (legacy), then closes the fd.
+  ~VfioDevice();
+
+  const std::string& id() const { return id_; }
+  int fd() const { return fd_.get(); }
+  Sys* sys() const { return sys_; }
+  uint32_t num_regions() const { return num_regions_; }
+  uint32_t num_irqs() const { return num_irqs_; }
+  bool can_reset() const { return can_reset_; }
+  bool uses_iommufd() const { return iommufd_ != nullptr; }
+  uint32_t iommufd_devid() const { return devid_; }
+
+  absl::StatusOr<VfioRegionInfo> RegionInfo(uint32_t index) const;
+  absl::StatusOr<VfioIrqInfo> IrqInfo(uint32_t index) const;
+  // Region access through the fd; offset/length are checked against the region.
+  absl::Status ReadRegion(const VfioRegionInfo& region, uint64_t offset,
+                          std::span<uint8_t> data) const;
+  absl::Status WriteRegion(const VfioRegionInfo& region, uint64_t offset,
+                           std::span<const uint8_t> data) const;
+  // VFIO_DEVICE_SET_IRQS trigger eventfds for vectors [start, start+fds.size());
+  // an fd of -1 detaches that vector.
+  absl::Status SetIrqEventfds(uint32_t index, uint32_t start, std::span<const int32_t> fds) const;
+  // INTx: the resample/unmask eventfd.
+  absl::Status SetIrqUnmaskEventfd(uint32_t index, int32_t fd) const;
+  absl::Status DisableIrqs(uint32_t index) const;
+  absl::Status Reset() const;
+
+ private:
+  VfioDevice(Sys* sys, std::string id) : sys_(sys), id_(std::move(id)) {}
+  absl::Status ReadInfo();
+
+  Sys* const sys_;
+  const std::string id_;
+  SysFd fd_;
+  Iommufd* iommufd_ = nullptr;  // cdev path
+  uint32_t devid_ = 0;
+  VfioGroups* groups_ = nullptr;  // legacy path
+  int group_id_ = -1;
+  uint32_t num_regions_ = 0;
+  uint32_t num_irqs_ = 0;
+  bool can_reset_ = false;
+};
+
+}  // namespace passage
+
+#endif  // PASSAGE_DEVICES_VFIO_VFIO_DEVICE_H_

@@ -1,0 +1,196 @@
+#include "devices/vfio/vfio_device.h"
+
+#include <gtest/gtest.h>
+#include <linux/vfio.h>
+
+#include "tests/unit/fake_kernel.h"
+
+namespace passage {
+namespace {
+
+using testing::FakeKernel;
+using testing::FakeVfioPci;
+
+constexpr char kSysfs[] = "/sys/bus/pci/devices/0000:00:04.0";
+
+class VfioDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dev_.regions[VFIO_PCI_CONFIG_REGION_INDEX] = {
+        VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 4096, {}, false};
+    dev_.regions[VFIO_PCI_BAR0_REGION_INDEX] = {
+        VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP,
+        0x4000,
+        {{0, 0x2000}, {0x3000, 0x1000}},  // hole where an MSI-X table would be
+        true};
+    dev_.irq_counts[VFIO_PCI_MSIX_IRQ_INDEX] = 8;
+    dev_.irq_counts[VFIO_PCI_INTX_IRQ_INDEX] = 1;
+    dev_.config[0] = 0x34;
+    dev_.config[1] = 0x12;
+    kernel_.paths.insert(kSysfs);
+    kernel_.links[std::string(kSysfs) + "/driver"] = "../../../bus/pci/drivers/vfio-pci";
+    kernel_.links[std::string(kSysfs) + "/iommu_group"] = "../../../kernel/iommu_groups/5";
+    kernel_.dirs[std::string(kSysfs) + "/vfio-dev"] = {"vfio0"};
+    kernel_.cdevs["/dev/vfio/devices/vfio0"] = &dev_;
+    kernel_.group_devices["0000:00:04.0"] = &dev_;
+    auto iommufd = Iommufd::Create({"iommufd0"}, &kernel_);
+    ASSERT_TRUE(iommufd.ok());
+    iommufd_ = std::move(*iommufd);
+  }
+
+  VfioDevice::Options Opts(int fd = -1) { return {"dev0", kSysfs, fd}; }
+
+  FakeKernel kernel_;
+  FakeVfioPci dev_;
+  std::unique_ptr<Iommufd> iommufd_;
+};
+
+TEST(ParseHostBdf, Forms) {
+  EXPECT_EQ(*ParseHostBdf("00:04.0"), "0000:00:04.0");
+  EXPECT_EQ(*ParseHostBdf("0000:3A:1f.7"), "0000:3a:1f.7");
+  for (const char* bad : {"", "4", "00:04", "00:04.8", "00:20.0", "0:04.0", "zz:04.0",
+                          "00000:00:04.0", "0000:00:04.0.1", "../../x"}) {
+    EXPECT_FALSE(ParseHostBdf(bad).ok()) << bad;
+  }
+  EXPECT_NE(std::string(ParseHostBdf("x").status().message()).find("host="), std::string::npos);
+}
+
+TEST_F(VfioDeviceTest, CdevIsFoundThroughSysfsBoundAndAttached) {
+  {
+    auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    EXPECT_EQ(dev_.bound_iommufd, iommufd_->fd());
+    EXPECT_EQ(dev_.attached_pt, iommufd_->ioas_id());
+    EXPECT_EQ((*dev)->iommufd_devid(), 42u);
+    EXPECT_TRUE((*dev)->can_reset());
+    EXPECT_EQ((*dev)->num_regions(), static_cast<uint32_t>(VFIO_PCI_NUM_REGIONS));
+  }
+  EXPECT_EQ(dev_.bound_iommufd, -1);
+  EXPECT_EQ(dev_.attached_pt, 0u);
+  EXPECT_EQ(kernel_.open_fds(), 1u);  // just the iommufd
+}
+
+TEST_F(VfioDeviceTest, PassedCdevFdOpensNothing) {
+  const int fd = kernel_.Open("/dev/vfio/devices/vfio0", 0);
+  kernel_.opened_paths.clear();
+  auto dev = VfioDevice::OpenWithIommufd(Opts(fd), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  EXPECT_TRUE(kernel_.opened_paths.empty());
+  EXPECT_EQ((*dev)->fd(), fd);
+}
+
+TEST_F(VfioDeviceTest, PassedFdOfTheWrongKind) {
+  const int fd = kernel_.AddFd(FakeKernel::Kind::kOther);
+  auto dev = VfioDevice::OpenWithIommufd(Opts(fd), *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_NE(std::string(dev.status().message()).find("not a VFIO device cdev"), std::string::npos)
+      << dev.status();
+  EXPECT_FALSE(kernel_.is_open(fd));
+}
+
+TEST_F(VfioDeviceTest, NonexistentDevice) {
+  auto dev = VfioDevice::OpenWithIommufd({"dev0", "/sys/bus/pci/devices/0000:00:09.0", -1},
+                                         *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_EQ(dev.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(dev.status().message()).find("no such PCI device"), std::string::npos);
+}
+
+TEST_F(VfioDeviceTest, DeviceBoundToAnotherDriver) {
+  kernel_.links[std::string(kSysfs) + "/driver"] = "../../../bus/pci/drivers/nvme";
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_NE(msg.find("bound to nvme, not vfio-pci"), std::string::npos) << msg;
+  EXPECT_EQ(kernel_.open_fds(), 1u);
+}
+
+TEST_F(VfioDeviceTest, DeviceInUse) {
+  kernel_.busy.insert("/dev/vfio/devices/vfio0");
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_NE(std::string(dev.status().message()).find("in use"), std::string::npos);
+  EXPECT_EQ(kernel_.open_fds(), 1u);
+}
+
+TEST_F(VfioDeviceTest, AlreadyBoundCdevIsInUse) {
+  auto first = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(first.ok());
+  const int fd = kernel_.Open("/dev/vfio/devices/vfio0", 0);
+  dev_.bound_iommufd = iommufd_->fd();  // the fake shares state across fds
+  auto second = VfioDevice::OpenWithIommufd(Opts(fd), *iommufd_, &kernel_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_FALSE(kernel_.is_open(fd));
+}
+
+TEST_F(VfioDeviceTest, RegionInfoWithSparseAreasAndMsixCap) {
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok());
+  auto bar0 = (*dev)->RegionInfo(VFIO_PCI_BAR0_REGION_INDEX);
+  ASSERT_TRUE(bar0.ok()) << bar0.status();
+  EXPECT_EQ(bar0->size, 0x4000u);
+  ASSERT_EQ(bar0->mmap_areas.size(), 2u);
+  EXPECT_EQ(bar0->mmap_areas[1].offset, 0x3000u);
+  EXPECT_TRUE(bar0->msix_mappable);
+  auto config = (*dev)->RegionInfo(VFIO_PCI_CONFIG_REGION_INDEX);
+  ASSERT_TRUE(config.ok());
+  EXPECT_TRUE(config->mmap_areas.empty());
+  uint8_t id[2];
+  ASSERT_TRUE((*dev)->ReadRegion(*config, 0, id).ok());
+  EXPECT_EQ(id[0], 0x34);
+  EXPECT_EQ(id[1], 0x12);
+  // Out of range accesses never reach the kernel.
+  uint8_t big[8];
+  EXPECT_FALSE((*dev)->ReadRegion(*config, 4092, big).ok());
+  EXPECT_FALSE((*dev)->WriteRegion(*config, ~0ull - 2, big).ok());
+  EXPECT_TRUE(dev_.writes.empty());
+}
+
+TEST_F(VfioDeviceTest, InterruptEventfdsAndReset) {
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok());
+  const int32_t fds[3] = {7, -1, 9};
+  ASSERT_TRUE((*dev)->SetIrqEventfds(VFIO_PCI_MSIX_IRQ_INDEX, 2, fds).ok());
+  EXPECT_EQ(dev_.irq_eventfds.size(), 2u);
+  EXPECT_EQ((dev_.irq_eventfds[{VFIO_PCI_MSIX_IRQ_INDEX, 4}]), 9);
+  EXPECT_FALSE((*dev)->SetIrqEventfds(VFIO_PCI_MSIX_IRQ_INDEX, 7, fds).ok());  // past count
+  ASSERT_TRUE((*dev)->DisableIrqs(VFIO_PCI_MSIX_IRQ_INDEX).ok());
+  EXPECT_TRUE(dev_.irq_eventfds.empty());
+  ASSERT_TRUE((*dev)->SetIrqUnmaskEventfd(VFIO_PCI_INTX_IRQ_INDEX, 11).ok());
+  EXPECT_EQ(dev_.unmask_eventfds[VFIO_PCI_INTX_IRQ_INDEX], 11);
+  ASSERT_TRUE((*dev)->Reset().ok());
+  EXPECT_EQ(dev_.resets, 1);
+}
+
+TEST_F(VfioDeviceTest, LegacyPathThroughGroupAndContainer) {
+  auto container = LegacyContainer::Create(-1, &kernel_);
+  ASSERT_TRUE(container.ok());
+  {
+    VfioGroups groups(container->get(), &kernel_);
+    {
+      auto dev = VfioDevice::OpenWithContainer(Opts(), groups, &kernel_);
+      ASSERT_TRUE(dev.ok()) << dev.status();
+      EXPECT_FALSE((*dev)->uses_iommufd());
+      EXPECT_EQ(kernel_.group_container, (*container)->fd());
+      EXPECT_TRUE(kernel_.iommu_set);
+      EXPECT_NE(std::find(kernel_.opened_paths.begin(), kernel_.opened_paths.end(),
+                          "/dev/vfio/5"),
+                kernel_.opened_paths.end());
+    }
+    // Last device gone: the group left the container.
+    EXPECT_EQ(kernel_.group_container, -1);
+  }
+  EXPECT_EQ(kernel_.open_fds(), 2u);  // iommufd + container
+}
+
+TEST_F(VfioDeviceTest, LegacyPathRefusesPassedFd) {
+  auto container = LegacyContainer::Create(-1, &kernel_);
+  ASSERT_TRUE(container.ok());
+  VfioGroups groups(container->get(), &kernel_);
+  auto dev = VfioDevice::OpenWithContainer(Opts(5), groups, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_NE(std::string(dev.status().message()).find("iommufd="), std::string::npos);
+}
+
+}  // namespace
+}  // namespace passage
