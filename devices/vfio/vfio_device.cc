@@ -151,13 +151,15 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
   bind.iommufd = iommufd.fd();
   if (sys->Ioctl(dev->fd(), VFIO_DEVICE_BIND_IOMMUFD, &bind) != 0) {
     const int err = errno;
-    if (err == ENOTTY || (err == EINVAL && o.fd >= 0)) {
+    if (err == ENOTTY) {
       return absl::InvalidArgumentError(absl::StrCat(
           o.id, ": fd=", o.fd, " is not a VFIO device cdev (/dev/vfio/devices/vfioN)"));
     }
-    if (err == EBUSY || err == EEXIST) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(o.id, ": device is in use (already bound to an iommufd)"));
+    if (err == EINVAL || err == EBUSY || err == EEXIST) {
+      // The kernel refuses a second open of a cdev with EINVAL at bind time.
+      return absl::FailedPreconditionError(absl::StrCat(
+          o.id, ": device is in use (already opened and bound by another user): ",
+          std::strerror(err)));
     }
     return SysError(absl::StrCat(o.id, ": VFIO_DEVICE_BIND_IOMMUFD to ", iommufd.name()), err);
   }

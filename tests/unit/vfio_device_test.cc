@@ -120,6 +120,8 @@ TEST_F(VfioDeviceTest, AlreadyBoundCdevIsInUse) {
   dev_.bound_iommufd = iommufd_->fd();  // the fake shares state across fds
   auto second = VfioDevice::OpenWithIommufd(Opts(fd), *iommufd_, &kernel_);
   ASSERT_FALSE(second.ok());
+  EXPECT_NE(std::string(second.status().message()).find("in use"), std::string::npos)
+      << second.status();
   EXPECT_FALSE(kernel_.is_open(fd));
 }
 
