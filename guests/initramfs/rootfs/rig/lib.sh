@@ -137,6 +137,29 @@ rig_import() {
   esac
 }
 
+# rig_run_scenario SCRIPT PREFIX: runs SCRIPT in a subshell that has these
+# helpers (cwd /tmp). Its stdout goes to the console; each stderr line is
+# shown as "PREFIX-stderr: ..." and, since scenarios report through results,
+# any stderr output (a missing command, a shell error, a tool's complaint)
+# fails the run with a PREFIX.scenario.stderr result. A non-zero exit status
+# gives a failing PREFIX.scenario.exit result. Returns the exit status.
+rig_run_scenario() {
+  : > /tmp/rig-scenario.stderr
+  echo 1 > /tmp/rig-scenario.rc
+  { ( (cd /tmp && . "$1"); echo $? > /tmp/rig-scenario.rc ) 2>&1 1>&3 3>&- |
+      while IFS= read -r _s_line; do
+        echo "$_s_line" >> /tmp/rig-scenario.stderr
+        echo "$2-stderr: $_s_line"
+      done
+  } 3>&1
+  _s_rc=$(cat /tmp/rig-scenario.rc)
+  if [ -s /tmp/rig-scenario.stderr ]; then
+    result "$2.scenario.stderr" false "$(wc -l < /tmp/rig-scenario.stderr) line(s) on stderr: $(head -n 5 /tmp/rig-scenario.stderr)"
+  fi
+  [ "$_s_rc" = 0 ] || result "$2.scenario.exit" false "$1 exited $_s_rc"
+  return "$_s_rc"
+}
+
 # rig_done RC: prints the RIG-DONE line.
 rig_done() {
   _d_n=0 _d_f=0

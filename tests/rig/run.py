@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Run one rig scenario in the nested rig and report its results.
+
+L0 is QEMU (TCG, q35, an emulated Intel IOMMU, QEMU's edu device and an NVMe
+drive) booting L1: the project's test kernel with the L1 initramfs. L1 binds
+the devices the scenario asks for to vfio-pci, runs the scenario script, prints
+RIG-RESULT lines on the serial console and powers off. This script builds (or
+reuses) the kernel and initramfs, appends the scenario (and any files it asks
+for) to the initramfs as a second cpio archive, runs QEMU with a timeout,
+records the serial log, and checks the results.
+
+Exit status: 0 when L1 produced at least one result, every result passed, the
+scenario exited 0, no result line was lost, and L1 powered off by itself;
+1 otherwise; 2 on a usage or scenario-header error; 77 (ctest's SKIP) when
+qemu-system-x86_64 is not installed.
+
+Scenario header lines (anywhere in the file, any number, KEY=VALUE words):
+  # rig: bind=1234:11e8,1b36:0010   vendor:device IDs L1 binds to vfio-pci
+  # rig: timeout=300                seconds from QEMU start to power-off
+  # rig: mem=2G smp=2               L0 QEMU -m / -smp
+  # rig: add=SRC:DEST               put SRC (relative to the scenario's
+                                    directory; $VARS expanded) at DEST in L1
+  # rig: bin=PATH[:DEST]            an executable plus the libraries ldd names
+  # rig: l2=yes                     put the L2 kernel and initramfs at
+                                    /rig/l2/bzImage, /rig/l2/initramfs.cpio.gz
+  # rig: qemu="-device e1000e"      extra L0 QEMU arguments
+  # rig: append="foo=1"             extra L1 kernel command-line words
+"""
+
+import argparse
+import datetime
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+KERNEL_BUILD = os.path.join(ROOT, "guests", "kernel", "build.sh")
+INITRAMFS_BUILD = os.path.join(ROOT, "guests", "initramfs", "build.sh")
+SKIP = 77
+DEFAULT_TIMEOUT = 300
+# Multi-threaded TCG occasionally runs stale translated code after Linux
+# live-patches its text (an "Oops: int3" in sched_clock_cpu during boot, about
+# 1 boot in 10 with QEMU 7.2); one TCG thread never did. See README.
+DEFAULT_ACCEL = "tcg,thread=single"
+BASE_APPEND = "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet"
+
+MARKER_RE = re.compile(r"(RIG-BOOT|RIG-RESULT|RIG-DONE) (\{.*\})\s*$")
+
+
+def cache_dir():
+    return os.environ.get("PASSAGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "passage")
+
+
+class HeaderError(Exception):
+    pass
+
+
+class SetupError(Exception):
+    pass
+
+
+def parse_header(path):
+    """Reads the '# rig:' lines of a scenario into a dict of options."""
+    opts = {"bind": [], "timeout": None, "mem": "2G", "smp": "2", "add": [], "bin": [],
+            "l2": False, "qemu": [], "append": []}
+    base = os.path.dirname(os.path.abspath(path))
+
+    def expand(value, where):
+        v = os.path.expanduser(os.path.expandvars(value))
+        m = re.search(r"\$\{?(\w+)", v)
+        if m:
+            raise HeaderError(f"{where}: environment variable {m.group(1)} is not set")
+        return v
+
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            m = re.match(r"\s*#\s*rig:(.*)$", line)
+            if not m:
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                words = shlex.split(m.group(1))
+            except ValueError as e:
+                raise HeaderError(f"{where}: {e}")
+            for word in words:
+                key, eq, value = word.partition("=")
+                if not eq or not value:
+                    raise HeaderError(f"{where}: '{word}' is not KEY=VALUE")
+                if key == "bind":
+                    for ident in value.split(","):
+                        if not re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", ident):
+                            raise HeaderError(f"{where}: bind: '{ident}' is not vvvv:dddd")
+                        opts["bind"].append(ident.lower())
+                elif key == "timeout":
+                    if not re.fullmatch(r"[0-9]+", value) or int(value) <= 0:
+                        raise HeaderError(f"{where}: timeout: '{value}' is not a positive number of seconds")
+                    opts["timeout"] = int(value)
+                elif key == "mem":
+                    if not re.fullmatch(r"[0-9]+[MG]?", value):
+                        raise HeaderError(f"{where}: mem: '{value}' (want e.g. 2G or 1536M)")
+                    opts["mem"] = value
+                elif key == "smp":
+                    if not re.fullmatch(r"[1-9][0-9]*", value):
+                        raise HeaderError(f"{where}: smp: '{value}' is not a CPU count")
+                    opts["smp"] = value
+                elif key == "add":
+                    value = expand(value, where)
+                    src, sep, dest = value.rpartition(":/")
+                    if not sep or not src:
+                        raise HeaderError(f"{where}: add: '{value}' is not SRC:/DEST")
+                    src = os.path.join(base, src)
+                    if not os.path.exists(src):
+                        raise HeaderError(f"{where}: add: {src} does not exist")
+                    opts["add"].append(f"{src}:/{dest}")
+                elif key == "bin":
+                    value = expand(value, where)
+                    src, sep, dest = value.rpartition(":/")
+                    if not sep:
+                        src, dest = value, None
+                    src = os.path.join(base, src)
+                    if not (os.path.isfile(src) and os.access(src, os.X_OK)):
+                        raise HeaderError(f"{where}: bin: {src} is not an executable file")
+                    opts["bin"].append(src if dest is None else f"{src}:/{dest}")
+                elif key == "l2":
+                    if value not in ("yes", "no"):
+                        raise HeaderError(f"{where}: l2: '{value}' (want yes or no)")
+                    opts["l2"] = value == "yes"
+                elif key == "qemu":
+                    opts["qemu"] += shlex.split(value)
+                elif key == "append":
+                    opts["append"] += shlex.split(value)
+                else:
+                    raise HeaderError(f"{where}: unknown rig option '{key}'")
+    return opts
+
+
+def run_tool(argv, what):
+    """Runs a build script; its progress goes to our stderr, its last stdout line is the result."""
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    except OSError as e:
+        raise SetupError(f"{what}: {e}")
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        raise SetupError(f"{what} failed (exit {p.returncode}): {' '.join(argv)}")
+    return lines[-1]
+
+
+class Serial:
+    """Reads QEMU's stdout (the serial console) into a log file and parses the markers."""
+
+    def __init__(self, stream, log, verbose, start):
+        self.stream, self.log, self.verbose, self.start = stream, log, verbose, start
+        self.results, self.boot, self.done, self.bad_lines = [], None, None, []
+        self.boot_at = self.done_at = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode("utf-8", "replace").replace("\r", "").rstrip("\n")
+            self.log.write(line + "\n")
+            self.log.flush()
+            if self.verbose:
+                print(f"| {line}", flush=True)
+            self._parse(line)
+
+    def _parse(self, line):
+        m = MARKER_RE.search(line)
+        if not m:
+            if "RIG-RESULT" in line or "RIG-DONE" in line:
+                self.bad_lines.append(line)
+            return
+        kind, payload = m.groups()
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            self.bad_lines.append(line)
+            return
+        now = round(time.monotonic() - self.start, 2)
+        if kind == "RIG-BOOT":
+            self.boot, self.boot_at = obj, now
+            if not self.verbose:
+                print(f"rig: {str(obj.get('image', '?')).upper()} up after {now:.1f} s (kernel {obj.get('kernel', '?')})",
+                      flush=True)
+        elif kind == "RIG-DONE":
+            self.done, self.done_at = obj, now
+        else:
+            if not (isinstance(obj.get("name"), str) and isinstance(obj.get("ok"), bool)):
+                self.bad_lines.append(line)
+                return
+            obj.setdefault("detail", "")
+            obj["t"] = now
+            self.results.append(obj)
+            if not self.verbose:
+                detail = obj["detail"] if not obj["ok"] else obj["detail"].split("\n")[0][:100]
+                print(f"  {'ok  ' if obj['ok'] else 'FAIL'} {obj['name']}: {detail}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Scenario header options: see the top of this file, or tests/rig/README.md.")
+    ap.add_argument("scenario", nargs="?", help="scenario script, or the name of one in tests/rig/scenarios/")
+    ap.add_argument("--timeout", type=int, help=f"seconds (default: the scenario's, else {DEFAULT_TIMEOUT})")
+    ap.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (initrd, nvme image)")
+    ap.add_argument("--log-dir", help="where serial logs go (default: $PASSAGE_CACHE/rig/logs)")
+    ap.add_argument("--kernel", help="bzImage to boot (default: guests/kernel/build.sh's)")
+    ap.add_argument("--image", choices=("l1", "l2"), default="l1",
+                    help="l2: boot the L2 image directly in L0 (checks the L2 image itself)")
+    ap.add_argument("--add", action="append", default=[], metavar="SRC:DEST", help="extra file for the guest")
+    ap.add_argument("--add-bin", action="append", default=[], metavar="BIN[:DEST]",
+                    help="extra executable plus its libraries")
+    ap.add_argument("--accel", default=os.environ.get("RIG_ACCEL", DEFAULT_ACCEL),
+                    help=f"L0 QEMU -accel (default: $RIG_ACCEL, else {DEFAULT_ACCEL}; see README)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo the serial console")
+    args = ap.parse_args()
+
+    if args.scenario is None and args.image == "l1":
+        ap.error("a scenario is required (e.g. tests/rig/scenarios/baseline.sh)")
+    scenario = None
+    if args.scenario:
+        scenario = args.scenario
+        if not os.path.exists(scenario) and os.path.exists(os.path.join(HERE, "scenarios", scenario + ".sh")):
+            scenario = os.path.join(HERE, "scenarios", scenario + ".sh")
+        if not os.path.isfile(scenario):
+            print(f"rig: error: scenario {args.scenario} not found", file=sys.stderr)
+            return 2
+        scenario = os.path.abspath(scenario)
+    name = os.path.splitext(os.path.basename(scenario))[0] if scenario else "l2-direct"
+
+    qemu = shutil.which(os.environ.get("PASSAGE_QEMU", "qemu-system-x86_64"))
+    if not qemu:
+        print("rig: SKIP: qemu-system-x86_64 not found (install Debian's qemu-system-x86: tests/install-deps.sh)")
+        return SKIP
+
+    try:
+        opts = parse_header(scenario) if scenario else parse_header(os.devnull)
+    except (HeaderError, OSError) as e:
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 2
+    if args.image == "l2" and opts["bind"]:
+        print("rig: error: bind= needs the L1 image (the L2 image binds nothing)", file=sys.stderr)
+        return 2
+    timeout = args.timeout or opts["timeout"] or DEFAULT_TIMEOUT
+
+    t0 = time.monotonic()
+    log_dir = args.log_dir or os.path.join(cache_dir(), "rig", "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = os.path.abspath(os.path.join(log_dir, f"{name}-{stamp}-{os.getpid()}.log"))
+    tmp = tempfile.mkdtemp(prefix=f"rig-{name}-")
+    report = {"scenario": name, "scenario_path": scenario, "image": args.image, "ok": False, "reason": "",
+              "results": [], "done": None, "powered_off": False, "timed_out": False, "qemu_exit": None,
+              "times": {}, "kernel": None, "log": log_path, "qemu_cmd": None}
+    try:
+        return run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0)
+    except SetupError as e:
+        report["reason"] = str(e)
+        print(f"rig: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        report["times"]["total_s"] = round(time.monotonic() - t0, 2)
+        if args.json:
+            with open(args.json + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2)
+                f.write("\n")
+            os.replace(args.json + ".tmp", args.json)
+        if args.keep:
+            print(f"rig: kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
+    kernel = args.kernel or os.environ.get("PASSAGE_KERNEL")
+    if not kernel:
+        # guests/kernel/build.sh starts a cold build by wiping its work tree:
+        # keep two rig runs from building at once.
+        os.makedirs(cache_dir(), exist_ok=True)
+        with open(os.path.join(cache_dir(), ".rig-kernel.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            kernel = run_tool([KERNEL_BUILD], "kernel build")
+    if not os.path.isfile(kernel):
+        raise SetupError(f"kernel {kernel} does not exist")
+    version_file = os.path.join(os.path.dirname(kernel), "version")
+    report["kernel"] = {"path": kernel, "version": open(version_file).read().strip()
+                        if os.path.exists(version_file) else None}
+    image = run_tool([INITRAMFS_BUILD, args.image], f"{args.image} initramfs build")
+
+    # The scenario and the files it needs travel in a second cpio archive.
+    env_path = os.path.join(tmp, "env")
+    with open(env_path, "w") as f:
+        f.write(f"RIG_SCENARIO={shlex.quote(name)}\nRIG_BIND={shlex.quote(' '.join(opts['bind']))}\n")
+    files = ["--add", f"{env_path}:/rig/env"]
+    if scenario:
+        files += ["--add", f"{scenario}:/rig/scenario.sh"]
+    if opts["l2"]:
+        l2 = run_tool([INITRAMFS_BUILD, "l2"], "l2 initramfs build")
+        files += ["--add", f"{kernel}:/rig/l2/bzImage", "--add", f"{l2}:/rig/l2/initramfs.cpio.gz"]
+    for a in opts["add"] + args.add:
+        files += ["--add", a]
+    for b in opts["bin"] + args.add_bin:
+        files += ["--add-bin", b]
+    payload = run_tool([INITRAMFS_BUILD, "payload", "--out", os.path.join(tmp, "payload.cpio")] + files,
+                       "payload build")
+    initrd = os.path.join(tmp, "initrd")
+    with open(initrd, "wb") as out:
+        with open(image, "rb") as f:
+            shutil.copyfileobj(f, out)
+        # An uncompressed archive must start 4-byte aligned; zeros between archives are skipped.
+        out.write(b"\0" * (-out.tell() % 512))
+        with open(payload, "rb") as f:
+            shutil.copyfileobj(f, out)
+    nvme = os.path.join(tmp, "nvme.img")
+    with open(nvme, "wb") as f:
+        f.truncate(64 << 20)
+
+    cmd = [qemu, "-machine", "q35,kernel-irqchip=split", "-accel", args.accel, "-cpu", "max",
+           "-smp", opts["smp"], "-m", opts["mem"], "-nographic", "-no-reboot",
+           "-device", "intel-iommu,intremap=on,caching-mode=on",
+           "-device", "edu",
+           "-drive", f"file={nvme},if=none,id=nv0,format=raw", "-device", "nvme,serial=rig0,drive=nv0",
+           "-kernel", kernel, "-initrd", initrd,
+           "-append", " ".join([BASE_APPEND] + opts["append"])] + opts["qemu"]
+    report["qemu_cmd"] = cmd
+    report["times"]["prepare_s"] = round(time.monotonic() - t0, 2)
+    print(f"rig: {name}: booting {args.image.upper()} (timeout {timeout} s); log {log_path}", flush=True)
+
+    stderr_path = os.path.join(tmp, "qemu.stderr")
+    start = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log, open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        serial = Serial(proc.stdout, log, args.verbose, start)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            report["timed_out"] = True
+        except KeyboardInterrupt:
+            report["reason"] = "interrupted"
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        serial.thread.join(timeout=5)
+    run_s = round(time.monotonic() - start, 2)
+
+    with open(stderr_path, "rb") as f:
+        qemu_err = f.read().decode("utf-8", "replace").strip()
+    results = serial.results
+    failed = [r for r in results if not r["ok"]]
+    done = serial.done
+    report.update(results=results, done=done, qemu_exit=proc.returncode, qemu_stderr=qemu_err or None,
+                  garbled_lines=serial.bad_lines)
+    report["times"].update(run_s=run_s, boot_s=serial.boot_at, done_s=serial.done_at)
+    report["powered_off"] = (not report["timed_out"] and proc.returncode == 0 and done is not None)
+
+    reasons = []
+    if report["reason"]:
+        reasons.append(report["reason"])
+    if report["timed_out"]:
+        reasons.append(f"timed out after {timeout} s")
+    elif proc.returncode != 0:
+        reasons.append(f"qemu exited {proc.returncode}")
+    if serial.boot is None:
+        reasons.append("L1 never started /init (no RIG-BOOT line)" if args.image == "l1" else "no RIG-BOOT line")
+    if done is None:
+        reasons.append("no RIG-DONE line (init did not finish; panic or hang?)")
+    else:
+        if done.get("rc") != 0:
+            reasons.append(f"scenario exited {done.get('rc')}")
+        if done.get("results") != len(results):
+            reasons.append(f"guest emitted {done.get('results')} results, {len(results)} arrived intact")
+    if not results:
+        reasons.append("no results")
+    if failed:
+        reasons.append(f"{len(failed)} failed: {', '.join(r['name'] for r in failed[:8])}")
+    report["ok"] = not reasons
+    report["reason"] = "; ".join(reasons)
+
+    if qemu_err and (reasons or args.verbose):
+        print("rig: qemu stderr:\n" + "\n".join("  " + l for l in qemu_err.splitlines()[:20]))
+    summary = (f"rig: {name}: {'PASS' if report['ok'] else 'FAIL'}: {len(results) - len(failed)}/{len(results)} ok, "
+               f"{args.image.upper()} {'powered off' if report['powered_off'] else 'did not power off'}, "
+               f"qemu {run_s:.1f} s (total {time.monotonic() - t0:.1f} s)")
+    if reasons:
+        summary += f" -- {report['reason']}"
+    print(summary)
+    print(f"rig: log: {log_path}")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

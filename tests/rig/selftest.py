@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Host-side checks of the rig: run.py's header and console parsing, the guest
+shell helpers (guests/initramfs/rootfs/rig/lib.sh under busybox sh), and the
+initramfs builder's payload and image contents. No QEMU; a few seconds."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import run  # noqa: E402
+
+LIB = os.path.join(ROOT, "guests", "initramfs", "rootfs", "rig", "lib.sh")
+BUILD = os.path.join(ROOT, "guests", "initramfs", "build.sh")
+BUSYBOX = os.environ.get("BUSYBOX", "/bin/busybox")
+
+
+class Header(unittest.TestCase):
+    def write(self, text):
+        f = tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False)
+        f.write(text)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_all_keys(self):
+        os.environ["RIG_SELFTEST_DIR"] = os.path.dirname(BUILD)
+        p = self.write("# rig: bind=1234:11E8,1b36:0010 timeout=120\n"
+                       "#rig: mem=1536M smp=4 l2=yes\n"
+                       "# rig: add=$RIG_SELFTEST_DIR/build.sh:/opt/b.sh bin=/bin/sh\n"
+                       "# rig: qemu=\"-device e1000e\" append=\"loglevel=7 foo\"\n"
+                       "echo '# not: a header'\n")
+        o = run.parse_header(p)
+        self.assertEqual(o["bind"], ["1234:11e8", "1b36:0010"])
+        self.assertEqual((o["timeout"], o["mem"], o["smp"], o["l2"]), (120, "1536M", "4", True))
+        self.assertEqual(o["add"], [BUILD + ":/opt/b.sh"])
+        self.assertEqual(o["bin"], ["/bin/sh"])
+        self.assertEqual(o["qemu"], ["-device", "e1000e"])
+        self.assertEqual(o["append"], ["loglevel=7", "foo"])
+
+    def test_errors(self):
+        for bad in ["# rig: bind=1234\n", "# rig: timeout=0\n", "# rig: nosuch=1\n", "# rig: smp\n",
+                    "# rig: add=/nonexistent/x:/y\n", "# rig: add=$RIG_SELFTEST_UNSET/x:/y\n",
+                    "# rig: add=foo\n", "# rig: l2=maybe\n", f"# rig: bin={LIB}\n"]:
+            with self.subTest(bad=bad), self.assertRaises(run.HeaderError) as cm:
+                run.parse_header(self.write(bad))
+            self.assertIn(":1:", str(cm.exception))
+
+
+class Console(unittest.TestCase):
+    def parse(self, text):
+        log = io.StringIO()
+        s = run.Serial(io.BytesIO(text.encode()), log, verbose=True, start=time.monotonic())
+        s.thread.join()
+        return s, log.getvalue()
+
+    def test_markers(self):
+        import contextlib
+        with contextlib.redirect_stdout(io.StringIO()):
+            s, log = self.parse(
+                "[    1.0] booting\r\n"
+                'RIG-BOOT {"image":"l1","kernel":"7.3"}\r\n'
+                'RIG-RESULT {"name":"a","ok":true,"detail":"x \\"q\\""}\r\n'
+                '[    2.0] vfio-pci 0000:00:03.0: warn RIG-RESULT {"name":"b","ok":false,"detail":""}\n'
+                'RIG-RESULT {"name":"c","ok":tr[    2.1] garbled\n'
+                'RIG-RESULT {"name":"d","detail":"no ok"}\n'
+                'RIG-DONE {"rc":0,"results":4,"failed":1}\n')
+        self.assertEqual(s.boot["kernel"], "7.3")
+        self.assertEqual([(r["name"], r["ok"]) for r in s.results], [("a", True), ("b", False)])
+        self.assertEqual(s.results[0]["detail"], 'x "q"')
+        self.assertEqual(len(s.bad_lines), 2)
+        self.assertEqual(s.done["results"], 4)
+        self.assertNotIn("\r", log)
+
+
+def sh(script, env=None):
+    p = subprocess.run([BUSYBOX, "sh", "-c", f". {LIB}\n{script}"], capture_output=True, text=True,
+                       env=dict(os.environ, **(env or {})))
+    return p.returncode, p.stdout, p.stderr
+
+
+@unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
+class ShellHelpers(unittest.TestCase):
+    def setUp(self):
+        fd, self.results = tempfile.mkstemp()
+        os.close(fd)
+        self.addCleanup(os.unlink, self.results)
+        self.env = {"RIG_RESULTS": self.results}
+
+    def lines(self, out):
+        return [json.loads(l.split(" ", 1)[1]) for l in out.splitlines() if l.startswith("RIG-RESULT ")]
+
+    def test_result_escaping(self):
+        tricky = 'quote " back \\ tab \t ctrl \x01 end\nsecond line'
+        rc, out, err = sh('result "n\\"ame" true "$T"', dict(self.env, T=tricky))
+        self.assertEqual(rc, 0, err)
+        (r,) = self.lines(out)
+        self.assertEqual(r, {"name": 'n"ame', "ok": True, "detail": tricky.replace("\x01", "")})
+        with open(self.results) as f:
+            self.assertEqual(f.read(), out)
+
+    def test_ok_values(self):
+        cases = {"true": True, "ok": True, "pass": True, "0": True, "false": False, "fail": False,
+                 "1": False, "17": False, "maybe": False, "": False}
+        for arg, want in cases.items():
+            with self.subTest(arg=arg):
+                rc, out, _ = sh(f'result x "{arg}" detail', self.env)
+                self.assertEqual(self.lines(out)[0]["ok"], want)
+                self.assertEqual(rc, 0 if want else 1)
+
+    def test_check_and_done(self):
+        rc, out, err = sh("check yes true; check no sh -c 'echo boom; exit 3'; rig_done 5", self.env)
+        yes, no = self.lines(out)
+        self.assertTrue(yes["ok"])
+        self.assertFalse(no["ok"])
+        self.assertIn("exited 3", no["detail"])
+        self.assertIn("boom", no["detail"])
+        self.assertIn('RIG-DONE {"rc":5,"results":2,"failed":1}', out)
+
+    def test_run_scenario(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
+            f.write("result inner true \"helpers work in $(pwd)\"\nno_such_command_xyz\necho out\nexit 3\n")
+        self.addCleanup(os.unlink, f.name)
+        rc, out, err = sh(f"rig_run_scenario {f.name} l1; echo rc=$?", self.env)
+        got = {r["name"]: r for r in self.lines(out)}
+        self.assertTrue(got["inner"]["ok"])
+        self.assertIn("in /tmp", got["inner"]["detail"])
+        self.assertFalse(got["l1.scenario.stderr"]["ok"])
+        self.assertIn("no_such_command_xyz", got["l1.scenario.stderr"]["detail"])
+        self.assertFalse(got["l1.scenario.exit"]["ok"])
+        self.assertIn("l1-stderr: ", out)
+        self.assertIn("\nout\n", out)
+        self.assertIn("rc=3", out)
+        with open(f.name, "w") as g:
+            g.write("result fine true ok\n")
+        rc, out, err = sh(f"rig_run_scenario {f.name} l1; echo rc=$?", self.env)
+        self.assertEqual([r["name"] for r in self.lines(out)], ["fine"])
+        self.assertIn("rc=0", out)
+
+    def test_import(self):
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write('junk\r\n[ 1.0] RIG-RESULT {"name":"cpus","ok":true,"detail":"2"}\r\n'
+                    'RIG-RESULT {"name":"pci","ok":false,"detail":"x"}\n'
+                    'RIG-DONE {"rc":0,"results":2,"failed":1}\n')
+        self.addCleanup(os.unlink, f.name)
+        rc, out, err = sh(f"rig_import l2 {f.name}", self.env)
+        got = [(r["name"], r["ok"]) for r in self.lines(out)]
+        self.assertEqual(got, [("l2.cpus", True), ("l2.pci", False), ("l2.done", True)])
+        with open(f.name, "w") as g:
+            g.write('RIG-RESULT {"name":"cpus","ok":true,"detail":"2"}\n')
+        rc, out, err = sh(f"rig_import l2 {f.name}", self.env)
+        self.assertEqual(self.lines(out)[-1]["ok"], False)
+        self.assertIn("no RIG-DONE", self.lines(out)[-1]["detail"])
+
+
+class Builder(unittest.TestCase):
+    def listing(self, path, gz):
+        data = open(path, "rb").read()
+        if gz:
+            import gzip
+            data = gzip.decompress(data)
+        p = subprocess.run(["cpio", "-it", "--quiet"], input=data, capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.decode().split()
+
+    def test_payload(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.cpio")
+            p = subprocess.run([BUILD, "payload", "--out", out, "--add", f"{LIB}:/x/y/lib.sh",
+                                "--add-bin", "/bin/true:/opt/true"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            names = self.listing(out, gz=False)
+            self.assertIn("x/y/lib.sh", names)
+            self.assertIn("opt/true", names)
+            self.assertTrue(any(n.endswith("/libc.so.6") for n in names), names)
+            p = subprocess.run([BUILD, "payload", "--out", out, "--add", "/nonexistent:/x"],
+                               capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("does not exist", p.stderr)
+
+    @unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
+    def test_images(self):
+        for kind, must in [("l1", ["init", "rig/lib.sh", "usr/bin/rig-probe", "bin/sh", "sbin/poweroff"]),
+                           ("l2", ["init", "rig/lib.sh", "bin/sh", "usr/bin/awk"])]:
+            p = subprocess.run([BUILD, kind], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            names = self.listing(p.stdout.strip(), gz=True)
+            for m in must:
+                self.assertIn(m, names, kind)
+            # Same inputs, same cached image.
+            again = subprocess.run([BUILD, kind], capture_output=True, text=True)
+            self.assertEqual(again.stdout, p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
