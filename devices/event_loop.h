@@ -1,0 +1,65 @@
+// One epoll thread for the VM's asynchronous work: device eventfds (VFIO
+// interrupts that need emulation, e.g. a masked MSI-X vector), later the
+// control socket. Callbacks run on the loop thread, one at a time.
+#ifndef PASSAGE_DEVICES_EVENT_LOOP_H_
+#define PASSAGE_DEVICES_EVENT_LOOP_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "memory/unique_fd.h"
+
+namespace passage {
+
+class EventLoop {
+ public:
+  using Callback = std::function<void()>;
+
+  EventLoop();
+  // Stops the thread; callbacks never run after this returns.
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Calls `callback` on the loop thread whenever `fd` is readable. The fd
+  // stays owned by the caller and must outlive its registration.
+  absl::Status Add(int fd, Callback callback) ABSL_LOCKS_EXCLUDED(mu_);
+  // After Remove returns, `fd`'s callback is not running and will not run.
+  void Remove(int fd) ABSL_LOCKS_EXCLUDED(mu_);
+  bool running() const { return thread_.joinable(); }
+
+ private:
+  void Run();
+
+  UniqueFd epoll_;
+  UniqueFd wake_;  // eventfd to stop the thread
+  absl::Mutex mu_;
+  std::map<int, std::shared_ptr<Callback>> callbacks_ ABSL_GUARDED_BY(mu_);
+  // Held by the loop thread while a callback runs, so Remove can wait for it.
+  absl::Mutex dispatch_mu_;
+  std::thread thread_;
+};
+
+// An eventfd owned with its registration: `callback` runs (on the loop
+// thread) each time something signals the fd; the count is consumed first.
+class LoopEventfd {
+ public:
+  static absl::StatusOr<std::unique_ptr<LoopEventfd>> Create(EventLoop& loop,
+                                                             EventLoop::Callback callback);
+  ~LoopEventfd();
+  int fd() const { return fd_.get(); }
+
+ private:
+  LoopEventfd(EventLoop& loop, UniqueFd fd) : loop_(loop), fd_(std::move(fd)) {}
+  EventLoop& loop_;
+  UniqueFd fd_;
+};
+
+}  // namespace passage
+
+#endif  // PASSAGE_DEVICES_EVENT_LOOP_H_

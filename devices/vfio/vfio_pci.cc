@@ -1,0 +1,398 @@
+#include "devices/vfio/vfio_pci.h"
+
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace passage {
+namespace {
+
+constexpr uint32_t kPcieCapabilitySize = 0x3c;  // PCIe capability, version 2
+constexpr uint16_t kCommandPassthrough = PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+
+uint64_t RoundUpPow2(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v && p != 0) p <<= 1;
+  return p;
+}
+
+uint16_t Get16(const std::vector<uint8_t>& c, uint32_t off) {
+  return static_cast<uint16_t>(c[off] | c[off + 1] << 8);
+}
+uint32_t Get32(const std::vector<uint8_t>& c, uint32_t off) {
+  return static_cast<uint32_t>(Get16(c, off)) | static_cast<uint32_t>(Get16(c, off + 2)) << 16;
+}
+
+bool Overlaps(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size) {
+  return a < b + b_size && b < a + a_size;
+}
+
+// [offset, offset+size) minus `holes`, each piece page-aligned.
+std::vector<VfioSparseArea> Subtract(VfioSparseArea area,
+                                     const std::vector<VfioSparseArea>& holes) {
+  std::vector<VfioSparseArea> pieces = {area};
+  for (const VfioSparseArea& h : holes) {
+    const uint64_t hs = h.offset & ~0xfffull;
+    const uint64_t he = (h.offset + h.size + 0xfff) & ~0xfffull;
+    std::vector<VfioSparseArea> next;
+    for (const VfioSparseArea& p : pieces) {
+      const uint64_t ps = p.offset, pe = p.offset + p.size;
+      if (he <= ps || hs >= pe) {
+        next.push_back(p);
+        continue;
+      }
+      if (hs > ps) next.push_back({ps, hs - ps});
+      if (he < pe) next.push_back({he, pe - he});
+    }
+    pieces = std::move(next);
+  }
+  return pieces;
+}
+
+}  // namespace
+
+// Trapped accesses to a BAR: the MSI-X table and PBA go to the emulated
+// capability, everything else to the device's region through the fd.
+class VfioPciDevice::BarHandler : public IoHandler {
+ public:
+  BarHandler(std::shared_ptr<VfioDevice> device, VfioRegionInfo region,
+             std::shared_ptr<MsixCapability> msix, int bar)
+      : device_(std::move(device)), region_(std::move(region)), msix_(std::move(msix)) {
+    if (msix_ != nullptr) {
+      const auto& l = msix_->layout();
+      if (l.table_bar == bar) table_ = VfioSparseArea{l.table_offset, msix_->table_size()};
+      if (l.pba_bar == bar) pba_ = VfioSparseArea{l.pba_offset, msix_->pba_size()};
+    }
+  }
+
+  void Read(uint64_t offset, std::span<uint8_t> data) override {
+    if (table_ && Overlaps(offset, data.size(), table_->offset, table_->size)) {
+      msix_->TableRead(offset - table_->offset, data);
+    } else if (pba_ && Overlaps(offset, data.size(), pba_->offset, pba_->size)) {
+      msix_->PbaRead(offset - pba_->offset, data);
+    } else if (!device_->ReadRegion(region_, offset, data).ok()) {
+      std::memset(data.data(), 0xff, data.size());
+    }
+  }
+
+  void Write(uint64_t offset, std::span<const uint8_t> data) override {
+    if (table_ && Overlaps(offset, data.size(), table_->offset, table_->size)) {
+      msix_->TableWrite(offset - table_->offset, data);
+    } else if (pba_ && Overlaps(offset, data.size(), pba_->offset, pba_->size)) {
+      // The PBA is read-only.
+    } else {
+      (void)device_->WriteRegion(region_, offset, data);  // out of range: dropped
+    }
+  }
+
+  std::vector<VfioSparseArea> traps() const {
+    std::vector<VfioSparseArea> t;
+    if (table_) t.push_back(*table_);
+    if (pba_) t.push_back(*pba_);
+    return t;
+  }
+
+ private:
+  std::shared_ptr<VfioDevice> device_;
+  const VfioRegionInfo region_;
+  std::shared_ptr<MsixCapability> msix_;
+  std::optional<VfioSparseArea> table_, pba_;
+};
+
+VfioPciDevice::VfioPciDevice(std::shared_ptr<VfioDevice> device, InterruptController& irq,
+                             EventLoop& loop, std::string name, const PciIds& ids)
+    : PciDevice(std::move(name), ids), device_(std::move(device)), irq_(irq), loop_(loop) {}
+
+absl::StatusOr<std::shared_ptr<VfioPciDevice>> VfioPciDevice::Create(
+    std::shared_ptr<VfioDevice> device, InterruptController& irq, EventLoop& loop,
+    std::string name) {
+  absl::StatusOr<VfioRegionInfo> config_region = device->RegionInfo(VFIO_PCI_CONFIG_REGION_INDEX);
+  if (!config_region.ok()) return config_region.status();
+  if (config_region->size < PCI_STD_HEADER_SIZEOF) {
+    return absl::FailedPreconditionError(absl::StrCat(name, ": config region too small"));
+  }
+  std::vector<uint8_t> config(256, 0);
+  const size_t readable = std::min<uint64_t>(256, config_region->size);
+  if (absl::Status s = device->ReadRegion(*config_region, 0, {config.data(), readable}); !s.ok()) {
+    return s;
+  }
+  if (Get16(config, PCI_VENDOR_ID) == 0xffff) {
+    return absl::FailedPreconditionError(absl::StrCat(name, ": config space reads all-ones"));
+  }
+  if ((config[PCI_HEADER_TYPE] & 0x7f) != PCI_HEADER_TYPE_NORMAL) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": only type 0 (endpoint) functions can be passed through"));
+  }
+  absl::StatusOr<VfioIrqInfo> intx = device->IrqInfo(VFIO_PCI_INTX_IRQ_INDEX);
+  PciIds ids;
+  ids.vendor = Get16(config, PCI_VENDOR_ID);
+  ids.device = Get16(config, PCI_DEVICE_ID);
+  ids.revision = config[PCI_REVISION_ID];
+  ids.class_code = Get32(config, PCI_CLASS_REVISION) >> 8;
+  ids.subsystem_vendor = Get16(config, PCI_SUBSYSTEM_VENDOR_ID);
+  ids.subsystem = Get16(config, PCI_SUBSYSTEM_ID);
+  ids.interrupt_pin = (intx.ok() && intx->count > 0 && config[PCI_INTERRUPT_PIN] <= 4)
+                          ? config[PCI_INTERRUPT_PIN]
+                          : 0;
+  std::shared_ptr<VfioPciDevice> dev(
+      new VfioPciDevice(device, irq, loop, std::move(name), ids));
+  dev->config_region_ = *config_region;
+  if (absl::Status s = device->Reset(); !s.ok()) return s;
+  if (absl::Status s = dev->SetUpCapabilities(config); !s.ok()) return s;
+  if (absl::Status s = dev->SetUpBars(config); !s.ok()) return s;
+  return dev;
+}
+
+VfioPciDevice::~VfioPciDevice() {
+  Detach();  // no BAR of ours stays visible to the guest
+  {
+    absl::MutexLock lock(&irq_mu_);
+    DisableVectors();
+    DisableIntx();
+  }
+  (void)device_->Reset();
+  for (const Mmap& m : mmaps_) device_->sys()->Munmap(m.host, m.size);
+}
+
+absl::Status VfioPciDevice::SetUpCapabilities(const std::vector<uint8_t>& config) {
+  if (!(Get16(config, PCI_STATUS) & PCI_STATUS_CAP_LIST)) return absl::OkStatus();
+  uint32_t pos = config[PCI_CAPABILITY_LIST] & ~3u;
+  // The walk is bounded: at most 48 capabilities fit in 192 bytes.
+  for (int hops = 0; pos >= 0x40 && pos + 2 <= config.size() && hops < 48; ++hops) {
+    const uint8_t id = config[pos];
+    const uint32_t next = config[pos + 1] & ~3u;
+    if (id == PCI_CAP_ID_MSI && pos + PCI_MSI_FLAGS + 2 <= config.size() && msi_ == nullptr) {
+      const uint16_t flags = Get16(config, pos + PCI_MSI_FLAGS);
+      const uint8_t log2 = std::min<uint8_t>((flags & PCI_MSI_FLAGS_QMASK) >> 1, 5);
+      absl::StatusOr<VfioIrqInfo> info = device_->IrqInfo(VFIO_PCI_MSI_IRQ_INDEX);
+      if (info.ok() && info->count > 0) {
+        msi_vectors_ = static_cast<uint16_t>(1u << log2);
+        msi_ = std::make_unique<MsiCapability>(irq_, name(), log2);
+        absl::StatusOr<uint32_t> off;
+        {
+          absl::MutexLock lock(&mu_);
+          off = msi_->AddTo(config_);
+        }
+        if (!off.ok()) return off.status();
+        AddCapabilityHandler(*off, MsiCapability::kCapabilitySize, msi_.get());
+      }
+    } else if (id == PCI_CAP_ID_MSIX && pos + 12 <= config.size() && msix_ == nullptr) {
+      const uint16_t flags = Get16(config, pos + PCI_MSIX_FLAGS);
+      const uint32_t table = Get32(config, pos + PCI_MSIX_TABLE);
+      const uint32_t pba = Get32(config, pos + PCI_MSIX_PBA);
+      MsixCapability::Layout layout;
+      layout.vectors = static_cast<uint16_t>((flags & PCI_MSIX_FLAGS_QSIZE) + 1);
+      layout.table_bar = table & PCI_MSIX_TABLE_BIR;
+      layout.table_offset = table & PCI_MSIX_TABLE_OFFSET;
+      layout.pba_bar = pba & PCI_MSIX_PBA_BIR;
+      layout.pba_offset = pba & PCI_MSIX_PBA_OFFSET;
+      absl::StatusOr<VfioIrqInfo> info = device_->IrqInfo(VFIO_PCI_MSIX_IRQ_INDEX);
+      if (info.ok() && info->count > 0 && layout.table_bar <= 5 && layout.pba_bar <= 5) {
+        msix_vectors_ = layout.vectors;
+        msix_ = std::make_shared<MsixCapability>(irq_, name(), layout);
+        absl::StatusOr<uint32_t> off;
+        {
+          absl::MutexLock lock(&mu_);
+          off = msix_->AddTo(config_);
+        }
+        if (!off.ok()) return off.status();
+        AddCapabilityHandler(*off, MsixCapability::kCapabilitySize, msix_.get());
+      }
+    } else if (id == PCI_CAP_ID_EXP && pos + kPcieCapabilitySize <= config.size()) {
+      // Read-only copy: drivers look at link and device capabilities.
+      absl::MutexLock lock(&mu_);
+      absl::StatusOr<uint32_t> off = config_.AddCapability(PCI_CAP_ID_EXP, kPcieCapabilitySize);
+      if (!off.ok()) return off.status();
+      for (uint32_t i = 2; i < kPcieCapabilitySize; ++i) config_.Set8(*off + i, config[pos + i]);
+    }
+    if (next == pos) break;
+    pos = next;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioPciDevice::SetUpBars(const std::vector<uint8_t>& config) {
+  for (int i = 0; i < kNumBars; ++i) {
+    absl::StatusOr<VfioRegionInfo> region = device_->RegionInfo(static_cast<uint32_t>(i));
+    if (!region.ok() || region->size == 0) continue;
+    const uint32_t raw = Get32(config, PCI_BASE_ADDRESS_0 + 4 * static_cast<uint32_t>(i));
+    PciBarSpec spec;
+    const bool io = raw & PCI_BASE_ADDRESS_SPACE_IO;
+    if (io) {
+      spec.kind = PciBarKind::kIo;
+      spec.size = RoundUpPow2(std::max<uint64_t>(region->size, 4));
+      if (spec.size > 256) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            name(), ": I/O BAR ", i, " of 0x", absl::Hex(region->size), " bytes is too large"));
+      }
+    } else {
+      const bool mem64 = (raw & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64;
+      spec.kind = mem64 ? PciBarKind::kMem64 : PciBarKind::kMem32;
+      spec.prefetchable = raw & PCI_BASE_ADDRESS_MEM_PREFETCH;
+      spec.size = RoundUpPow2(std::max<uint64_t>(region->size, 4096));
+    }
+    auto handler = std::make_shared<BarHandler>(
+        device_, *region,
+        (msix_ && (msix_->layout().table_bar == i || msix_->layout().pba_bar == i)) ? msix_
+                                                                                      : nullptr,
+        i);
+    if (!io) {
+      for (const VfioSparseArea& area : region->mmap_areas) {
+        if (area.offset % 4096 || area.size % 4096) continue;  // trapped instead
+        for (const VfioSparseArea& piece : Subtract(area, handler->traps())) {
+          void* host = device_->sys()->MmapShared(device_->fd(), piece.size,
+                                                  static_cast<off_t>(region->offset + piece.offset));
+          if (host == MAP_FAILED) {
+            std::fprintf(stderr, "passage: %s: BAR %d: mmap of 0x%llx bytes failed (%s); trapping\n",
+                         name().c_str(), i, static_cast<unsigned long long>(piece.size),
+                         std::strerror(errno));
+            continue;
+          }
+          mmaps_.push_back({host, piece.size});
+          spec.mmaps.push_back({piece.offset, piece.size, host});
+        }
+      }
+    }
+    spec.handler = handler;
+    const bool mem64 = spec.kind == PciBarKind::kMem64;
+    if (absl::Status s = DeclareBar(i, std::move(spec)); !s.ok()) return s;
+    if (mem64) ++i;
+  }
+  return absl::OkStatus();
+}
+
+void VfioPciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) {
+  PciDevice::ConfigWrite(offset, size, value);
+  if (Overlaps(offset, size, PCI_COMMAND, 2)) {
+    // Decoding and bus mastering must be on in the real device too.
+    const uint16_t guest = static_cast<uint16_t>(PciDevice::ConfigRead(PCI_COMMAND, 2));
+    uint16_t real = 0;
+    if (device_->ReadRegion(config_region_, PCI_COMMAND, {reinterpret_cast<uint8_t*>(&real), 2})
+            .ok()) {
+      real = static_cast<uint16_t>((real & ~kCommandPassthrough) | (guest & kCommandPassthrough));
+      (void)device_->WriteRegion(config_region_, PCI_COMMAND,
+                                 {reinterpret_cast<uint8_t*>(&real), 2});
+    }
+  }
+  SyncInterrupts();
+}
+
+absl::Status VfioPciDevice::ConnectIntx(uint32_t gsi) {
+  absl::MutexLock lock(&irq_mu_);
+  if (interrupt_pin() == 0) return absl::OkStatus();
+  intx_gsi_ = gsi;
+  if (mode_ == IrqMode::kNone) {
+    if (absl::Status s = EnableIntx(); !s.ok()) return s;
+    mode_ = IrqMode::kIntx;
+  }
+  return absl::OkStatus();
+}
+
+VfioPciDevice::IrqMode VfioPciDevice::irq_mode() const {
+  absl::MutexLock lock(&irq_mu_);
+  return mode_;
+}
+
+void VfioPciDevice::SyncInterrupts() {
+  IrqMode want = IrqMode::kNone;
+  uint32_t vectors = 0;
+  if (msix_ && msix_->enabled()) {
+    want = IrqMode::kMsix;
+    vectors = msix_vectors_;
+  } else if (msi_ && msi_->enabled()) {
+    want = IrqMode::kMsi;
+    vectors = msi_->enabled_vectors();
+  }
+  absl::MutexLock lock(&irq_mu_);
+  if (want == IrqMode::kNone && intx_gsi_.has_value()) want = IrqMode::kIntx;
+  if (want == mode_ && vectors == mode_vectors_) return;
+  switch (mode_) {
+    case IrqMode::kMsi:
+    case IrqMode::kMsix: DisableVectors(); break;
+    case IrqMode::kIntx: DisableIntx(); break;
+    case IrqMode::kNone: break;
+  }
+  mode_ = IrqMode::kNone;
+  mode_vectors_ = 0;
+  absl::Status s;
+  switch (want) {
+    case IrqMode::kMsi: s = EnableVectors(VFIO_PCI_MSI_IRQ_INDEX, vectors); break;
+    case IrqMode::kMsix: s = EnableVectors(VFIO_PCI_MSIX_IRQ_INDEX, vectors); break;
+    case IrqMode::kIntx: s = EnableIntx(); break;
+    case IrqMode::kNone: break;
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
+    return;
+  }
+  mode_ = want;
+  mode_vectors_ = vectors;
+}
+
+absl::Status VfioPciDevice::EnableVectors(uint32_t index, uint32_t count) {
+  std::vector<int32_t> fds;
+  for (uint32_t v = 0; v < count; ++v) {
+    const uint16_t vector = static_cast<uint16_t>(v);
+    auto notify = index == VFIO_PCI_MSIX_IRQ_INDEX
+                      ? EventLoop::Callback([msix = msix_, vector] { msix->Notify(vector); })
+                      : EventLoop::Callback([msi = msi_.get(), vector] { msi->Notify(vector); });
+    absl::StatusOr<std::unique_ptr<LoopEventfd>> fd = LoopEventfd::Create(loop_, notify);
+    if (!fd.ok()) {
+      vector_fds_.clear();
+      return fd.status();
+    }
+    fds.push_back((*fd)->fd());
+    vector_fds_.push_back(std::move(*fd));
+  }
+  if (absl::Status s = device_->SetIrqEventfds(index, 0, fds); !s.ok()) {
+    vector_fds_.clear();
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+void VfioPciDevice::DisableVectors() {
+  if (vector_fds_.empty()) return;
+  const uint32_t index =
+      mode_ == IrqMode::kMsix ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX;
+  (void)device_->DisableIrqs(index);
+  vector_fds_.clear();
+}
+
+absl::Status VfioPciDevice::EnableIntx() {
+  if (!intx_gsi_.has_value()) return absl::OkStatus();
+  UniqueFd trigger(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  UniqueFd resample(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!trigger.valid() || !resample.valid()) return ErrnoError("eventfd for INTx");
+  if (absl::Status s = irq_.AttachIrqfd(*intx_gsi_, trigger.get(), resample.get()); !s.ok()) {
+    return s;
+  }
+  const int32_t fd = trigger.get();
+  absl::Status s = device_->SetIrqEventfds(VFIO_PCI_INTX_IRQ_INDEX, 0, {&fd, 1});
+  if (s.ok()) s = device_->SetIrqUnmaskEventfd(VFIO_PCI_INTX_IRQ_INDEX, resample.get());
+  if (!s.ok()) {
+    (void)device_->DisableIrqs(VFIO_PCI_INTX_IRQ_INDEX);
+    (void)irq_.DetachIrqfd(*intx_gsi_, trigger.get());
+    return s;
+  }
+  intx_fd_ = std::move(trigger);
+  intx_resample_fd_ = std::move(resample);
+  return absl::OkStatus();
+}
+
+void VfioPciDevice::DisableIntx() {
+  if (!intx_fd_.valid()) return;
+  (void)device_->DisableIrqs(VFIO_PCI_INTX_IRQ_INDEX);
+  (void)irq_.DetachIrqfd(*intx_gsi_, intx_fd_.get());
+  intx_fd_.reset();
+  intx_resample_fd_.reset();
+}
+
+}  // namespace passage
