@@ -1,5 +1,6 @@
 #include "memory/memory_map.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -60,6 +61,13 @@ std::vector<GuestRange> RamLayout(uint64_t ram_size) {
   ranges.push_back({0, low});
   if (ram_size > low) ranges.push_back({kHighRamStart, ram_size - low});
   return ranges;
+}
+
+GuestRange PciMmio64Window(uint64_t ram_size) {
+  uint64_t end = kHighRamStart;
+  for (const GuestRange& r : RamLayout(ram_size)) end = std::max(end, r.end());
+  const uint64_t start = (end + kPciMmio64Align - 1) / kPciMmio64Align * kPciMmio64Align;
+  return {start, kPciMmio64Size};
 }
 
 }  // namespace passage

@@ -30,6 +30,13 @@ inline constexpr uint64_t kHighRamStart = 4 * kGiB;
 inline constexpr uint64_t kLegacyHoleStart = 0xA0000;
 inline constexpr uint64_t kLegacyHoleEnd = 1 * kMiB;
 
+// PCI BAR windows (see devices/pci/pci_bar_allocator.h). The 64-bit window
+// starts at the first 1 GiB boundary at or above the end of RAM (and 4 GiB).
+inline constexpr uint64_t kPciIoStart = 0xC000;  // I/O ports for BARs
+inline constexpr uint64_t kPciIoSize = 0x4000;
+inline constexpr uint64_t kPciMmio64Size = 32 * kGiB;
+inline constexpr uint64_t kPciMmio64Align = 1 * kGiB;
+
 inline constexpr uint64_t kMinRamSize = 16 * kMiB;
 inline constexpr uint64_t kMaxRamSize = 1024 * kGiB;
 
@@ -47,6 +54,9 @@ absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text);
 // Where `ram_size` bytes of RAM go: up to kLowRamEnd below the PCI hole, the
 // rest from kHighRamStart. Sizes are page-aligned; ram_size must be valid.
 std::vector<GuestRange> RamLayout(uint64_t ram_size);
+
+// The 64-bit PCI MMIO window for a VM with `ram_size` bytes of RAM.
+GuestRange PciMmio64Window(uint64_t ram_size);
 
 // Checks a RAM size against the limits above; the message names `flag`.
 absl::Status ValidateRamSize(uint64_t ram_size, absl::string_view flag);
