@@ -195,6 +195,7 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithContainer(const 
   std::unique_ptr<VfioDevice> dev(new VfioDevice(sys, o.id));
   dev->groups_ = &groups;
   dev->group_id_ = group_id;
+  dev->group_fd_ = *group_fd;
   std::string bdf = Basename(o.sysfs_path);
   dev->fd_ = SysFd(sys, sys->Ioctl(*group_fd, VFIO_GROUP_GET_DEVICE_FD, bdf.data()));
   if (!dev->fd_.valid()) {

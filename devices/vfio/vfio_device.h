@@ -96,6 +96,9 @@ class VfioDevice {
   bool can_reset() const { return can_reset_; }
   bool uses_iommufd() const { return iommufd_ != nullptr; }
   uint32_t iommufd_devid() const { return devid_; }
+  // The file KVM's VFIO pseudo device is told about: the cdev itself, or
+  // the group on the legacy path.
+  int kvm_file() const { return groups_ != nullptr ? group_fd_ : fd(); }
 
   absl::StatusOr<VfioRegionInfo> RegionInfo(uint32_t index) const;
   absl::StatusOr<VfioIrqInfo> IrqInfo(uint32_t index) const;
@@ -123,6 +126,7 @@ class VfioDevice {
   uint32_t devid_ = 0;
   VfioGroups* groups_ = nullptr;  // legacy path
   int group_id_ = -1;
+  int group_fd_ = -1;  // owned by groups_
   uint32_t num_regions_ = 0;
   uint32_t num_irqs_ = 0;
   bool can_reset_ = false;

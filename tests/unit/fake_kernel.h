@@ -68,7 +68,9 @@ class FakeKernel : public Sys {
   // Observations.
   std::vector<std::string> opened_paths;
   int map_calls = 0, map_file_calls = 0, unmap_calls = 0, destroy_calls = 0;
-  std::map<uint64_t, uint64_t> mapped;  // iova -> length, across all spaces
+  // iova -> length. Spaces are kept apart by offsetting the key: the
+  // container and the first IOAS use the IOVA itself, IOAS n adds (n-1)<<48.
+  std::map<uint64_t, uint64_t> mapped;
   bool iommu_set = false;
   int group_container = -1;
 
@@ -179,9 +181,13 @@ class FakeKernel : public Sys {
     }
     return false;
   }
-  int AddMapping(uint64_t iova, uint64_t len) {
+  static uint64_t Key(uint32_t space, uint64_t iova) {
+    return space <= 1 ? iova : iova + (uint64_t{space - 1} << 48);
+  }
+  int AddMapping(uint32_t space, uint64_t iova, uint64_t len) {
     if (len == 0 || iova % 4096 || len % 4096) return Fail(EINVAL);
     if (!Allowed(iova, len)) return Fail(EINVAL);
+    iova = Key(space, iova);
     if (fail_map_at >= 0 && map_calls + map_file_calls == fail_map_at + 1) return Fail(ENOMEM);
     for (auto& [a, l] : mapped) {
       if (iova < a + l && a < iova + len) return Fail(EEXIST);
@@ -189,8 +195,8 @@ class FakeKernel : public Sys {
     mapped[iova] = len;
     return 0;
   }
-  int RemoveMapping(uint64_t iova, uint64_t len) {
-    auto m = mapped.find(iova);
+  int RemoveMapping(uint32_t space, uint64_t iova, uint64_t len) {
+    auto m = mapped.find(Key(space, iova));
     if (m == mapped.end() || m->second != len) return Fail(ENOENT);
     mapped.erase(m);
     return 0;
@@ -227,20 +233,20 @@ class FakeKernel : public Sys {
         if (!ioas_.count(m->ioas_id) || !(m->flags & IOMMU_IOAS_MAP_FIXED_IOVA) || !m->user_va) {
           return Fail(EINVAL);
         }
-        return AddMapping(m->iova, m->length);
+        return AddMapping(m->ioas_id, m->iova, m->length);
       }
       case IOMMU_IOAS_MAP_FILE: {
         if (!map_file_supported) return Fail(ENOTTY);
         auto* m = static_cast<iommu_ioas_map_file*>(arg);
         ++map_file_calls;
         if (!ioas_.count(m->ioas_id) || m->fd < 0) return Fail(EINVAL);
-        return AddMapping(m->iova, m->length);
+        return AddMapping(m->ioas_id, m->iova, m->length);
       }
       case IOMMU_IOAS_UNMAP: {
         auto* u = static_cast<iommu_ioas_unmap*>(arg);
         ++unmap_calls;
         if (!ioas_.count(u->ioas_id)) return Fail(ENOENT);
-        return RemoveMapping(u->iova, u->length);
+        return RemoveMapping(u->ioas_id, u->iova, u->length);
       }
     }
     return Fail(ENOTTY);
@@ -283,12 +289,12 @@ class FakeKernel : public Sys {
         auto* m = static_cast<vfio_iommu_type1_dma_map*>(arg);
         ++map_calls;
         if (!iommu_set || !m->vaddr) return Fail(EINVAL);
-        return AddMapping(m->iova, m->size);
+        return AddMapping(0, m->iova, m->size);
       }
       case VFIO_IOMMU_UNMAP_DMA: {
         auto* u = static_cast<vfio_iommu_type1_dma_unmap*>(arg);
         ++unmap_calls;
-        return RemoveMapping(u->iova, u->size);
+        return RemoveMapping(0, u->iova, u->size);
       }
     }
     return Fail(ENOTTY);

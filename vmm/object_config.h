@@ -1,0 +1,28 @@
+// "-object TYPE,id=ID,key=value,...": the objects passage knows. Today one:
+//   iommufd,id=ID[,fd=N]   a /dev/iommu instance (or an already-open one)
+// Parse errors are one line naming -object and the id.
+#ifndef PASSAGE_VMM_OBJECT_CONFIG_H_
+#define PASSAGE_VMM_OBJECT_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace passage {
+
+struct ObjectConfig {
+  std::string type;  // "iommufd"
+  std::string id;
+  int fd = -1;       // fd=N: adopted; passage opens nothing for this object
+  std::string Label() const;  // "-object iommufd,id=iommufd0"
+};
+
+absl::StatusOr<ObjectConfig> ParseObjectConfig(absl::string_view spec);
+// Unique ids, and no fd named twice.
+absl::Status ValidateObjectConfigs(const std::vector<ObjectConfig>& objects);
+
+}  // namespace passage
+
+#endif  // PASSAGE_VMM_OBJECT_CONFIG_H_

@@ -1,0 +1,80 @@
+// The VM's passthrough side: the -object iommufd instances (each one IOAS
+// that maps all guest RAM), the legacy VFIO container with its groups (made
+// on first use), KVM's VFIO pseudo device, and the event loop VFIO interrupt
+// emulation runs on. Creates vfio-pci devices for the PCI platform.
+//
+// Teardown order matters and is fixed by ownership: devices (owned by the
+// PCI bus, destroyed first by Vm) -> DMA spaces leave guest memory (unmap,
+// unpin) -> iommufd objects and the container close.
+#ifndef PASSAGE_VMM_PASSTHROUGH_H_
+#define PASSAGE_VMM_PASSTHROUGH_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "devices/event_loop.h"
+#include "devices/irq.h"
+#include "devices/pci/pci_device.h"
+#include "devices/vfio/vfio_device.h"
+#include "iommu/iommufd.h"
+#include "iommu/legacy_container.h"
+#include "memory/guest_memory.h"
+#include "memory/unique_fd.h"
+#include "vmm/device_config.h"
+#include "vmm/object_config.h"
+
+namespace passage {
+
+// Checks a vfio-pci -device's keys (for the -device registry).
+absl::Status CheckVfioPciConfig(const DeviceConfig& config);
+
+class Passthrough {
+ public:
+  // Opens (or adopts) every iommufd object and maps guest RAM into each.
+  // `vm_fd` < 0: no KVM (unit tests).
+  static absl::StatusOr<std::unique_ptr<Passthrough>> Create(
+      const std::vector<ObjectConfig>& objects, GuestMemory& memory, int vm_fd,
+      Sys* sys = &Sys::Real());
+  ~Passthrough();
+
+  // Opens the device of a `-device vfio-pci,...` and builds its guest view.
+  absl::StatusOr<std::shared_ptr<PciDevice>> CreateVfioPci(const DeviceConfig& config,
+                                                           InterruptController& irq);
+  EventLoop& loop() { return loop_; }
+
+  struct ObjectInfo {
+    std::string id;
+    uint32_t ioas_id;
+    bool passed_fd;
+    bool map_file;
+  };
+  std::vector<ObjectInfo> DescribeObjects() const;
+
+ private:
+  Passthrough(GuestMemory& memory, int vm_fd, Sys* sys)
+      : memory_(memory), vm_fd_(vm_fd), sys_(sys) {}
+  absl::StatusOr<std::shared_ptr<VfioDevice>> Open(const DeviceConfig& config,
+                                                   const std::string& label);
+  absl::Status AddKvmVfioFile(int fd, const std::string& label);
+
+  GuestMemory& memory_;
+  const int vm_fd_;
+  Sys* const sys_;
+  EventLoop loop_;
+  std::vector<std::unique_ptr<Iommufd>> iommufds_;  // each a memory listener
+  std::vector<bool> passed_fd_;
+  std::unique_ptr<LegacyContainer> container_;
+  std::unique_ptr<VfioGroups> groups_;
+  bool container_listening_ = false;
+  UniqueFd kvm_vfio_;
+  // Our own references to the files KVM-VFIO knows, so FILE_DEL can name
+  // them at teardown even after the devices closed theirs.
+  std::vector<UniqueFd> kvm_vfio_files_;
+};
+
+}  // namespace passage
+
+#endif  // PASSAGE_VMM_PASSTHROUGH_H_
