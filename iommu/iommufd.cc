@@ -8,23 +8,16 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "memory/unique_fd.h"
 
 namespace passage {
-namespace {
-
-absl::Status SysError(absl::string_view what, int err = errno) {
-  return absl::ErrnoToStatus(err, what);
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Iommufd>> Iommufd::Create(const Options& options, Sys* sys) {
   SysFd fd;
   if (options.fd >= 0) {
     fd = SysFd(sys, options.fd);
   } else {
     fd = SysFd(sys, sys->Open("/dev/iommu", O_RDWR));
-    if (!fd.valid()) return SysError(absl::StrCat("iommufd ", options.id, ": opening /dev/iommu"));
+    if (!fd.valid()) return ErrnoError(absl::StrCat("iommufd ", options.id, ": opening /dev/iommu"));
   }
   std::unique_ptr<Iommufd> iommufd(
       new Iommufd(sys, options.id, std::move(fd), options.map_file));
@@ -38,7 +31,7 @@ absl::StatusOr<std::unique_ptr<Iommufd>> Iommufd::Create(const Options& options,
           "iommufd ", options.id, ": fd=", options.fd, " is not an open /dev/iommu (",
           std::strerror(err), ")"));
     }
-    return SysError(absl::StrCat("iommufd ", options.id, ": IOMMU_IOAS_ALLOC"), err);
+    return ErrnoError(absl::StrCat("iommufd ", options.id, ": IOMMU_IOAS_ALLOC"), err);
   }
   iommufd->ioas_id_ = alloc.out_ioas_id;
   return iommufd;
@@ -79,7 +72,7 @@ absl::StatusOr<std::vector<IovaRange>> Iommufd::AllowedRanges() {
       }
       return out;
     }
-    if (errno != EMSGSIZE) return SysError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES"));
+    if (errno != EMSGSIZE) return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES"));
     ranges.resize(q.num_iovas);  // the kernel told us how many there are
   }
   return absl::InternalError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES keeps growing"));
@@ -106,7 +99,7 @@ absl::Status Iommufd::Map(const DmaMapping& m) {
       mapped = true;
       used_map_file_ = true;
     } else if (errno != ENOTTY && errno != EOPNOTSUPP) {
-      return SysError(absl::StrCat(id_, ": IOMMU_IOAS_MAP_FILE of guest RAM at 0x",
+      return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_MAP_FILE of guest RAM at 0x",
                                    absl::Hex(m.iova), "+0x", absl::Hex(m.size)));
     } else {
       map_file_ = false;  // older kernel: use user VA mappings from now on
@@ -121,7 +114,7 @@ absl::Status Iommufd::Map(const DmaMapping& m) {
     map.length = m.size;
     map.iova = m.iova;
     if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP, &map) != 0) {
-      return SysError(absl::StrCat(id_, ": IOMMU_IOAS_MAP of guest RAM at 0x", absl::Hex(m.iova),
+      return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_MAP of guest RAM at 0x", absl::Hex(m.iova),
                                    "+0x", absl::Hex(m.size)));
     }
     used_map_file_ = false;
@@ -138,7 +131,7 @@ absl::Status Iommufd::Unmap(uint64_t iova, uint64_t size) {
   unmap.iova = iova;
   unmap.length = size;
   if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_UNMAP, &unmap) != 0) {
-    return SysError(absl::StrCat(id_, ": IOMMU_IOAS_UNMAP 0x", absl::Hex(iova), "+0x",
+    return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_UNMAP 0x", absl::Hex(iova), "+0x",
                                  absl::Hex(size)));
   }
   absl::MutexLock lock(&mu_);

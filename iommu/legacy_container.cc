@@ -8,19 +8,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "memory/unique_fd.h"
 
 namespace passage {
-namespace {
-
-absl::Status SysError(absl::string_view what, int err = errno) {
-  return absl::ErrnoToStatus(err, what);
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<LegacyContainer>> LegacyContainer::Create(int fd, Sys* sys) {
   SysFd owned(sys, fd >= 0 ? fd : sys->Open("/dev/vfio/vfio", O_RDWR));
-  if (!owned.valid()) return SysError("vfio container: opening /dev/vfio/vfio");
+  if (!owned.valid()) return ErrnoError("vfio container: opening /dev/vfio/vfio");
   const int version = sys->Ioctl(owned.get(), VFIO_GET_API_VERSION, nullptr);
   if (version != VFIO_API_VERSION) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -53,7 +46,7 @@ absl::Status LegacyContainer::AddGroup(int group_fd, int group_id) {
   vfio_group_status status{};
   status.argsz = sizeof(status);
   if (sys_->Ioctl(group_fd, VFIO_GROUP_GET_STATUS, &status) != 0) {
-    return SysError(absl::StrCat("vfio group ", group_id, ": VFIO_GROUP_GET_STATUS"));
+    return ErrnoError(absl::StrCat("vfio group ", group_id, ": VFIO_GROUP_GET_STATUS"));
   }
   if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -64,14 +57,14 @@ absl::Status LegacyContainer::AddGroup(int group_fd, int group_id) {
   if (groups_.count(group_id)) return absl::OkStatus();  // devices share groups
   int container = fd_.get();
   if (sys_->Ioctl(group_fd, VFIO_GROUP_SET_CONTAINER, &container) != 0) {
-    return SysError(absl::StrCat("vfio group ", group_id, ": VFIO_GROUP_SET_CONTAINER"));
+    return ErrnoError(absl::StrCat("vfio group ", group_id, ": VFIO_GROUP_SET_CONTAINER"));
   }
   if (!iommu_set_) {
     if (sys_->Ioctl(fd_.get(), VFIO_SET_IOMMU,
                     reinterpret_cast<void*>(static_cast<uintptr_t>(VFIO_TYPE1v2_IOMMU))) != 0) {
       const int err = errno;
       sys_->Ioctl(group_fd, VFIO_GROUP_UNSET_CONTAINER, nullptr);
-      return SysError("vfio container: VFIO_SET_IOMMU type1v2", err);
+      return ErrnoError("vfio container: VFIO_SET_IOMMU type1v2", err);
     }
     iommu_set_ = true;
   }
@@ -97,7 +90,7 @@ absl::StatusOr<std::vector<IovaRange>> LegacyContainer::AllowedRanges() {
     auto* info = reinterpret_cast<vfio_iommu_type1_info*>(buf.data());
     info->argsz = static_cast<uint32_t>(buf.size());
     if (sys_->Ioctl(fd_.get(), VFIO_IOMMU_GET_INFO, info) != 0) {
-      return SysError("vfio container: VFIO_IOMMU_GET_INFO");
+      return ErrnoError("vfio container: VFIO_IOMMU_GET_INFO");
     }
     if (info->argsz > buf.size()) {
       buf.resize(info->argsz);
@@ -140,7 +133,7 @@ absl::Status LegacyContainer::Map(const DmaMapping& m) {
   map.iova = m.iova;
   map.size = m.size;
   if (sys_->Ioctl(fd_.get(), VFIO_IOMMU_MAP_DMA, &map) != 0) {
-    return SysError(absl::StrCat(name_, ": VFIO_IOMMU_MAP_DMA of guest RAM at 0x",
+    return ErrnoError(absl::StrCat(name_, ": VFIO_IOMMU_MAP_DMA of guest RAM at 0x",
                                  absl::Hex(m.iova), "+0x", absl::Hex(m.size)));
   }
   absl::MutexLock lock(&mu_);
@@ -158,7 +151,7 @@ absl::Status LegacyContainer::Unmap(uint64_t iova, uint64_t size) {
   unmap.iova = iova;
   unmap.size = size;
   if (sys_->Ioctl(fd_.get(), VFIO_IOMMU_UNMAP_DMA, &unmap) != 0) {
-    return SysError(absl::StrCat(name_, ": VFIO_IOMMU_UNMAP_DMA 0x", absl::Hex(iova), "+0x",
+    return ErrnoError(absl::StrCat(name_, ": VFIO_IOMMU_UNMAP_DMA 0x", absl::Hex(iova), "+0x",
                                  absl::Hex(size)));
   }
   absl::MutexLock lock(&mu_);

@@ -10,14 +10,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "memory/unique_fd.h"
 #include "absl/strings/str_split.h"
 
 namespace passage {
 namespace {
-
-absl::Status SysError(absl::string_view what, int err = errno) {
-  return absl::ErrnoToStatus(err, what);
-}
 
 std::string Basename(absl::string_view path) {
   const size_t slash = path.rfind('/');
@@ -102,7 +99,7 @@ absl::StatusOr<int> VfioGroups::Acquire(int id) {
       return absl::FailedPreconditionError(
           absl::StrCat("vfio group ", id, " is in use by another process (", path, ")"));
     }
-    return SysError(absl::StrCat("opening ", path));
+    return ErrnoError(absl::StrCat("opening ", path));
   }
   if (absl::Status s = container_->AddGroup(fd.get(), id); !s.ok()) return s;
   Group& g = groups_[id];
@@ -143,7 +140,7 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
         return absl::FailedPreconditionError(
             absl::StrCat(o.id, ": ", path, " is in use (opened by another process)"));
       }
-      return SysError(absl::StrCat(o.id, ": opening ", path));
+      return ErrnoError(absl::StrCat(o.id, ": opening ", path));
     }
   }
   vfio_device_bind_iommufd bind{};
@@ -161,14 +158,14 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
           o.id, ": device is in use (already opened and bound by another user): ",
           std::strerror(err)));
     }
-    return SysError(absl::StrCat(o.id, ": VFIO_DEVICE_BIND_IOMMUFD to ", iommufd.name()), err);
+    return ErrnoError(absl::StrCat(o.id, ": VFIO_DEVICE_BIND_IOMMUFD to ", iommufd.name()), err);
   }
   dev->devid_ = bind.out_devid;
   vfio_device_attach_iommufd_pt attach{};
   attach.argsz = sizeof(attach);
   attach.pt_id = iommufd.ioas_id();
   if (sys->Ioctl(dev->fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) != 0) {
-    return SysError(absl::StrCat(o.id, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS of ",
+    return ErrnoError(absl::StrCat(o.id, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS of ",
                                  iommufd.name()));
   }
   dev->iommufd_ = &iommufd;
@@ -202,7 +199,7 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithContainer(const 
     if (errno == EBUSY) {
       return absl::FailedPreconditionError(absl::StrCat(o.id, ": ", bdf, " is in use"));
     }
-    return SysError(absl::StrCat(o.id, ": VFIO_GROUP_GET_DEVICE_FD ", bdf));
+    return ErrnoError(absl::StrCat(o.id, ": VFIO_GROUP_GET_DEVICE_FD ", bdf));
   }
   if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
   return dev;
@@ -222,7 +219,7 @@ absl::Status VfioDevice::ReadInfo() {
   vfio_device_info info{};
   info.argsz = sizeof(info);
   if (sys_->Ioctl(fd(), VFIO_DEVICE_GET_INFO, &info) != 0) {
-    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_GET_INFO"));
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_GET_INFO"));
   }
   if (!(info.flags & VFIO_DEVICE_FLAGS_PCI)) {
     return absl::InvalidArgumentError(absl::StrCat(id_, ": not a PCI device"));
@@ -243,7 +240,7 @@ absl::StatusOr<VfioRegionInfo> VfioDevice::RegionInfo(uint32_t index) const {
     info->argsz = static_cast<uint32_t>(buf.size());
     info->index = index;
     if (sys_->Ioctl(fd(), VFIO_DEVICE_GET_REGION_INFO, info) != 0) {
-      return SysError(absl::StrCat(id_, ": VFIO_DEVICE_GET_REGION_INFO ", index));
+      return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_GET_REGION_INFO ", index));
     }
     if (info->argsz > buf.size()) {  // capabilities did not fit
       buf.resize(info->argsz);
@@ -292,7 +289,7 @@ absl::StatusOr<VfioIrqInfo> VfioDevice::IrqInfo(uint32_t index) const {
   info.argsz = sizeof(info);
   info.index = index;
   if (sys_->Ioctl(fd(), VFIO_DEVICE_GET_IRQ_INFO, &info) != 0) {
-    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_GET_IRQ_INFO ", index));
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_GET_IRQ_INFO ", index));
   }
   return VfioIrqInfo{info.flags, info.count};
 }
@@ -306,7 +303,7 @@ absl::Status VfioDevice::ReadRegion(const VfioRegionInfo& region, uint64_t offse
   const ssize_t n = sys_->Pread(fd(), data.data(), data.size(),
                                 static_cast<off_t>(region.offset + offset));
   if (n != static_cast<ssize_t>(data.size())) {
-    return SysError(absl::StrCat(id_, ": read of region ", region.index, " at 0x",
+    return ErrnoError(absl::StrCat(id_, ": read of region ", region.index, " at 0x",
                                  absl::Hex(offset)), n < 0 ? errno : EIO);
   }
   return absl::OkStatus();
@@ -321,7 +318,7 @@ absl::Status VfioDevice::WriteRegion(const VfioRegionInfo& region, uint64_t offs
   const ssize_t n = sys_->Pwrite(fd(), data.data(), data.size(),
                                  static_cast<off_t>(region.offset + offset));
   if (n != static_cast<ssize_t>(data.size())) {
-    return SysError(absl::StrCat(id_, ": write of region ", region.index, " at 0x",
+    return ErrnoError(absl::StrCat(id_, ": write of region ", region.index, " at 0x",
                                  absl::Hex(offset)), n < 0 ? errno : EIO);
   }
   return absl::OkStatus();
@@ -338,7 +335,7 @@ absl::Status VfioDevice::SetIrqEventfds(uint32_t index, uint32_t start,
   set->count = static_cast<uint32_t>(fds.size());
   std::memcpy(set->data, fds.data(), fds.size() * sizeof(int32_t));
   if (sys_->Ioctl(fd(), VFIO_DEVICE_SET_IRQS, set) != 0) {
-    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_SET_IRQS index ", index, " vectors ", start,
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_SET_IRQS index ", index, " vectors ", start,
                                  "..", start + fds.size()));
   }
   return absl::OkStatus();
@@ -354,7 +351,7 @@ absl::Status VfioDevice::SetIrqUnmaskEventfd(uint32_t index, int32_t efd) const 
   set->count = 1;
   std::memcpy(set->data, &efd, sizeof(efd));
   if (sys_->Ioctl(fd(), VFIO_DEVICE_SET_IRQS, set) != 0) {
-    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_SET_IRQS unmask eventfd, index ", index));
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_SET_IRQS unmask eventfd, index ", index));
   }
   return absl::OkStatus();
 }
@@ -367,7 +364,7 @@ absl::Status VfioDevice::DisableIrqs(uint32_t index) const {
   set.start = 0;
   set.count = 0;
   if (sys_->Ioctl(fd(), VFIO_DEVICE_SET_IRQS, &set) != 0) {
-    return SysError(absl::StrCat(id_, ": disabling interrupts, index ", index));
+    return ErrnoError(absl::StrCat(id_, ": disabling interrupts, index ", index));
   }
   return absl::OkStatus();
 }
@@ -375,7 +372,7 @@ absl::Status VfioDevice::DisableIrqs(uint32_t index) const {
 absl::Status VfioDevice::Reset() const {
   if (!can_reset_) return absl::OkStatus();
   if (sys_->Ioctl(fd(), VFIO_DEVICE_RESET, nullptr) != 0) {
-    return SysError(absl::StrCat(id_, ": VFIO_DEVICE_RESET"));
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_RESET"));
   }
   return absl::OkStatus();
 }
