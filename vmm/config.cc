@@ -8,7 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/strings/str_join.h"
 #include "memory/memory_map.h"
+#include "vmm/x86_cpu.h"
 
 namespace passage {
 namespace {
@@ -56,6 +58,28 @@ absl::Status SetSmp(absl::string_view value, VmConfig& c) {
   return absl::OkStatus();
 }
 
+absl::Status SetCpu(absl::string_view value, VmConfig& c) {
+  // "host" (KVM's supported CPUID, the only model) with features taken away:
+  // "host,-xsave,-x2apic".
+  std::vector<absl::string_view> parts = absl::StrSplit(value, ',');
+  if (parts[0] != "host") {
+    return Bad("-cpu", absl::StrCat("unsupported model '", parts[0], "' (only host)"));
+  }
+  c.cpu_disabled.clear();
+  for (size_t i = 1; i < parts.size(); ++i) {
+    absl::string_view feature = parts[i];
+    if (!absl::ConsumePrefix(&feature, "-")) {
+      return Bad("-cpu", absl::StrCat("'", parts[i], "': features can only be removed (-NAME)"));
+    }
+    if (!IsCpuFeature(feature)) {
+      return Bad("-cpu", absl::StrCat("unknown feature '", feature, "' (known: ",
+                                      absl::StrJoin(CpuFeatureNames(), ", "), ")"));
+    }
+    c.cpu_disabled.emplace_back(feature);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SetSerial(absl::string_view value, VmConfig& c) {
   if (value == "stdio" || value == "mon:stdio") {
     c.serial = {SerialConfig::Kind::kStdio, ""};
@@ -88,6 +112,7 @@ const std::map<std::string, Option, std::less<>>& Options() {
   static const auto* options = new std::map<std::string, Option, std::less<>>{
       {"m", {true, SetMemory, "SIZE      guest RAM, e.g. 512M, 2G (default 128M)"}},
       {"smp", {true, SetSmp, "N         number of vCPUs (default 1)"}},
+      {"cpu", {true, SetCpu, "host[,-FEATURE...]  KVM's supported CPU features, minus some (default host)"}},
       {"kernel", {true, [](auto v, VmConfig& c) { return NonEmpty("-kernel", v, c.kernel); },
                   "FILE   bzImage, or a flat binary (see -entry)"}},
       {"initrd", {true, [](auto v, VmConfig& c) { return NonEmpty("-initrd", v, c.initrd); },
@@ -97,7 +122,7 @@ const std::map<std::string, Option, std::less<>>& Options() {
       {"serial", {true, SetSerial, "DEV    stdio (default), none, file:PATH"}},
       {"entry", {true, SetEntry, "MODE    flat binaries: real (default) or long (64-bit, paging on)"}},
       {"dump-dtb", {true, [](auto v, VmConfig& c) { return NonEmpty("-dump-dtb", v, c.dump_dtb); },
-                    "FILE write the VM's platform description as a flattened device tree"}},
+                    "FILE write the VM's platform description as a flattened device tree, then exit"}},
       {"device", {true, [](auto v, VmConfig& c) { c.devices.emplace_back(v); return absl::OkStatus(); },
                   "SPEC   add a device"}},
       {"object", {true, [](auto v, VmConfig& c) { c.objects.emplace_back(v); return absl::OkStatus(); },
@@ -105,7 +130,11 @@ const std::map<std::string, Option, std::less<>>& Options() {
       {"mem-hugepages", {false, [](auto, VmConfig& c) { c.hugepages = true; return absl::OkStatus(); },
                          "    back guest RAM with 2 MiB hugetlb pages"}},
       {"report-timing", {false, [](auto, VmConfig& c) { c.report_timing = true; return absl::OkStatus(); },
-                         "    print boot timing and RSS on exit"}},
+                         "    print boot timing and RSS on exit (stderr, one JSON line)"}},
+      {"timing-marker", {true, [](auto v, VmConfig& c) { return NonEmpty("-timing-marker", v, c.timing_marker); },
+                         "TEXT with --report-timing: the serial line containing TEXT marks init\n"
+                         "                       (default: the first line after the kernel log that is not\n"
+                         "                       a '[' timestamped kernel line)"}},
       // Accepted for QEMU compatibility; passage has no display and always
       // uses KVM, and a guest reset always ends passage.
       {"nographic", {false, [](auto, VmConfig&) { return absl::OkStatus(); }, "        accepted (no display anyway)"}},
@@ -170,6 +199,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
     absl::string_view type = spec.substr(0, spec.find(','));
     if (type.empty()) return absl::InvalidArgumentError("-object: missing object type");
     return absl::InvalidArgumentError(absl::StrCat("-object: unknown object type '", type, "'"));
+  }
+  if (!cl.config.timing_marker.empty() && !cl.config.report_timing) {
+    return absl::InvalidArgumentError("-timing-marker: only with --report-timing");
   }
   if (!cl.config.initrd.empty() && cl.config.entry != EntryMode::kAuto) {
     return absl::InvalidArgumentError("-initrd: only for a Linux kernel (not with -entry)");

@@ -25,6 +25,7 @@ enum class EntryMode { kAuto, kReal, kLong };
 struct VmConfig {
   uint64_t ram_size = 128ull << 20;  // QEMU's default
   int cpus = 1;
+  std::vector<std::string> cpu_disabled;  // -cpu host,-FEATURE,...
   std::string kernel;
   std::string initrd;
   std::string append;
@@ -33,6 +34,7 @@ struct VmConfig {
   bool hugepages = false;
   std::string dump_dtb;
   bool report_timing = false;
+  std::string timing_marker;  // --report-timing: serial text that marks init (see boot_report.h)
   std::vector<std::string> devices;  // raw -device arguments
   std::vector<std::string> objects;  // raw -object arguments
 };

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "memory/unique_fd.h"
+#include "vmm/bzimage.h"
 
 namespace passage {
 
@@ -30,11 +31,35 @@ absl::StatusOr<std::vector<uint8_t>> ReadFile(const std::string& path, absl::str
   return data;
 }
 
-absl::StatusOr<BootEntry> LoadKernel(const VmConfig& config, GuestMemory& memory) {
+absl::StatusOr<LoadedKernel> LoadKernel(const VmConfig& config, const LinuxBootPlatform& platform,
+                                        GuestMemory& memory) {
   absl::StatusOr<std::vector<uint8_t>> image = ReadFile(config.kernel, "-kernel");
   if (!image.ok()) return image.status();
   if (image->empty()) {
     return absl::InvalidArgumentError(absl::StrCat("-kernel: '", config.kernel, "' is empty"));
+  }
+  if (config.entry == EntryMode::kAuto && LooksLikeLinuxKernel(*image)) {
+    absl::StatusOr<BzImage> bz = ParseBzImage(*image);
+    if (!bz.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-kernel: '", config.kernel, "': ", bz.status().message()));
+    }
+    std::vector<uint8_t> initrd;
+    if (!config.initrd.empty()) {
+      absl::StatusOr<std::vector<uint8_t>> data = ReadFile(config.initrd, "-initrd");
+      if (!data.ok()) return data.status();
+      initrd = std::move(*data);
+    }
+    absl::StatusOr<LinuxBootLayout> layout =
+        LoadLinux(*bz, initrd, config.append, platform, memory);
+    if (!layout.ok()) return layout.status();
+    LoadedKernel loaded{layout->entry, std::move(*layout)};
+    return loaded;
+  }
+  if (!config.initrd.empty() || !config.append.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        config.initrd.empty() ? "-append" : "-initrd", ": '", config.kernel,
+        "' is not a Linux bzImage (a flat binary takes no initrd or command line)"));
   }
   const bool long_mode = config.entry == EntryMode::kLong;
   BootEntry entry;
@@ -53,7 +78,7 @@ absl::StatusOr<BootEntry> LoadKernel(const VmConfig& config, GuestMemory& memory
     if (absl::Status s = WriteLongModeTables(memory); !s.ok()) return s;
   }
   entry.rip = load;
-  return entry;
+  return LoadedKernel{entry, std::nullopt};
 }
 
 }  // namespace passage

@@ -3,6 +3,7 @@
 #include "absl/strings/string_view.h"
 #include <vector>
 
+#include "vmm/boot_report.h"
 #include "vmm/config.h"
 #include "vmm/vm.h"
 
@@ -18,6 +19,7 @@ constexpr int kExitUsage = 2;
 }  // namespace
 
 int main(int argc, char** argv) {
+  passage::RecordProcessStart();
   std::vector<absl::string_view> args(argv + 1, argv + argc);
   absl::StatusOr<passage::CommandLine> cl = passage::ParseCommandLine(args);
   if (!cl.ok()) {
@@ -40,7 +42,18 @@ int main(int argc, char** argv) {
     return vm.status().code() == absl::StatusCode::kInvalidArgument ? kExitRuntimeError
                                                                     : kExitRuntimeError;
   }
+  if (!cl->config.dump_dtb.empty()) {
+    // Like QEMU's dumpdtb: describe the machine, then exit without running it.
+    if (absl::Status s = (*vm)->DumpDtb(cl->config.dump_dtb); !s.ok()) {
+      std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
+      return kExitRuntimeError;
+    }
+    return 0;
+  }
   absl::StatusOr<int> status = (*vm)->Run();
+  if (cl->config.report_timing) {
+    std::fprintf(stderr, "passage: report-timing %s\n", (*vm)->TimingReport().c_str());
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "passage: %s\n", std::string(status.status().message()).c_str());
     return kExitRuntimeError;

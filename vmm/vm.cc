@@ -11,7 +11,9 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "devices/acpi/acpi_tables.h"
 #include "vmm/loader.h"
+#include "vmm/x86_cpu.h"
 
 namespace passage {
 namespace {
@@ -20,6 +22,12 @@ namespace {
 // outside RAM and every device window).
 constexpr uint64_t kIdentityMapAddr = 0xfeffc000;
 constexpr uint64_t kTssAddr = 0xfeffd000;
+constexpr uint64_t kKvmPagesEnd = kTssAddr + 3 * 4096;  // the TSS takes three pages
+
+// ACPI tables: in the BIOS area of the legacy hole, where an OS that is not
+// told the RSDP address (boot_params.acpi_rsdp_addr) scans for it.
+constexpr uint64_t kAcpiTablesAddr = 0xe0000;
+constexpr uint64_t kAcpiTablesMax = 0x10000;
 
 // Puts a terminal on stdin into raw-ish mode (no echo, no line editing) for
 // the guest console, keeping ^C as SIGINT; restores it on destruction.
@@ -102,7 +110,9 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
   if (absl::Status s = vm->memory_->AddListener(vm->memslots_.get()); !s.ok()) return s;
 
   if (absl::Status s = vm->CreatePlatform(config); !s.ok()) return s;
-  if (absl::Status s = vm->CreateVcpus(config); !s.ok()) return s;
+  LinuxBootPlatform boot_platform;
+  if (absl::Status s = vm->CreateAcpi(config, boot_platform); !s.ok()) return s;
+  if (absl::Status s = vm->CreateVcpus(config, boot_platform); !s.ok()) return s;
   return vm;
 }
 
@@ -127,7 +137,12 @@ absl::Status Vm::CreatePlatform(const VmConfig& config) {
   uart_ = std::make_shared<Uart8250>(out_fd, [this](bool level) {
     (void)SetIrqLine(Uart8250::kCom1Irq, level);
   });
-  if (absl::Status s = pio_.Register(Uart8250::kCom1Base, Uart8250::kSize, uart_, "COM1");
+  std::shared_ptr<IoHandler> com1 = uart_;
+  if (config.report_timing) {
+    boot_timer_ = std::make_shared<BootTimer>(config.timing_marker);
+    com1 = std::make_shared<SerialTap>(uart_, boot_timer_);
+  }
+  if (absl::Status s = pio_.Register(Uart8250::kCom1Base, Uart8250::kSize, com1, "COM1");
       !s.ok()) {
     return s;
   }
@@ -138,13 +153,92 @@ absl::Status Vm::CreatePlatform(const VmConfig& config) {
       !s.ok()) {
     return s;
   }
-  return mmio_.Register(kDebugMmioStart, DebugDevice::kMmioSize, debug_->mmio_handler(),
-                        "debug-mmio");
+  if (absl::Status s = mmio_.Register(kDebugMmioStart, DebugDevice::kMmioSize,
+                                      debug_->mmio_handler(), "debug-mmio");
+      !s.ok()) {
+    return s;
+  }
+  acpi_pm_ = std::make_shared<AcpiPmDevice>(
+      [this] { RequestStop({StopRequest::Reason::kPowerOff, 0, "power-off (ACPI S5)"}); },
+      [this] { RequestStop({StopRequest::Reason::kReset, 0, "reset (ACPI reset register)"}); });
+  if (absl::Status s = pio_.Register(AcpiPmDevice::kPort, AcpiPmDevice::kSize, acpi_pm_,
+                                     "acpi-pm");
+      !s.ok()) {
+    return s;
+  }
+  i8042_ = std::make_shared<I8042>(
+      [this] { RequestStop({StopRequest::Reason::kReset, 0, "reset (i8042 command 0xfe)"}); });
+  if (absl::Status s = pio_.Register(I8042::kBase, I8042::kSize, i8042_, "i8042"); !s.ok()) {
+    return s;
+  }
+  cmos_ = std::make_shared<CmosRtc>();
+  if (absl::Status s = pio_.Register(CmosRtc::kBase, CmosRtc::kSize, cmos_, "cmos-rtc");
+      !s.ok()) {
+    return s;
+  }
+
+  using Bus = PlatformDevice::Bus;
+  platform_.cpus = config.cpus;
+  for (const MemoryRegion& r : memory_->regions()) platform_.ram.push_back({r.gpa, r.size});
+  platform_.ioapic_addr = kIoapicStart;
+  platform_.ioapic_gsi_base = 0;
+  platform_.lapic_addr = kLapicStart;
+  platform_.devices = {
+      {"serial", "ns16550a", Bus::kPort, Uart8250::kCom1Base, Uart8250::kSize,
+       static_cast<int>(Uart8250::kCom1Irq)},
+      {"debug-exit", "passage,debug-exit", Bus::kPort, DebugDevice::kPort, 1, -1},
+      {"i8042", "passage,i8042-reset", Bus::kPort, I8042::kBase, I8042::kSize, -1},
+      {"rtc", "motorola,mc146818", Bus::kPort, CmosRtc::kBase, CmosRtc::kSize, CmosRtc::kIrq},
+      {"acpi-pm", "passage,acpi-pm", Bus::kPort, AcpiPmDevice::kPort, AcpiPmDevice::kSize, -1},
+      {"debug", "passage,debug-mmio", Bus::kMmio, kDebugMmioStart, DebugDevice::kMmioSize, -1},
+  };
+  platform_.stdout_device = "serial";
+  return absl::OkStatus();
 }
 
-absl::Status Vm::CreateVcpus(const VmConfig& config) {
-  absl::StatusOr<BootEntry> entry = LoadKernel(config, *memory_);
-  if (!entry.ok()) return entry.status();
+absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform) {
+  acpi::AcpiConfig acpi;
+  acpi.cpus = config.cpus;
+  acpi.lapic_addr = kLapicStart;
+  acpi.ioapic_addr = kIoapicStart;
+  acpi.ioapic_id = 0;  // KVM's IOAPIC resets its ID register to 0
+  acpi.ioapic_gsi_base = 0;
+  acpi.pm_port = AcpiPmDevice::kPort;
+  acpi.serial_ports = {{static_cast<uint16_t>(Uart8250::kCom1Base),
+                        static_cast<uint8_t>(Uart8250::kCom1Irq)}};
+  acpi.rtc = acpi::RtcInfo{static_cast<uint16_t>(CmosRtc::kBase), CmosRtc::kIrq};
+  absl::StatusOr<acpi::AcpiTables> tables =
+      acpi::BuildAcpiTables(acpi, kAcpiTablesAddr, kAcpiTablesMax);
+  if (!tables.ok()) return tables.status();
+  if (absl::Status s = memory_->Write(kAcpiTablesAddr, tables->bytes); !s.ok()) return s;
+  const uint64_t acpi_end = (kAcpiTablesAddr + tables->bytes.size() + 4095) / 4096 * 4096;
+  boot_platform.acpi_rsdp = tables->rsdp_addr;
+  boot_platform.e820_special = {
+      {kLegacyHoleStart, kAcpiTablesAddr - kLegacyHoleStart, E820Type::kReserved},
+      {kAcpiTablesAddr, acpi_end - kAcpiTablesAddr, E820Type::kAcpi},
+      {acpi_end, kLegacyHoleEnd - acpi_end, E820Type::kReserved},
+      {kIdentityMapAddr, kKvmPagesEnd - kIdentityMapAddr, E820Type::kReserved},
+  };
+  platform_.reserved = boot_platform.e820_special;
+  platform_.acpi = {tables->rsdp_addr, kAcpiTablesAddr, tables->bytes.size()};
+  return absl::OkStatus();
+}
+
+absl::Status Vm::CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform) {
+  absl::StatusOr<LoadedKernel> loaded = LoadKernel(config, boot_platform, *memory_);
+  if (!loaded.ok()) return loaded.status();
+  const BootEntry& entry = loaded->entry;
+  platform_.boot.kernel = config.kernel;
+  platform_.boot.entry = entry.rip;
+  platform_.boot.cmdline = config.append;
+  if (loaded->linux_layout) {
+    platform_.boot.protocol = "linux-64bit";
+    platform_.boot.initrd = config.initrd;
+    platform_.boot.initrd_addr = loaded->linux_layout->initrd_addr;
+    platform_.boot.initrd_size = loaded->linux_layout->initrd_size;
+  } else {
+    platform_.boot.protocol = entry.mode == BootEntry::Mode::kLong ? "flat-long" : "flat-real";
+  }
   const int max_vcpus = kvm_.CheckExtension(KVM_CAP_MAX_VCPUS);
   if (max_vcpus > 0 && config.cpus > max_vcpus) {
     return absl::InvalidArgumentError(
@@ -152,14 +246,40 @@ absl::Status Vm::CreateVcpus(const VmConfig& config) {
   }
   absl::StatusOr<std::vector<kvm_cpuid_entry2>> cpuid = kvm_.SupportedCpuid();
   if (!cpuid.ok()) return cpuid.status();
+  const bool tsc_deadline = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+  const bool mp_state = kvm_.CheckExtension(KVM_CAP_MP_STATE) > 0;
+  const int phys_bits = GuestPhysAddrBits(*cpuid);
   for (int i = 0; i < config.cpus; ++i) {
     absl::StatusOr<std::unique_ptr<Vcpu>> vcpu = Vcpu::Create(kvm_, vm_fd(), i);
     if (!vcpu.ok()) return vcpu.status();
-    if (absl::Status s = (*vcpu)->SetCpuid(*cpuid, config.cpus); !s.ok()) return s;
+    const std::vector<kvm_cpuid_entry2> guest_cpuid =
+        GuestCpuid(*cpuid, {.index = i,
+                            .cpus = config.cpus,
+                            .tsc_deadline = tsc_deadline,
+                            .disabled = config.cpu_disabled});
+    if (absl::Status s = (*vcpu)->SetCpuid(guest_cpuid, config.cpus); !s.ok()) return s;
+    if (absl::Status s = SetupVcpuState((*vcpu)->fd(), i, phys_bits, mp_state); !s.ok()) return s;
     vcpus_.push_back(std::move(*vcpu));
   }
   // The boot processor starts at the entry point; the others wait for SIPI.
-  return vcpus_[0]->SetupEntry(*entry);
+  return vcpus_[0]->SetupEntry(entry);
+}
+
+absl::Status Vm::DumpDtb(const std::string& path) const {
+  return WritePlatformFdt(platform_, path);
+}
+
+std::string Vm::StopDescription() {
+  absl::MutexLock lock(&stop_mu_);
+  return stop_.has_value() ? stop_->detail : "running";
+}
+
+std::string Vm::TimingReport() {
+  const std::string stop = StopDescription();
+  absl::StatusOr<MemoryUsage> usage = ReadOwnMemoryUsage();
+  static const BootTimer kNoTimer("");
+  return TimingReportJson(boot_timer_ ? *boot_timer_ : kNoTimer,
+                          usage.ok() ? *usage : MemoryUsage{}, stop);
 }
 
 Vm::~Vm() {

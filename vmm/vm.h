@@ -10,13 +10,19 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "devices/acpi/acpi_pm_device.h"
+#include "devices/cmos_rtc.h"
 #include "devices/debug_device.h"
+#include "devices/i8042.h"
 #include "devices/io_bus.h"
 #include "devices/uart_8250.h"
 #include "memory/guest_memory.h"
 #include "memory/unique_fd.h"
+#include "vmm/boot_report.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "vmm/linux_loader.h"
+#include "vmm/platform_fdt.h"
 #include "vmm/vcpu.h"
 
 namespace passage {
@@ -55,10 +61,21 @@ class Vm {
   // Drives an in-kernel irqchip input pin (KVM_IRQ_LINE).
   absl::Status SetIrqLine(uint32_t gsi, bool level);
 
+  // What the VM is made of (memory map, vCPUs, devices, ACPI, boot).
+  const PlatformDescription& platform() const { return platform_; }
+  // -dump-dtb: writes platform() as a flattened device tree.
+  absl::Status DumpDtb(const std::string& path) const;
+  // Why the VM stopped ("power-off", "reset", ...), after Run().
+  std::string StopDescription() ABSL_LOCKS_EXCLUDED(stop_mu_);
+  // --report-timing: the one-line JSON report (boot_report.h).
+  std::string TimingReport() ABSL_LOCKS_EXCLUDED(stop_mu_);
+
  private:
   explicit Vm(Kvm kvm) : kvm_(std::move(kvm)) {}
   absl::Status CreatePlatform(const VmConfig& config);
-  absl::Status CreateVcpus(const VmConfig& config);
+  // ACPI tables into guest memory; the e820 ranges they and the holes need.
+  absl::Status CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform);
+  absl::Status CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform);
 
   Kvm kvm_;
   UniqueFd vm_fd_;
@@ -69,6 +86,11 @@ class Vm {
   IoBus mmio_{"MMIO"};
   std::shared_ptr<Uart8250> uart_;
   std::unique_ptr<DebugDevice> debug_;
+  std::shared_ptr<AcpiPmDevice> acpi_pm_;
+  std::shared_ptr<I8042> i8042_;
+  std::shared_ptr<CmosRtc> cmos_;
+  std::shared_ptr<BootTimer> boot_timer_;  // with --report-timing
+  PlatformDescription platform_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool serial_stdio_ = false;
 
