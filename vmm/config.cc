@@ -124,7 +124,8 @@ const std::map<std::string, Option, std::less<>>& Options() {
       {"dump-dtb", {true, [](auto v, VmConfig& c) { return NonEmpty("-dump-dtb", v, c.dump_dtb); },
                     "FILE write the VM's platform description as a flattened device tree, then exit"}},
       {"device", {true, [](auto v, VmConfig& c) { c.devices.emplace_back(v); return absl::OkStatus(); },
-                  "SPEC   add a device"}},
+                  "SPEC   add a device: DRIVER[,id=ID][,addr=SLOT[.FN]][,key=value...]\n"
+                  "                       virtio-rng-pci[,filename=PATH|,fd=N] (default /dev/urandom)"}},
       {"object", {true, [](auto v, VmConfig& c) { c.objects.emplace_back(v); return absl::OkStatus(); },
                   "SPEC   add an object"}},
       {"mem-hugepages", {false, [](auto, VmConfig& c) { c.hugepages = true; return absl::OkStatus(); },
@@ -191,12 +192,13 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
     return absl::InvalidArgumentError("-kernel: required (the image to boot)");
   }
   for (const std::string& spec : cl.config.devices) {
-    absl::string_view name = spec.substr(0, spec.find(','));
-    if (name.empty()) return absl::InvalidArgumentError("-device: missing device name");
-    return absl::InvalidArgumentError(absl::StrCat("-device: unknown device '", name, "'"));
+    absl::StatusOr<DeviceConfig> device = ParseDeviceConfig(spec);
+    if (!device.ok()) return device.status();
+    cl.config.device_configs.push_back(std::move(*device));
   }
+  if (absl::Status s = ValidateDeviceConfigs(cl.config.device_configs); !s.ok()) return s;
   for (const std::string& spec : cl.config.objects) {
-    absl::string_view type = spec.substr(0, spec.find(','));
+    absl::string_view type = absl::string_view(spec).substr(0, spec.find(','));
     if (type.empty()) return absl::InvalidArgumentError("-object: missing object type");
     return absl::InvalidArgumentError(absl::StrCat("-object: unknown object type '", type, "'"));
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "vmm/device_config.h"
 
 namespace passage {
 
@@ -36,6 +37,7 @@ struct VmConfig {
   bool report_timing = false;
   std::string timing_marker;  // --report-timing: serial text that marks init (see boot_report.h)
   std::vector<std::string> devices;  // raw -device arguments
+  std::vector<DeviceConfig> device_configs;  // the same, parsed and checked
   std::vector<std::string> objects;  // raw -object arguments
 };
 

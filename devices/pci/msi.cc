@@ -47,25 +47,32 @@ void MsiCapability::AfterWrite(PciConfigSpace& config, uint32_t, uint32_t) {
   mask_ = config.Get32(o + PCI_MSI_MASK_64);
   if (!enabled_) return;
   for (uint16_t v = 0; v < count_; ++v) {
-    if ((pending_ >> v & 1) && !(mask_ >> v & 1)) {
+    if (mask_ >> v & 1) continue;
+    if (pending_ >> v & 1) {
       pending_ &= ~(1u << v);
       Send(v);
+    } else {
+      Route(v);  // route it now, not on the interrupt path
     }
   }
 }
 
-void MsiCapability::Send(uint16_t vector) {
+MsiIrqfd* MsiCapability::Route(uint16_t vector) {
   MsiMessage m = message_;
   m.data = (m.data & ~(count_ - 1u)) | vector;
   std::unique_ptr<MsiIrqfd>& route = routes_[vector];
   if (route == nullptr) {
     absl::StatusOr<std::unique_ptr<MsiIrqfd>> r = MsiIrqfd::Create(irq_, m);
-    if (!r.ok()) return;
+    if (!r.ok()) return nullptr;
     route = std::move(*r);
   } else if (!route->Update(m).ok()) {
-    return;
+    return nullptr;
   }
-  route->Trigger();
+  return route.get();
+}
+
+void MsiCapability::Send(uint16_t vector) {
+  if (MsiIrqfd* route = Route(vector)) route->Trigger();
 }
 
 bool MsiCapability::Notify(uint16_t vector) {

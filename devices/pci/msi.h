@@ -38,6 +38,8 @@ class MsiCapability : public PciCapabilityHandler {
 
  private:
   void Send(uint16_t vector) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The vector's irqfd, routed to its current message; null on failure.
+  MsiIrqfd* Route(uint16_t vector) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   InterruptController& irq_;
   const std::string owner_;

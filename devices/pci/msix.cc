@@ -71,12 +71,24 @@ void MsixCapability::Send(Vector& v) {
   v.route->Trigger();
 }
 
+void MsixCapability::Prepare(Vector& v) {
+  if (v.route == nullptr) {
+    absl::StatusOr<std::unique_ptr<MsiIrqfd>> route = MsiIrqfd::Create(irq_, v.message);
+    if (route.ok()) v.route = std::move(*route);
+  } else {
+    (void)v.route->Update(v.message);
+  }
+}
+
 void MsixCapability::FlushPending() {
   if (!enabled_ || function_masked_) return;
   for (Vector& v : vectors_) {
-    if (v.pending && !v.masked) {
+    if (v.masked) continue;
+    if (v.pending) {
       v.pending = false;
       Send(v);
+    } else {
+      Prepare(v);
     }
   }
 }
@@ -117,9 +129,13 @@ void MsixCapability::WriteTableDword(uint32_t index, uint32_t value) {
       break;
     default:
       v.masked = value & PCI_MSIX_ENTRY_CTRL_MASKBIT;  // other control bits are reserved
-      if (!v.masked && v.pending && enabled_ && !function_masked_) {
-        v.pending = false;
-        Send(v);
+      if (!v.masked && enabled_ && !function_masked_) {
+        if (v.pending) {
+          v.pending = false;
+          Send(v);
+        } else {
+          Prepare(v);  // route the vector now, not on the interrupt path
+        }
       }
       break;
   }

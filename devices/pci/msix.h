@@ -67,6 +67,8 @@ class MsixCapability : public PciCapabilityHandler {
   };
   bool Masked(const Vector& v) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Send(Vector& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates or updates the vector's route (failures surface at Send).
+  void Prepare(Vector& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends every pending vector that is no longer masked.
   void FlushPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t TableDword(uint32_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -155,7 +155,9 @@ void VirtioPciDevice::Reset() {
   if (started_) backend_->Stop();
   started_ = false;
   for (Queue& q : queues_) {
-    q = Queue();
+    q.live.reset();
+    q.enabled = false;
+    q.desc = q.avail = q.used = 0;
     q.size = backend_->max_queue_size();
   }
   for (uint16_t i = 0; i < num_queues_; ++i) queue_vectors_[i] = kNoVector;

@@ -1,0 +1,117 @@
+#include "vmm/device_config.h"
+
+#include <gtest/gtest.h>
+
+#include "vmm/config.h"
+
+namespace passage {
+namespace {
+
+absl::StatusOr<CommandLine> Parse(std::vector<absl::string_view> args) {
+  args.insert(args.begin(), {"-kernel", "k"});
+  return ParseCommandLine(args);
+}
+
+TEST(KeyValues, SplitsAndUnescapes) {
+  auto kv = ParseKeyValues("virtio-rng-pci,id=a,filename=/tmp/x,,y", "driver");
+  ASSERT_TRUE(kv.ok()) << kv.status();
+  ASSERT_EQ(kv->pairs.size(), 3u);
+  EXPECT_EQ(*kv->Find("driver"), "virtio-rng-pci");
+  EXPECT_EQ(*kv->Find("filename"), "/tmp/x,y");
+  EXPECT_EQ(kv->Find("addr"), nullptr);
+  auto explicit_driver = ParseKeyValues("id=a,driver=virtio-rng-pci", "driver");
+  ASSERT_TRUE(explicit_driver.ok());
+  EXPECT_EQ(*explicit_driver->Find("driver"), "virtio-rng-pci");
+  auto empty_value = ParseKeyValues("x,filename=", "driver");
+  ASSERT_TRUE(empty_value.ok());
+  EXPECT_EQ(*empty_value->Find("filename"), "");
+}
+
+TEST(KeyValues, Errors) {
+  EXPECT_FALSE(ParseKeyValues("a,id=x,id=y", "driver").ok());  // duplicate key
+  EXPECT_FALSE(ParseKeyValues("a,b", "driver").ok());          // not key=value
+  EXPECT_FALSE(ParseKeyValues("a,=x", "driver").ok());         // no key
+  EXPECT_FALSE(ParseKeyValues("a,,b,", "driver").ok());        // trailing empty element
+  EXPECT_FALSE(ParseKeyValues("", "driver").ok());
+}
+
+TEST(PciSlotParse, QemuSpellings) {
+  EXPECT_EQ(*ParsePciSlot("3"), (PciSlot{3, 0}));
+  EXPECT_EQ(*ParsePciSlot("0x1f"), (PciSlot{31, 0}));
+  EXPECT_EQ(*ParsePciSlot("1f.7"), (PciSlot{31, 7}));
+  EXPECT_EQ(*ParsePciSlot("04.2"), (PciSlot{4, 2}));
+  EXPECT_EQ(*ParsePciSlot("a"), (PciSlot{10, 0}));
+  for (const char* bad : {"", "20", "0x20", "3.8", "3.", ".1", "g", "3.1.1", "-1", "100", "3.10"}) {
+    EXPECT_FALSE(ParsePciSlot(bad).ok()) << bad;
+  }
+}
+
+TEST(DeviceConfig, VirtioRng) {
+  auto cl = Parse({"-device", "virtio-rng-pci,id=rng0,addr=3.0,filename=/dev/random", "-device", "virtio-rng-pci"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  const auto& d = cl->config.device_configs;
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].driver, "virtio-rng-pci");
+  EXPECT_EQ(d[0].id, "rng0");
+  EXPECT_EQ(d[0].addr, (PciSlot{3, 0}));
+  EXPECT_EQ(d[0].props.at("filename"), "/dev/random");
+  EXPECT_FALSE(d[1].addr.has_value());
+  EXPECT_EQ(d[1].Label(), "-device virtio-rng-pci");
+  auto fd = Parse({"-device", "virtio-rng-pci,fd=7"});
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_EQ(fd->config.device_configs[0].props.at("fd"), "7");
+}
+
+// Every error is one line naming -device and what is wrong.
+struct BadDevice {
+  std::vector<absl::string_view> args;
+  const char* message;
+};
+
+class BadDeviceTest : public ::testing::TestWithParam<BadDevice> {};
+
+TEST_P(BadDeviceTest, ErrorNamesDeviceAndProblem) {
+  auto cl = Parse(GetParam().args);
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(cl.status().message());
+  EXPECT_EQ(msg.rfind("-device", 0), 0u) << msg;
+  EXPECT_NE(msg.find(GetParam().message), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, BadDeviceTest,
+    ::testing::Values(
+        BadDevice{{"-device", "e1000"}, "unknown device 'e1000' (known: virtio-rng-pci)"},
+        BadDevice{{"-device", ""}, "missing device name"},
+        BadDevice{{"-device", "id=x"}, "missing device name"},
+        BadDevice{{"-device", "virtio-rng-pci,foo=1"}, "-device virtio-rng-pci: unknown key 'foo' (known: addr, id, filename, fd)"},
+        BadDevice{{"-device", "virtio-rng-pci,id=r,bogus"}, "'bogus' is not key=value"},
+        BadDevice{{"-device", "virtio-rng-pci,id=r,id=s"}, "key 'id' given twice"},
+        BadDevice{{"-device", "virtio-rng-pci,id=9lives"}, "id='9lives' must start with a letter"},
+        BadDevice{{"-device", "virtio-rng-pci,id=a b"}, "must start with a letter"},
+        BadDevice{{"-device", "virtio-rng-pci,id=r,addr=0x20"}, "-device virtio-rng-pci,id=r: addr='0x20'"},
+        BadDevice{{"-device", "virtio-rng-pci,addr=0"}, "slot 0 holds the host bridge"},
+        BadDevice{{"-device", "virtio-rng-pci,filename=/a,fd=3"}, "filename= and fd= are exclusive"},
+        BadDevice{{"-device", "virtio-rng-pci,fd=-1"}, "fd='-1' is not a file descriptor number"},
+        BadDevice{{"-device", "virtio-rng-pci,fd=x"}, "fd='x'"},
+        BadDevice{{"-device", "virtio-rng-pci,filename="}, "filename= is empty"},
+        BadDevice{{"-device", "virtio-rng-pci,id=a", "-device", "virtio-rng-pci,id=a"},
+                  "-device virtio-rng-pci,id=a: duplicate id 'a'"},
+        BadDevice{{"-device", "virtio-rng-pci,id=a,addr=3", "-device", "virtio-rng-pci,id=b,addr=03.0"},
+                  "-device virtio-rng-pci,id=b: addr=03.0 is already used by -device virtio-rng-pci,id=a"},
+        BadDevice{{"-device", "virtio-rng-pci,addr=5.1"}, "addr=05.1 needs a device at function 0 of slot 05"}));
+
+TEST(DeviceConfig, MultifunctionWithFunctionZeroIsFine) {
+  auto cl = Parse({"-device", "virtio-rng-pci,addr=5.1", "-device", "virtio-rng-pci,addr=5.0"});
+  EXPECT_TRUE(cl.ok()) << cl.status();
+}
+
+TEST(DeviceConfig, KnownDevicesListed) {
+  EXPECT_EQ(KnownDeviceNames(), std::vector<std::string>{"virtio-rng-pci"});
+  EXPECT_NE(UsageText().find("virtio-rng-pci"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace passage

@@ -1,0 +1,146 @@
+#include "vmm/pci_platform.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/pci_regs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "tests/unit/fake_interrupt_controller.h"
+
+namespace passage {
+namespace {
+
+class PciPlatformTest : public ::testing::Test {
+ protected:
+  PciPlatformTest() : memory_(*GuestMemory::Create({64 * kMiB, false})) {}
+  absl::StatusOr<std::unique_ptr<PciPlatform>> Build(std::vector<absl::string_view> args) {
+    args.insert(args.begin(), {"-kernel", "k", "-m", "64M"});
+    absl::StatusOr<CommandLine> cl = ParseCommandLine(args);
+    if (!cl.ok()) return cl.status();
+    return PciPlatform::Create(cl->config, {memory_.get(), &pio_, &mmio_, &irq_, nullptr, {}});
+  }
+  uint32_t ConfigRead(uint8_t slot, uint8_t reg) {
+    uint32_t address = 0x80000000u | slot << 11 | reg;
+    uint8_t b[4];
+    std::memcpy(b, &address, 4);
+    pio_.Write(0xcf8, b);
+    pio_.Read(0xcfc, b);
+    uint32_t v;
+    std::memcpy(&v, b, 4);
+    return v;
+  }
+  uint32_t EcamRead(uint8_t slot, uint16_t reg) {
+    uint8_t b[4];
+    mmio_.Read(kEcamStart + (uint64_t{slot} << 15) + reg, b);
+    uint32_t v;
+    std::memcpy(&v, b, 4);
+    return v;
+  }
+
+  std::unique_ptr<GuestMemory> memory_;
+  IoBus pio_{"pio"};
+  IoBus mmio_{"mmio"};
+  testing::FakeInterruptController irq_;
+};
+
+TEST_F(PciPlatformTest, HostBridgeAloneWithoutDevices) {
+  auto p = Build({});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(ConfigRead(0, PCI_VENDOR_ID), 0x29c08086u);
+  EXPECT_EQ(EcamRead(0, PCI_VENDOR_ID), 0x29c08086u);
+  EXPECT_EQ(ConfigRead(1, PCI_VENDOR_ID), 0xffffffffu);
+  ASSERT_EQ((*p)->Describe().size(), 1u);
+  EXPECT_EQ((*p)->windows().mmio64.gpa, 4 * kGiB);
+  // Tearing the platform down frees the config ports and ECAM.
+  p->reset();
+  uint8_t b[4];
+  EXPECT_FALSE(pio_.Read(0xcfc, b));
+  EXPECT_FALSE(mmio_.Read(kEcamStart, b));
+}
+
+TEST_F(PciPlatformTest, DevicesGetSlotsAndBarsInOrder) {
+  auto p = Build({"-device", "virtio-rng-pci,id=auto", "-device", "virtio-rng-pci,id=fixed,addr=3"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  // Explicit addresses are placed first, so "fixed" has the first BARs.
+  EXPECT_EQ(ConfigRead(3, PCI_VENDOR_ID), 0x10441af4u);
+  EXPECT_EQ(ConfigRead(1, PCI_VENDOR_ID), 0x10441af4u);
+  EXPECT_EQ(ConfigRead(3, PCI_BASE_ADDRESS_1), 0xc0000000u);
+  EXPECT_EQ(ConfigRead(3, PCI_BASE_ADDRESS_4), 0x00000004u);  // 64-bit at 4 GiB: low dword
+  EXPECT_EQ(ConfigRead(3, PCI_BASE_ADDRESS_5), 0x1u);
+  EXPECT_EQ(ConfigRead(1, PCI_BASE_ADDRESS_1), 0xc0001000u);
+  EXPECT_EQ(ConfigRead(1, PCI_BASE_ADDRESS_4), 0x00004004u);
+  EXPECT_EQ(ConfigRead(3, PCI_COMMAND) & 0xffff, static_cast<uint32_t>(PCI_COMMAND_MEMORY));
+  EXPECT_EQ(ConfigRead(3, PCI_INTERRUPT_LINE) & 0xffff, 0x100u | 19u);  // INTA of slot 3 -> GSI 19
+  auto info = (*p)->Describe();
+  ASSERT_EQ(info.size(), 3u);
+  EXPECT_EQ(info[1].address.ToString(), "00:01.0");
+  EXPECT_EQ(info[1].name, "virtio-rng-pci,id=auto");
+  EXPECT_EQ(info[2].address.ToString(), "00:03.0");
+  EXPECT_EQ(info[2].intx_gsi, 19u);
+  ASSERT_EQ(info[2].bars.size(), 2u);
+  EXPECT_EQ(info[2].bars[1].index, 4);
+  EXPECT_EQ(info[2].bars[1].address, 4 * kGiB);
+  EXPECT_EQ(info[2].bars[1].size, 0x4000u);
+  // The BARs decode on the MMIO bus: the common config's num_queues.
+  uint8_t b[2];
+  ASSERT_TRUE(mmio_.Read(4 * kGiB + 0x12, b));
+  EXPECT_EQ(b[0], 1);
+}
+
+TEST_F(PciPlatformTest, RuntimeErrorsNameTheDevice) {
+  auto missing = Build({"-device", "virtio-rng-pci,id=r,filename=/nonexistent/rng"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("-device virtio-rng-pci,id=r: filename=/nonexistent/rng"),
+            absl::string_view::npos) << missing.status();
+  const int closed = ::open("/dev/null", O_RDONLY);
+  ::close(closed);
+  auto bad_fd = Build({"-device", absl::StrCat("virtio-rng-pci,fd=", closed).c_str()});
+  ASSERT_FALSE(bad_fd.ok());
+  EXPECT_NE(bad_fd.status().message().find(absl::StrCat("fd=", closed)), absl::string_view::npos) << bad_fd.status();
+}
+
+TEST_F(PciPlatformTest, PassedFdIsUsedAndStaysOpen) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string arg = absl::StrCat("virtio-rng-pci,fd=", fds[0]);
+  auto p = Build({"-device", arg});
+  ASSERT_TRUE(p.ok()) << p.status();
+  p->reset();
+  EXPECT_EQ(fcntl(fds[0], F_GETFD), 0);  // ours to close: passage used a copy
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(PciPlatformTest, NoFreeSlotIsAnError) {
+  std::vector<std::string> specs(32, "virtio-rng-pci");
+  std::vector<absl::string_view> args;
+  for (const auto& s : specs) args.insert(args.end(), {"-device", s});
+  auto p = Build(args);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("no free PCI slot"), absl::string_view::npos) << p.status();
+}
+
+TEST_F(PciPlatformTest, OtherDriversComeFromTheFactory) {
+  DeviceConfig other;
+  other.driver = "vfio-pci";
+  other.id = "x";
+  PciPlatform::Deps deps{memory_.get(), &pio_, &mmio_, &irq_, nullptr, {}};
+  auto none = CreatePciDevice(other, deps);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("-device vfio-pci,id=x"), absl::string_view::npos);
+  InterruptController* seen = nullptr;
+  deps.create_device = [&](const DeviceConfig& c, InterruptController& irq) -> absl::StatusOr<std::shared_ptr<PciDevice>> {
+    seen = &irq;
+    return absl::UnimplementedError(c.Label());
+  };
+  auto built = CreatePciDevice(other, deps);
+  EXPECT_EQ(built.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(seen, &irq_);
+}
+
+}  // namespace
+}  // namespace passage

@@ -1,0 +1,197 @@
+#include "vmm/device_config.h"
+
+#include <functional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+
+namespace passage {
+namespace {
+
+struct DeviceKind {
+  const char* name;
+  std::vector<std::string> keys;  // besides id and addr
+  std::function<absl::Status(const DeviceConfig&)> check;
+};
+
+absl::Status CheckRng(const DeviceConfig& d) {
+  const bool has_file = d.props.count("filename") > 0;
+  const bool has_fd = d.props.count("fd") > 0;
+  if (has_file && has_fd) return absl::InvalidArgumentError("filename= and fd= are exclusive");
+  if (has_file && d.props.at("filename").empty()) return absl::InvalidArgumentError("filename= is empty");
+  if (has_fd) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(d.props.at("fd"), &fd) || fd < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("fd='", d.props.at("fd"), "' is not a file descriptor number"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+const std::vector<DeviceKind>& Registry() {
+  static const auto* kinds = new std::vector<DeviceKind>{
+      {"virtio-rng-pci", {"filename", "fd"}, CheckRng},
+  };
+  return *kinds;
+}
+
+bool ValidId(absl::string_view id) {
+  if (id.empty() || !absl::ascii_isalpha(id[0])) return false;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::string* KeyValues::Find(absl::string_view key) const {
+  for (const auto& [k, v] : pairs) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<KeyValues> ParseKeyValues(absl::string_view text, absl::string_view implied_key) {
+  // Split on single commas; ",," stays a comma.
+  std::vector<std::string> elements(1);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != ',') {
+      elements.back() += text[i];
+    } else if (i + 1 < text.size() && text[i + 1] == ',') {
+      elements.back() += ',';
+      ++i;
+    } else {
+      elements.emplace_back();
+    }
+  }
+  KeyValues out;
+  for (size_t i = 0; i < elements.size(); ++i) {
+    const std::string& e = elements[i];
+    const size_t eq = e.find('=');
+    std::string key, value;
+    if (eq == std::string::npos) {
+      if (i != 0 || e.empty()) {
+        return absl::InvalidArgumentError(
+            e.empty() ? std::string("empty element") : absl::StrCat("'", e, "' is not key=value"));
+      }
+      key = std::string(implied_key);
+      value = e;
+    } else {
+      key = e.substr(0, eq);
+      value = e.substr(eq + 1);
+      if (key.empty()) return absl::InvalidArgumentError(absl::StrCat("'", e, "' has no key"));
+    }
+    if (out.Find(key) != nullptr) return absl::InvalidArgumentError(absl::StrCat("key '", key, "' given twice"));
+    out.pairs.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
+absl::StatusOr<PciSlot> ParsePciSlot(absl::string_view text) {
+  absl::string_view slot_text = text;
+  absl::string_view fn_text;
+  if (size_t dot = text.find('.'); dot != text.npos) {
+    slot_text = text.substr(0, dot);
+    fn_text = text.substr(dot + 1);
+    if (fn_text.empty()) return absl::InvalidArgumentError(absl::StrCat("addr='", text, "': missing function"));
+  }
+  absl::ConsumePrefix(&slot_text, "0x");
+  uint32_t slot = 0, fn = 0;
+  if (slot_text.empty() || slot_text.size() > 2 || !absl::SimpleHexAtoi(slot_text, &slot) || slot > 0x1f ||
+      (!fn_text.empty() && (fn_text.size() > 1 || !absl::SimpleHexAtoi(fn_text, &fn) || fn > 7))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("addr='", text, "': expected SLOT[.FN], slot 0-1f and function 0-7 in hex"));
+  }
+  return PciSlot{static_cast<uint8_t>(slot), static_cast<uint8_t>(fn)};
+}
+
+std::string DeviceConfig::Label() const {
+  return id.empty() ? absl::StrCat("-device ", driver) : absl::StrCat("-device ", driver, ",id=", id);
+}
+
+std::vector<std::string> KnownDeviceNames() {
+  std::vector<std::string> names;
+  for (const DeviceKind& k : Registry()) names.push_back(k.name);
+  return names;
+}
+
+absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
+  if (spec.empty() || spec[0] == ',') return absl::InvalidArgumentError("-device: missing device name");
+  absl::StatusOr<KeyValues> kv = ParseKeyValues(spec, "driver");
+  if (!kv.ok()) return absl::InvalidArgumentError(absl::StrCat("-device '", spec, "': ", kv.status().message()));
+  DeviceConfig d;
+  const std::string* driver = kv->Find("driver");
+  if (driver == nullptr || driver->empty()) return absl::InvalidArgumentError("-device: missing device name");
+  d.driver = *driver;
+  const DeviceKind* kind = nullptr;
+  for (const DeviceKind& k : Registry()) {
+    if (d.driver == k.name) kind = &k;
+  }
+  if (kind == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("-device: unknown device '", d.driver, "' (known: ",
+                                                   absl::StrJoin(KnownDeviceNames(), ", "), ")"));
+  }
+  if (const std::string* id = kv->Find("id")) {
+    if (!ValidId(*id)) {
+      return absl::InvalidArgumentError(absl::StrCat("-device ", d.driver, ": id='", *id,
+                                                     "' must start with a letter and use only letters, digits, '-', '_', '.'"));
+    }
+    d.id = *id;
+  }
+  for (const auto& [key, value] : kv->pairs) {
+    if (key == "driver" || key == "id") continue;
+    if (key == "addr") {
+      absl::StatusOr<PciSlot> slot = ParsePciSlot(value);
+      if (!slot.ok()) return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": ", slot.status().message()));
+      if (slot->slot == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": addr='", value, "': slot 0 holds the host bridge"));
+      }
+      d.addr = *slot;
+      continue;
+    }
+    if (std::find(kind->keys.begin(), kind->keys.end(), key) == kind->keys.end()) {
+      std::vector<std::string> known = kind->keys;
+      known.insert(known.begin(), {"addr", "id"});
+      return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": unknown key '", key, "' (known: ",
+                                                     absl::StrJoin(known, ", "), ")"));
+    }
+    d.props.emplace(key, value);
+  }
+  if (absl::Status s = kind->check(d); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": ", s.message()));
+  }
+  return d;
+}
+
+absl::Status ValidateDeviceConfigs(const std::vector<DeviceConfig>& devices) {
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const DeviceConfig& a = devices[i];
+    for (size_t j = 0; j < i; ++j) {
+      const DeviceConfig& b = devices[j];
+      if (!a.id.empty() && a.id == b.id) {
+        return absl::InvalidArgumentError(absl::StrCat(a.Label(), ": duplicate id '", a.id, "'"));
+      }
+      if (a.addr && b.addr && *a.addr == *b.addr) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s: addr=%02x.%x is already used by %s",
+                                                          a.Label(), a.addr->slot, a.addr->function, b.Label()));
+      }
+    }
+    if (a.addr && a.addr->function != 0) {
+      bool fn0 = false;
+      for (const DeviceConfig& b : devices) fn0 |= b.addr && b.addr->slot == a.addr->slot && b.addr->function == 0;
+      if (!fn0) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: addr=%02x.%x needs a device at function 0 of slot %02x", a.Label(), a.addr->slot,
+            a.addr->function, a.addr->slot));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace passage
