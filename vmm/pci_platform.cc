@@ -134,4 +134,23 @@ std::vector<PciFunctionInfo> PciPlatform::Describe() const {
   return out;
 }
 
+acpi::PciHostInfo PciPlatform::AcpiInfo() const {
+  acpi::PciHostInfo info;
+  info.ecam_base = kEcamStart;
+  info.bus_start = info.bus_end = 0;
+  info.config_port = PciConfigPorts::kBase;
+  info.io_min = static_cast<uint16_t>(windows_.io.gpa);
+  info.io_max = static_cast<uint16_t>(windows_.io.end() - 1);
+  info.mmio32_min = static_cast<uint32_t>(windows_.mmio32.gpa);
+  info.mmio32_max = static_cast<uint32_t>(windows_.mmio32.end() - 1);
+  info.mmio64_min = windows_.mmio64.gpa;
+  info.mmio64_max = windows_.mmio64.end() - 1;
+  for (uint8_t slot = 0; slot < PciBus::kSlots; ++slot) {
+    for (uint8_t pin = 1; pin <= 4; ++pin) {
+      info.routes.push_back({slot, static_cast<uint8_t>(pin - 1), PciBus::IntxGsi(slot, pin)});
+    }
+  }
+  return info;
+}
+
 }  // namespace passage

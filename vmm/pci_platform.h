@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "devices/acpi/acpi_pci.h"
 #include "devices/io_bus.h"
 #include "devices/irq.h"
 #include "devices/pci/pci_bar_allocator.h"
@@ -67,6 +68,10 @@ class PciPlatform {
   const PciWindows& windows() const { return windows_; }
   InterruptController& irq() { return *deps_.irq; }
   std::vector<PciFunctionInfo> Describe() const;
+  // For the ACPI tables: ECAM (bus 0 only), windows, INTx routing of every slot.
+  acpi::PciHostInfo AcpiInfo() const;
+  // The ECAM part the MCFG covers (and e820 must reserve): bus 0's 1 MiB.
+  static constexpr uint64_t kEcamBusSize = 1ull << 20;
 
  private:
   PciPlatform(const PciWindows& windows, const Deps& deps) : windows_(windows), deps_(deps) {}

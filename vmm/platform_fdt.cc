@@ -7,6 +7,7 @@
 #include <initializer_list>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "memory/unique_fd.h"
 
 namespace passage {
@@ -41,6 +42,11 @@ class FdtWriter {
     for (uint32_t c : cells) be.push_back(cpu_to_fdt32(c));
     Check(fdt_property(buf_.data(), name, be.data(), static_cast<int>(be.size() * 4)));
   }
+  void CellVector(const char* name, const std::vector<uint32_t>& cells) {
+    std::vector<fdt32_t> be;
+    for (uint32_t c : cells) be.push_back(cpu_to_fdt32(c));
+    Check(fdt_property(buf_.data(), name, be.data(), static_cast<int>(be.size() * 4)));
+  }
   // reg = <addr-hi addr-lo size-hi size-lo> (#address-cells = #size-cells = 2).
   void Reg64(uint64_t addr, uint64_t size) {
     Cells("reg", {static_cast<uint32_t>(addr >> 32), static_cast<uint32_t>(addr),
@@ -71,6 +77,63 @@ std::string DevicePath(const PlatformDescription& p, const std::string& name) {
                                                : absl::StrCat("/", Unit(d.name, d.base));
   }
   return "";
+}
+
+// PCI bus binding (IEEE 1275 PCI, and Linux's pci-host-ecam-generic):
+// phys.hi = npt000ss bbbbbbbb dddddfff rrrrrrrr.
+constexpr uint32_t kPciSpaceIo = 1u << 24, kPciSpaceMem32 = 2u << 24, kPciSpaceMem64 = 3u << 24;
+constexpr uint32_t kPciPrefetchable = 1u << 30;
+constexpr uint32_t kPciIrqLevelLow = 8;  // second interrupt cell: level, active-low
+
+void WritePci(const PlatformDescription::Pci& pci, FdtWriter& w) {
+  w.Begin(Unit("pci", pci.ecam_base));
+  w.String("compatible", "pci-host-ecam-generic");
+  w.String("device_type", "pci");
+  w.Reg64(pci.ecam_base, pci.ecam_size);
+  w.Cells("bus-range", {0, static_cast<uint32_t>(pci.ecam_size >> 20) - 1});
+  w.Cell("#address-cells", 3);
+  w.Cell("#size-cells", 2);
+  auto hi = [](uint64_t v) { return static_cast<uint32_t>(v >> 32); };
+  auto lo = [](uint64_t v) { return static_cast<uint32_t>(v); };
+  w.Cells("ranges", {kPciSpaceIo, 0, lo(pci.io.gpa), 0, lo(pci.io.gpa), 0, lo(pci.io.size),
+                     kPciSpaceMem32, 0, lo(pci.mmio32.gpa), 0, lo(pci.mmio32.gpa), 0, lo(pci.mmio32.size),
+                     kPciSpaceMem64 | kPciPrefetchable, hi(pci.mmio64.gpa), lo(pci.mmio64.gpa),
+                     hi(pci.mmio64.gpa), lo(pci.mmio64.gpa), hi(pci.mmio64.size), lo(pci.mmio64.size)});
+  w.Cells("passage,config-ports", {pci.config_port, 8});
+  for (const PlatformPciFunction& f : pci.functions) {
+    const std::string unit = f.function == 0 ? absl::StrFormat("%x", f.slot)
+                                             : absl::StrFormat("%x,%x", f.slot, f.function);
+    w.Begin(absl::StrCat(f.name, "@", unit));
+    const uint32_t devfn_bits = (uint32_t{f.slot} << 11) | (uint32_t{f.function} << 8);
+    std::vector<uint32_t> reg = {devfn_bits, 0, 0, 0, 0};  // config space
+    std::vector<uint32_t> assigned;
+    std::string bars;
+    for (const PlatformPciFunction::Bar& b : f.bars) {
+      const uint32_t space = b.kind == PlatformPciFunction::Bar::Kind::kIo      ? kPciSpaceIo
+                             : b.kind == PlatformPciFunction::Bar::Kind::kMem32 ? kPciSpaceMem32
+                                                                                : kPciSpaceMem64;
+      const uint32_t phys_hi = space | (b.prefetchable ? kPciPrefetchable : 0) | devfn_bits |
+                               (0x10u + 4u * static_cast<uint32_t>(b.index));
+      reg.insert(reg.end(), {phys_hi, 0, 0, hi(b.size), lo(b.size)});
+      assigned.insert(assigned.end(), {phys_hi | (1u << 31), hi(b.address), lo(b.address), hi(b.size), lo(b.size)});
+      const char* kind = b.kind == PlatformPciFunction::Bar::Kind::kIo      ? "io"
+                         : b.kind == PlatformPciFunction::Bar::Kind::kMem32 ? "mem32"
+                                                                            : "mem64";
+      absl::StrAppend(&bars, bars.empty() ? "" : " ", "bar", b.index, "=", kind, b.prefetchable ? ",pref" : "",
+                      " 0x", absl::Hex(b.address), "+0x", absl::Hex(b.size));
+    }
+    w.CellVector("reg", reg);
+    if (!assigned.empty()) w.CellVector("assigned-addresses", assigned);
+    w.Cell("vendor-id", f.vendor);
+    w.Cell("device-id", f.device);
+    w.Cell("class-code", f.class_code);
+    if (f.irq >= 0) w.Cells("interrupts", {static_cast<uint32_t>(f.irq), kPciIrqLevelLow});
+    w.String("passage,bdf", absl::StrFormat("00:%02x.%x", f.slot, f.function));
+    w.String("passage,name", f.label);
+    w.String("passage,bars", bars);
+    w.End();
+  }
+  w.End();
 }
 
 void WriteTree(const PlatformDescription& p, FdtWriter& w) {
@@ -177,6 +240,7 @@ void WriteTree(const PlatformDescription& p, FdtWriter& w) {
     if (d.irq >= 0) w.Cells("interrupts", {static_cast<uint32_t>(d.irq), kIrqEdgeRising});
     w.End();
   }
+  if (p.pci.ecam_base != 0) WritePci(p.pci, w);
   w.End();
 }
 

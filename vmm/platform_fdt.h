@@ -13,10 +13,14 @@
 //   /interrupt-controller@fec00000, /local-apic@fee00000
 //   /isa/NAME@iPORT          port-I/O devices (ISA binding: reg = <1 port size>)
 //   /NAME@ADDR               MMIO devices
-// Later issues add /pci@ECAM (host bridge; passthrough devices as its
-// children, naming their host device and iommufd object) and /passage
-// (VMM objects such as iommufd instances); PlatformDescription grows a list
-// for each.
+//   /pci@ECAM                PCI bus 0 (pci-host-ecam-generic binding: reg =
+//                            ECAM, ranges = the I/O, 32-bit and 64-bit BAR
+//                            windows); one child per function, NAME@SLOT[,FN],
+//                            with reg/assigned-addresses per the PCI binding,
+//                            vendor-id, device-id, class-code, interrupts (INTx
+//                            GSI), passage,bdf and passage,bars (readable BARs)
+// Later issues add passthrough details to the /pci children (host device,
+// iommufd object) and /passage (VMM objects such as iommufd instances).
 #ifndef PASSAGE_VMM_PLATFORM_FDT_H_
 #define PASSAGE_VMM_PLATFORM_FDT_H_
 
@@ -40,6 +44,26 @@ struct PlatformDevice {
   int irq = -1;            // IOAPIC input (GSI), -1 for none
 };
 
+// A PCI function on bus 0, for /pci@ECAM (see below).
+struct PlatformPciFunction {
+  std::string name;    // node name, e.g. "virtio-rng-pci", "host-bridge"
+  std::string label;   // how messages name it: "virtio-rng-pci,id=rng0"
+  uint8_t slot = 0;
+  uint8_t function = 0;
+  uint16_t vendor = 0;
+  uint16_t device = 0;
+  uint32_t class_code = 0;
+  int irq = -1;        // INTx GSI, -1 for none
+  struct Bar {
+    int index = 0;
+    enum class Kind { kIo, kMem32, kMem64 } kind = Kind::kMem32;
+    bool prefetchable = false;
+    uint64_t address = 0;
+    uint64_t size = 0;
+  };
+  std::vector<Bar> bars;
+};
+
 struct PlatformDescription {
   int cpus = 1;
   std::vector<GuestRange> ram;
@@ -48,6 +72,13 @@ struct PlatformDescription {
   uint32_t ioapic_gsi_base = 0;
   uint64_t lapic_addr = 0;
   std::vector<PlatformDevice> devices;
+  struct Pci {
+    uint64_t ecam_base = 0;         // 0: no PCI
+    uint64_t ecam_size = 0;         // bus 0 only
+    uint16_t config_port = 0;       // 0xCF8, 8 ports
+    GuestRange io, mmio32, mmio64;  // BAR windows
+    std::vector<PlatformPciFunction> functions;
+  } pci;
   std::string stdout_device;        // name of the console device ("serial"), if any
   struct Acpi {
     uint64_t rsdp = 0;              // 0: no ACPI

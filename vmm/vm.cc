@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "devices/acpi/acpi_tables.h"
+#include "devices/pci/pci_host_bridge.h"
 #include "vmm/loader.h"
 #include "vmm/x86_cpu.h"
 
@@ -193,6 +194,32 @@ absl::Status Vm::CreatePlatform(const VmConfig& config) {
       {"debug", "passage,debug-mmio", Bus::kMmio, kDebugMmioStart, DebugDevice::kMmioSize, -1},
   };
   platform_.stdout_device = "serial";
+  return CreatePci(config);
+}
+
+absl::Status Vm::CreatePci(const VmConfig& config) {
+  absl::StatusOr<std::unique_ptr<PciPlatform>> pci =
+      PciPlatform::CreateForKvm(config, vm_fd(), *memory_, pio_, mmio_);
+  if (!pci.ok()) return pci.status();
+  pci_ = std::move(*pci);
+  PlatformDescription::Pci& d = platform_.pci;
+  d.ecam_base = kEcamStart;
+  d.ecam_size = PciPlatform::kEcamBusSize;
+  d.config_port = PciConfigPorts::kBase;
+  d.io = pci_->windows().io;
+  d.mmio32 = pci_->windows().mmio32;
+  d.mmio64 = pci_->windows().mmio64;
+  for (const PciFunctionInfo& f : pci_->Describe()) {
+    PlatformPciFunction out{f.name.substr(0, f.name.find(',')), f.name, f.address.slot, f.address.function,
+                            f.ids.vendor, f.ids.device, f.ids.class_code,
+                            f.intx_gsi != 0 ? static_cast<int>(f.intx_gsi) : -1, {}};
+    for (const PciFunctionInfo::Bar& b : f.bars) {
+      using Kind = PlatformPciFunction::Bar::Kind;
+      out.bars.push_back({b.index, b.kind == PciBarKind::kIo ? Kind::kIo : b.kind == PciBarKind::kMem32 ? Kind::kMem32 : Kind::kMem64,
+                          b.prefetchable, b.address, b.size});
+    }
+    d.functions.push_back(std::move(out));
+  }
   return absl::OkStatus();
 }
 
@@ -207,6 +234,7 @@ absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_plat
   acpi.serial_ports = {{static_cast<uint16_t>(Uart8250::kCom1Base),
                         static_cast<uint8_t>(Uart8250::kCom1Irq)}};
   acpi.rtc = acpi::RtcInfo{static_cast<uint16_t>(CmosRtc::kBase), CmosRtc::kIrq};
+  if (pci_ != nullptr) acpi.pci = pci_->AcpiInfo();
   absl::StatusOr<acpi::AcpiTables> tables =
       acpi::BuildAcpiTables(acpi, kAcpiTablesAddr, kAcpiTablesMax);
   if (!tables.ok()) return tables.status();
@@ -218,6 +246,7 @@ absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_plat
       {kAcpiTablesAddr, acpi_end - kAcpiTablesAddr, E820Type::kAcpi},
       {acpi_end, kLegacyHoleEnd - acpi_end, E820Type::kReserved},
       {kIdentityMapAddr, kKvmPagesEnd - kIdentityMapAddr, E820Type::kReserved},
+      {kEcamStart, PciPlatform::kEcamBusSize, E820Type::kReserved},  // MCFG: ECAM of bus 0
   };
   platform_.reserved = boot_platform.e820_special;
   platform_.acpi = {tables->rsdp_addr, kAcpiTablesAddr, tables->bytes.size()};
@@ -286,6 +315,7 @@ Vm::~Vm() {
   stopping_ = true;
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins the threads
+  pci_.reset();    // devices stop their workers while guest memory is still there
   if (memory_ != nullptr && memslots_ != nullptr) memory_->RemoveListener(memslots_.get());
 }
 

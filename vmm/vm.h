@@ -22,6 +22,7 @@
 #include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "vmm/linux_loader.h"
+#include "vmm/pci_platform.h"
 #include "vmm/platform_fdt.h"
 #include "vmm/vcpu.h"
 
@@ -73,6 +74,8 @@ class Vm {
  private:
   explicit Vm(Kvm kvm) : kvm_(std::move(kvm)) {}
   absl::Status CreatePlatform(const VmConfig& config);
+  // The PCI host bridge and the -device devices (called by CreatePlatform).
+  absl::Status CreatePci(const VmConfig& config);
   // ACPI tables into guest memory; the e820 ranges they and the holes need.
   absl::Status CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform);
   absl::Status CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform);
@@ -89,6 +92,7 @@ class Vm {
   std::shared_ptr<AcpiPmDevice> acpi_pm_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<CmosRtc> cmos_;
+  std::unique_ptr<PciPlatform> pci_;  // bus 0 and the -device devices
   std::shared_ptr<BootTimer> boot_timer_;  // with --report-timing
   PlatformDescription platform_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;

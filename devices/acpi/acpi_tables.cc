@@ -114,6 +114,11 @@ absl::StatusOr<std::vector<uint8_t>> BuildDsdt(const AcpiConfig& config) {
     if (!dev.ok()) return dev.status();
     sb.push_back(std::move(*dev));
   }
+  if (config.pci) {
+    absl::StatusOr<std::vector<uint8_t>> pci0 = PciRootBridgeAml(*config.pci);
+    if (!pci0.ok()) return pci0.status();
+    sb.push_back(std::move(*pci0));
+  }
   absl::StatusOr<aml::Bytes> scope = aml::Scope("\\_SB", sb);
   if (!scope.ok()) return scope.status();
   // \_S5: SLP_TYPa, SLP_TYPb (the sleep control register uses the first).
@@ -240,16 +245,18 @@ absl::StatusOr<AcpiTables> BuildAcpiTables(const AcpiConfig& config, uint64_t ba
   std::vector<uint8_t> madt = BuildMadt(config);
   auto align = [](uint64_t v) { return (v + 15) / 16 * 16; };
   const uint64_t xsdt_off = align(36);
-  const uint64_t xsdt_size = kHeaderSize + 2 * 8;
+  const uint64_t xsdt_size = kHeaderSize + (config.pci ? 3 : 2) * 8;
   const uint64_t fadt_off = align(xsdt_off + xsdt_size);
   const uint64_t madt_off = align(fadt_off + kFadtSize);
   const uint64_t dsdt_off = align(madt_off + madt.size());
+  const uint64_t mcfg_off = align(dsdt_off + dsdt->size());
   std::vector<uint8_t> fadt = BuildFadt(config, base + dsdt_off);
   if (fadt.size() != kFadtSize) return absl::InternalError("ACPI: FADT size mismatch");
 
   Table xsdt("XSDT", 1);
   xsdt.Put(base + fadt_off, 8);
   xsdt.Put(base + madt_off, 8);
+  if (config.pci) xsdt.Put(base + mcfg_off, 8);
 
   // RSDP (5.2.5.3), revision 2.
   std::vector<uint8_t> rsdp(36, 0);
@@ -267,6 +274,11 @@ absl::StatusOr<AcpiTables> BuildAcpiTables(const AcpiConfig& config, uint64_t ba
   if (place("XSDT", xsdt.Finish()) != xsdt_off || place("FACP", std::move(fadt)) != fadt_off ||
       place("APIC", std::move(madt)) != madt_off || place("DSDT", std::move(*dsdt)) != dsdt_off) {
     return absl::InternalError("ACPI: table layout mismatch");
+  }
+  if (config.pci) {
+    Table mcfg("MCFG", 1);  // PCI Firmware Specification 3.0, 4.1.2
+    mcfg.PutBytes(McfgBody(*config.pci));
+    if (place("MCFG", mcfg.Finish()) != mcfg_off) return absl::InternalError("ACPI: table layout mismatch");
   }
   if (out.bytes.size() > max_size) {
     return absl::InvalidArgumentError(absl::StrCat("ACPI: the tables need ", out.bytes.size(),

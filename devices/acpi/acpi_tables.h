@@ -7,8 +7,9 @@
 // ISA IRQ numbering for Linux: ISA devices get their interrupts only from
 // the DSDT (_CRS), so every ISA device that uses one must be listed there.
 //
-// Tables are built into one blob for a given guest-physical base; later
-// issues add MCFG (PCIe ECAM) and PCI/hotplug AML here.
+// With a PCI host, the DSDT also has \_SB.PCI0 and an MCFG table follows the
+// DSDT (acpi_pci.h). Tables are built into one blob for a given
+// guest-physical base; later issues add PCI hotplug AML here.
 #ifndef PASSAGE_DEVICES_ACPI_ACPI_TABLES_H_
 #define PASSAGE_DEVICES_ACPI_ACPI_TABLES_H_
 
@@ -20,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "devices/acpi/acpi_pci.h"
 
 namespace passage::acpi {
 
@@ -42,6 +44,7 @@ struct AcpiConfig {
   uint16_t pm_port = 0;         // AcpiPmDevice block (see acpi_pm_device.h)
   std::vector<SerialPortInfo> serial_ports;
   std::optional<RtcInfo> rtc;   // MC146818 CMOS RTC (PNP0B00), with a century register at 0x32
+  std::optional<PciHostInfo> pci;  // \_SB.PCI0 in the DSDT and an MCFG table (acpi_pci.h)
 };
 
 struct AcpiTables {

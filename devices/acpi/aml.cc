@@ -205,4 +205,35 @@ Bytes ResourceTemplate(const std::vector<Bytes>& descriptors) {
   return Buffer(data);
 }
 
+namespace {
+
+// tag, length, resource type, general flags, type-specific flags, then
+// granularity, min, max, translation offset, length, each `width` bytes.
+Bytes AddressSpace(uint8_t tag, int width, uint8_t type, uint8_t type_flags, uint64_t min,
+                   uint64_t max) {
+  constexpr uint8_t kProducerFixed = 0x0c;  // producer, positive decode, MinFixed, MaxFixed
+  Bytes out = {tag};
+  AppendLe(out, 3 + 5u * static_cast<unsigned>(width), 2);
+  out.push_back(type);
+  out.push_back(kProducerFixed);
+  out.push_back(type_flags);
+  AppendLe(out, 0, width);  // granularity
+  AppendLe(out, min, width);
+  AppendLe(out, max, width);
+  AppendLe(out, 0, width);  // translation offset
+  AppendLe(out, max - min + 1, width);
+  return out;
+}
+
+}  // namespace
+
+Bytes WordBusNumber(uint16_t min, uint16_t max) { return AddressSpace(0x88, 2, 2, 0, min, max); }
+Bytes WordIo(uint16_t min, uint16_t max) { return AddressSpace(0x88, 2, 1, 0x03, min, max); }
+Bytes DWordMemory(bool cacheable, uint32_t min, uint32_t max) {
+  return AddressSpace(0x87, 4, 0, cacheable ? 0x03 : 0x01, min, max);
+}
+Bytes QWordMemory(bool cacheable, uint64_t min, uint64_t max) {
+  return AddressSpace(0x8a, 8, 0, cacheable ? 0x03 : 0x01, min, max);
+}
+
 }  // namespace passage::aml

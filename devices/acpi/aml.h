@@ -49,6 +49,14 @@ Bytes IoPort(uint16_t min, uint16_t max, uint8_t alignment, uint8_t length);  //
 Bytes IrqNoFlags(uint8_t irq);                                              // IRQNoFlags(){irq}
 Bytes Memory32Fixed(bool writable, uint32_t base, uint32_t length);
 Bytes ResourceTemplate(const std::vector<Bytes>& descriptors);
+// Address space descriptors (6.4.3.5) as a bridge produces them: fixed
+// [min, max], positive decode, no translation. WordBusNumber(..),
+// WordIO(.., EntireRange), DWordMemory/QWordMemory(.., ReadWrite) with
+// Cacheable (prefetchable windows) or NonCacheable.
+Bytes WordBusNumber(uint16_t min, uint16_t max);
+Bytes WordIo(uint16_t min, uint16_t max);
+Bytes DWordMemory(bool cacheable, uint32_t min, uint32_t max);
+Bytes QWordMemory(bool cacheable, uint64_t min, uint64_t max);
 
 }  // namespace passage::aml
 

@@ -1,0 +1,150 @@
+// The PCI parts of the ACPI tables: \_SB.PCI0 in the DSDT and MCFG, checked
+// through iasl's disassembly (acpica-tools) and field by field.
+#include "devices/acpi/acpi_pci.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "devices/acpi/acpi_tables.h"
+#include "devices/acpi/aml.h"
+
+namespace passage::acpi {
+namespace {
+
+PciHostInfo Host() {
+  PciHostInfo p;
+  p.ecam_base = 0xe0000000;
+  p.io_min = 0xc000;
+  p.io_max = 0xffff;
+  p.mmio32_min = 0xc0000000;
+  p.mmio32_max = 0xdfffffff;
+  p.mmio64_min = 0x100000000;
+  p.mmio64_max = 0x8ffffffff;
+  for (uint8_t slot = 0; slot < 32; ++slot) {
+    for (uint8_t pin = 0; pin < 4; ++pin) p.routes.push_back({slot, pin, 16u + (slot + pin) % 8u});
+  }
+  return p;
+}
+
+AcpiConfig Config() {
+  AcpiConfig c;
+  c.cpus = 1;
+  c.lapic_addr = 0xfee00000;
+  c.ioapic_addr = 0xfec00000;
+  c.pm_port = 0x600;
+  c.pci = Host();
+  return c;
+}
+
+std::string Run(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+// iasl's disassembly of `table`, or "" (test skipped) without iasl.
+std::string Disassemble(std::span<const uint8_t> table, const std::string& name) {
+  int status = 0;
+  Run("command -v iasl", &status);
+  if (status != 0) return "";
+  char dir[] = "/tmp/passage-acpi-pci-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return "";
+  const std::string base = std::string(dir) + "/" + name;
+  std::ofstream(base + ".dat", std::ios::binary)
+      .write(reinterpret_cast<const char*>(table.data()), static_cast<std::streamsize>(table.size()));
+  const std::string log = Run("cd '" + std::string(dir) + "' && iasl -d '" + base + ".dat'", &status);
+  std::stringstream dsl;
+  dsl << std::ifstream(base + ".dsl").rdbuf();
+  Run("rm -rf '" + std::string(dir) + "'", &status);
+  EXPECT_EQ(log.find("rror"), std::string::npos) << log;
+  return dsl.str();
+}
+
+TEST(AcpiPci, AddressSpaceDescriptorsEncodeAsTheSpecSays) {
+  const aml::Bytes q = aml::QWordMemory(true, 0x100000000, 0x1ffffffff);
+  ASSERT_EQ(q.size(), 46u);
+  EXPECT_EQ(q[0], 0x8a);
+  EXPECT_EQ(q[1] | q[2] << 8, 43);
+  EXPECT_EQ(q[3], 0);     // memory
+  EXPECT_EQ(q[4], 0x0c);  // producer, MinFixed, MaxFixed
+  EXPECT_EQ(q[5], 0x03);  // cacheable, read/write
+  uint64_t len;
+  std::memcpy(&len, &q[38], 8);
+  EXPECT_EQ(len, 0x100000000u);
+  const aml::Bytes w = aml::WordBusNumber(0, 0);
+  ASSERT_EQ(w.size(), 16u);
+  EXPECT_EQ(w[3], 2);
+  EXPECT_EQ(w[14] | w[15] << 8, 1);  // one bus
+}
+
+TEST(AcpiPci, McfgPointsAtEcamForBusZero) {
+  auto t = BuildAcpiTables(Config(), 0xe0000, 0x10000);
+  ASSERT_TRUE(t.ok()) << t.status();
+  std::span<const uint8_t> mcfg = t->Table("MCFG");
+  ASSERT_EQ(mcfg.size(), 36u + 8 + 16);
+  uint64_t base;
+  std::memcpy(&base, &mcfg[44], 8);
+  EXPECT_EQ(base, 0xe0000000u);
+  EXPECT_EQ(mcfg[54], 0);  // start bus
+  EXPECT_EQ(mcfg[55], 0);  // end bus
+  uint8_t sum = 0;
+  for (uint8_t b : mcfg) sum = static_cast<uint8_t>(sum + b);
+  EXPECT_EQ(sum, 0);
+  // The XSDT lists it.
+  std::span<const uint8_t> xsdt = t->Table("XSDT");
+  ASSERT_EQ(xsdt.size(), 36u + 3 * 8);
+  uint64_t third;
+  std::memcpy(&third, &xsdt[36 + 16], 8);
+  EXPECT_EQ(third, 0xe0000 + t->entries.back().offset);
+  EXPECT_EQ(t->entries.back().signature, "MCFG");
+  const std::string dsl = Disassemble(mcfg, "MCFG");
+  if (dsl.empty()) GTEST_SKIP() << "iasl not installed";
+  EXPECT_NE(dsl.find("Base Address : 00000000E0000000"), std::string::npos) << dsl;
+}
+
+TEST(AcpiPci, NoPciMeansNoMcfgAndNoPci0) {
+  AcpiConfig c = Config();
+  c.pci.reset();
+  auto t = BuildAcpiTables(c, 0xe0000, 0x10000);
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(t->Table("MCFG").empty());
+  EXPECT_EQ(t->Table("XSDT").size(), 36u + 2 * 8);
+}
+
+TEST(AcpiPci, DsdtDescribesTheRootBridge) {
+  auto t = BuildAcpiTables(Config(), 0xe0000, 0x10000);
+  ASSERT_TRUE(t.ok()) << t.status();
+  const std::string dsl = Disassemble(t->Table("DSDT"), "DSDT");
+  if (dsl.empty()) GTEST_SKIP() << "iasl not installed";
+  for (const char* want : {
+           "\n        Device (PCI0)", "Name (_HID, EisaId (\"PNP0A08\")", "Name (_CID, EisaId (\"PNP0A03\")",
+           "Name (_SEG, Zero)", "Name (_BBN, Zero)",
+           "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,",
+           "0x0CF8,             // Range Minimum",
+           "WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,",
+           "0xC000,             // Range Minimum", "0xFFFF,             // Range Maximum",
+           "DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,",
+           "0xC0000000,         // Range Minimum", "0xDFFFFFFF,         // Range Maximum",
+           "QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite,",
+           "0x0000000100000000, // Range Minimum", "0x00000008FFFFFFFF, // Range Maximum",
+           "Name (_PRT, Package (0x80)",
+           // Slot 3, INTB -> GSI 20.
+           "0x0003FFFF, \n                    One, \n                    Zero, \n                    0x14",
+       }) {
+    EXPECT_NE(dsl.find(want), std::string::npos) << "DSDT lacks " << want << ":\n" << dsl;
+  }
+}
+
+}  // namespace
+}  // namespace passage::acpi
