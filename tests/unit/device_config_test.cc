@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "vmm/config.h"
 
 namespace passage {
@@ -83,7 +85,7 @@ TEST_P(BadDeviceTest, ErrorNamesDeviceAndProblem) {
 INSTANTIATE_TEST_SUITE_P(
     All, BadDeviceTest,
     ::testing::Values(
-        BadDevice{{"-device", "e1000"}, "unknown device 'e1000' (known: virtio-rng-pci)"},
+        BadDevice{{"-device", "e1000"}, "unknown device 'e1000' (known: "},
         BadDevice{{"-device", ""}, "missing device name"},
         BadDevice{{"-device", "id=x"}, "missing device name"},
         BadDevice{{"-device", "virtio-rng-pci,foo=1"}, "-device virtio-rng-pci: unknown key 'foo' (known: addr, id, filename, fd)"},
@@ -109,7 +111,10 @@ TEST(DeviceConfig, MultifunctionWithFunctionZeroIsFine) {
 }
 
 TEST(DeviceConfig, KnownDevicesListed) {
-  EXPECT_EQ(KnownDeviceNames(), std::vector<std::string>{"virtio-rng-pci"});
+  const std::vector<std::string> names = KnownDeviceNames();
+  EXPECT_NE(std::find(names.begin(), names.end(), "virtio-rng-pci"), names.end());
+  auto cl = Parse({"-device", "e1000"});
+  EXPECT_NE(cl.status().message().find("virtio-rng-pci"), absl::string_view::npos) << cl.status();
   EXPECT_NE(UsageText().find("virtio-rng-pci"), std::string::npos);
 }
 
