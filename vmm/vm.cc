@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "devices/acpi/acpi_tables.h"
+#include "vmm/firmware.h"
 #include "devices/pci/pci_host_bridge.h"
 #include "vmm/loader.h"
 #include "vmm/x86_cpu.h"
@@ -239,6 +240,7 @@ absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_plat
       acpi::BuildAcpiTables(acpi, kAcpiTablesAddr, kAcpiTablesMax);
   if (!tables.ok()) return tables.status();
   if (absl::Status s = memory_->Write(kAcpiTablesAddr, tables->bytes); !s.ok()) return s;
+  if (absl::Status s = WriteResetVectorStub(*memory_); !s.ok()) return s;
   const uint64_t acpi_end = (kAcpiTablesAddr + tables->bytes.size() + 4095) / 4096 * 4096;
   boot_platform.acpi_rsdp = tables->rsdp_addr;
   boot_platform.e820_special = {

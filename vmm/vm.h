@@ -76,7 +76,8 @@ class Vm {
   absl::Status CreatePlatform(const VmConfig& config);
   // The PCI host bridge and the -device devices (called by CreatePlatform).
   absl::Status CreatePci(const VmConfig& config);
-  // ACPI tables into guest memory; the e820 ranges they and the holes need.
+  // ACPI tables and the reset-vector stub into guest memory; the e820 ranges
+  // they and the holes need.
   absl::Status CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform);
   absl::Status CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform);
 
