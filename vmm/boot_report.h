@@ -13,10 +13,12 @@
 //                    default with CONFIG_PRINTK_TIME; the decompressor's
 //                    untimestamped lines come before the log and do not count)
 //   exit_ms          when the report is made (passage is about to exit)
-// Memory, from /proc/self/status at exit: VmRSS and VmHWM include the guest
-// RAM the guest touched (a shared memfd, so it shows as RssShmem);
-// own_rss_kib = RssAnon + RssFile is passage's own footprint without guest
-// RAM (hugetlb-backed guest RAM is in none of these).
+// Memory at exit: VmRSS, VmHWM, RssAnon/RssFile/RssShmem from
+// /proc/self/status; guest_ram_kib, the guest RAM actually backed (mincore()
+// over the guest RAM mapping: the pages the guest touched, which VmRSS
+// includes); own_rss_kib = VmRSS - guest_ram_kib, passage's own footprint
+// (its code, heap, stacks, KVM run pages). hugetlb-backed guest RAM is in
+// none of the RSS figures, so then own_rss_kib = VmRSS.
 #ifndef PASSAGE_VMM_BOOT_REPORT_H_
 #define PASSAGE_VMM_BOOT_REPORT_H_
 
@@ -82,7 +84,14 @@ class SerialTap : public IoHandler {
 struct MemoryUsage {
   uint64_t vm_rss_kib = 0, vm_hwm_kib = 0, rss_anon_kib = 0, rss_file_kib = 0,
            rss_shmem_kib = 0;
+  uint64_t guest_ram_kib = 0;  // filled by the caller (ResidentKib over guest RAM)
+  uint64_t own_rss_kib() const {
+    return vm_rss_kib > guest_ram_kib ? vm_rss_kib - guest_ram_kib : 0;
+  }
 };
+
+// KiB of [addr, addr + len) backed by memory (mincore); 0 on error.
+uint64_t ResidentKib(const void* addr, size_t len);
 
 // Parses the text of /proc/PID/status.
 absl::StatusOr<MemoryUsage> ParseProcStatus(absl::string_view text);

@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
       GuestMemory::Create({config.ram_size, config.hugepages});
   if (!memory.ok()) return memory.status();
   vm->memory_ = std::move(*memory);
+  vm->hugepages_ = config.hugepages;
   vm->memslots_ = std::make_unique<KvmMemslots>(vm->vm_fd());
   if (absl::Status s = vm->memory_->AddListener(vm->memslots_.get()); !s.ok()) return s;
 
@@ -308,9 +309,12 @@ std::string Vm::StopDescription() {
 std::string Vm::TimingReport() {
   const std::string stop = StopDescription();
   absl::StatusOr<MemoryUsage> usage = ReadOwnMemoryUsage();
+  MemoryUsage m = usage.ok() ? *usage : MemoryUsage{};
+  if (!hugepages_) {  // hugetlb pages are not in VmRSS
+    for (const MemoryRegion& r : memory_->regions()) m.guest_ram_kib += ResidentKib(r.host, r.size);
+  }
   static const BootTimer kNoTimer("");
-  return TimingReportJson(boot_timer_ ? *boot_timer_ : kNoTimer,
-                          usage.ok() ? *usage : MemoryUsage{}, stop);
+  return TimingReportJson(boot_timer_ ? *boot_timer_ : kNoTimer, m, stop);
 }
 
 Vm::~Vm() {

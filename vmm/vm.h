@@ -95,6 +95,7 @@ class Vm {
   std::shared_ptr<CmosRtc> cmos_;
   std::unique_ptr<PciPlatform> pci_;  // bus 0 and the -device devices
   std::shared_ptr<BootTimer> boot_timer_;  // with --report-timing
+  bool hugepages_ = false;
   PlatformDescription platform_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool serial_stdio_ = false;

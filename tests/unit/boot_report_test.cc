@@ -2,6 +2,7 @@
 #include "vmm/boot_report.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <string>
 #include <vector>
@@ -101,16 +102,28 @@ TEST(ProcStatus, ParsesTheFields) {
 TEST(TimingReport, IsOneJsonLine) {
   BootTimer t("");
   Feed(t, "[ 0.1] k\n\"quoted\\\" init\n");
-  MemoryUsage m{10, 20, 3, 4, 5};
+  MemoryUsage m{10, 20, 3, 4, 5, 6};
   const std::string json = TimingReportJson(t, m, "power-off (ACPI S5)");
   EXPECT_EQ(json.find('\n'), std::string::npos);
   EXPECT_EQ(json.front(), '{');
   EXPECT_EQ(json.back(), '}');
   EXPECT_NE(json.find("\"marker_line\":\"\\\"quoted\\\\\\\" init\""), std::string::npos) << json;
-  EXPECT_NE(json.find("\"own_rss_kib\":7"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"guest_ram_kib\":6"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"own_rss_kib\":4"), std::string::npos) << json;  // VmRSS - guest RAM
   EXPECT_NE(json.find("\"stop\":\"power-off (ACPI S5)\""), std::string::npos) << json;
   BootTimer silent("");
   EXPECT_NE(TimingReportJson(silent, m, "x").find("\"first_output_ms\":null"), std::string::npos);
+}
+
+TEST(ResidentKib, CountsTouchedPagesOnly) {
+  const size_t len = 64 * 4096;
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  EXPECT_EQ(ResidentKib(p, len), 0u);
+  for (size_t i = 0; i < 10; ++i) static_cast<char*>(p)[i * 4096 * 2] = 1;
+  EXPECT_EQ(ResidentKib(p, len), 40u);
+  munmap(p, len);
+  EXPECT_EQ(ResidentKib(p, 0), 0u);
 }
 
 TEST(TimingFlags, MarkerNeedsReportTiming) {
