@@ -71,6 +71,7 @@ class Console(unittest.TestCase):
                 '[    2.0] vfio-pci 0000:00:03.0: warn RIG-RESULT {"name":"b","ok":false,"detail":""}\n'
                 'RIG-RESULT {"name":"c","ok":tr[    2.1] garbled\n'
                 'RIG-RESULT {"name":"d","detail":"no ok"}\n'
+                '[    4.8] Oops: int3: 0000 [#1] SMP NOPTI\n'
                 'RIG-DONE {"rc":0,"results":4,"failed":1}\n')
         self.assertEqual(s.boot["kernel"], "7.3")
         self.assertEqual([(r["name"], r["ok"]) for r in s.results], [("a", True), ("b", False)])
@@ -78,6 +79,7 @@ class Console(unittest.TestCase):
         self.assertEqual(len(s.bad_lines), 2)
         self.assertEqual(s.done["results"], 4)
         self.assertNotIn("\r", log)
+        self.assertEqual(s.flake, "Oops: int3")
 
 
 def sh(script, env=None):

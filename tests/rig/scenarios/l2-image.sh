@@ -1,15 +1,16 @@
 # The L2 test-guest image, booted directly in L0 (run.py --image l2): after the
 # image's own report (l2.* results), check the report against the machine L0
-# gives it: 2 CPUs, 2 GiB, edu and nvme visible with their BARs, nvme driven
-# by Linux's nvme driver with its queue interrupts (MSI-X through the
-# vIOMMU's interrupt remapping).
-# rig: timeout=240
+# gives it (run.py passes -smp and -m as RIG_SMP, RIG_MEM_MB): CPUs, memory,
+# edu and nvme visible with their BARs, nvme driven by Linux's nvme driver
+# with its queue interrupts (MSI-X through the vIOMMU's interrupt remapping).
+# rig: smp=2 timeout=240
 
 n=$(grep -c '^processor' /proc/cpuinfo)
-result check.cpus "$([ "$n" = 2 ]; echo $?)" "$n CPUs (L0 runs -smp 2)"
+result check.cpus "$([ "$n" = "$RIG_SMP" ]; echo $?)" "$n CPUs (L0 runs -smp $RIG_SMP)"
 
 kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-result check.memtotal "$([ "$kb" -gt 1500000 ] && [ "$kb" -le 2097152 ]; echo $?)" "MemTotal $kb kB (L0 runs -m 2G)"
+result check.memtotal "$([ "$kb" -gt $((RIG_MEM_MB * 1024 * 3 / 4)) ] && [ "$kb" -le $((RIG_MEM_MB * 1024)) ]; echo $?)" \
+  "MemTotal $kb kB (L0 runs -m ${RIG_MEM_MB}M; expect 75-100%)"
 
 reported() { grep -c "^RIG-RESULT {\"name\":\"$(echo "$1" | sed 's/\./\\./g')" "$RIG_RESULTS"; }
 result check.report "$([ "$(reported l2.pci.)" -ge 2 ] && [ "$(reported l2.interrupts)" = 1 ]; echo $?)" \
