@@ -108,6 +108,23 @@ absl::Status NonEmpty(absl::string_view flag, absl::string_view value, std::stri
   return absl::OkStatus();
 }
 
+absl::Status SetAccel(absl::string_view value, VmConfig& c) {
+  absl::StatusOr<KeyValues> kv = ParseKeyValues(value, "accel");
+  if (!kv.ok()) return Bad("-accel", kv.status().message());
+  for (const auto& [key, v] : kv->pairs) {
+    if (key == "accel") {
+      if (v != "kvm") return Bad("-accel", absl::StrCat("only kvm is supported, not '", v, "'"));
+    } else if (key == "fd") {
+      if (!absl::SimpleAtoi(v, &c.kvm_fd) || c.kvm_fd < 0) {
+        return Bad("-accel", absl::StrCat("fd='", v, "' is not a file descriptor number"));
+      }
+    } else {
+      return Bad("-accel", absl::StrCat("unknown key '", key, "' (known: fd)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Option, std::less<>>& Options() {
   static const auto* options = new std::map<std::string, Option, std::less<>>{
       {"m", {true, SetMemory, "SIZE      guest RAM, e.g. 512M, 2G (default 128M)"}},
@@ -130,6 +147,9 @@ const std::map<std::string, Option, std::less<>>& Options() {
                   "SPEC   add an object"}},
       {"mem-hugepages", {false, [](auto, VmConfig& c) { c.hugepages = true; return absl::OkStatus(); },
                          "    back guest RAM with 2 MiB hugetlb pages"}},
+      {"accel", {true, SetAccel, "kvm[,fd=N] always KVM; fd=N: an already-open /dev/kvm"}},
+      {"report-resources", {false, [](auto, VmConfig& c) { c.report_resources = true; return absl::OkStatus(); },
+                            "  print open fds and locked/pinned memory at exit (stderr)"}},
       {"report-timing", {false, [](auto, VmConfig& c) { c.report_timing = true; return absl::OkStatus(); },
                          "    print boot timing and RSS on exit (stderr, one JSON line)"}},
       {"timing-marker", {true, [](auto v, VmConfig& c) { return NonEmpty("-timing-marker", v, c.timing_marker); },
@@ -198,10 +218,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
   }
   if (absl::Status s = ValidateDeviceConfigs(cl.config.device_configs); !s.ok()) return s;
   for (const std::string& spec : cl.config.objects) {
-    absl::string_view type = absl::string_view(spec).substr(0, spec.find(','));
-    if (type.empty()) return absl::InvalidArgumentError("-object: missing object type");
-    return absl::InvalidArgumentError(absl::StrCat("-object: unknown object type '", type, "'"));
+    absl::StatusOr<ObjectConfig> object = ParseObjectConfig(spec);
+    if (!object.ok()) return object.status();
+    cl.config.object_configs.push_back(std::move(*object));
   }
+  if (absl::Status s = ValidateObjectConfigs(cl.config.object_configs); !s.ok()) return s;
   if (!cl.config.timing_marker.empty() && !cl.config.report_timing) {
     return absl::InvalidArgumentError("-timing-marker: only with --report-timing");
   }

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "vmm/device_config.h"
+#include "vmm/object_config.h"
 
 namespace passage {
 
@@ -39,6 +40,9 @@ struct VmConfig {
   std::vector<std::string> devices;  // raw -device arguments
   std::vector<DeviceConfig> device_configs;  // the same, parsed and checked
   std::vector<std::string> objects;  // raw -object arguments
+  std::vector<ObjectConfig> object_configs;  // the same, parsed and checked
+  int kvm_fd = -1;  // -accel kvm,fd=N: an open /dev/kvm (nothing opened then)
+  bool report_resources = false;  // fds and locked/pinned memory at exit
 };
 
 struct CommandLine {

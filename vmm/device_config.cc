@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "vmm/passthrough.h"
 
 namespace passage {
 namespace {
@@ -35,6 +36,7 @@ absl::Status CheckRng(const DeviceConfig& d) {
 const std::vector<DeviceKind>& Registry() {
   static const auto* kinds = new std::vector<DeviceKind>{
       {"virtio-rng-pci", {"filename", "fd"}, CheckRng},
+      {"vfio-pci", {"host", "sysfsdev", "fd", "iommufd"}, CheckVfioPciConfig},
   };
   return *kinds;
 }

@@ -28,10 +28,19 @@ int Ioctl(int fd, unsigned long request, unsigned long arg) {
 absl::StatusOr<Kvm> Kvm::Open(const char* path) {
   UniqueFd fd(::open(path, O_RDWR | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(absl::StrCat("opening ", path));
+  return Checked(std::move(fd), path);
+}
+
+absl::StatusOr<Kvm> Kvm::Adopt(int fd) {
+  return Checked(UniqueFd(fd), absl::StrCat("-accel kvm,fd=", fd));
+}
+
+absl::StatusOr<Kvm> Kvm::Checked(UniqueFd fd, absl::string_view what) {
   const int version = Ioctl(fd.get(), KVM_GET_API_VERSION, 0ul);
   if (version != KVM_API_VERSION) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": KVM API version ", version, ", expected ", KVM_API_VERSION));
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": not a usable /dev/kvm (KVM API version ", version, ", expected ",
+        KVM_API_VERSION, ")"));
   }
   return Kvm(std::move(fd));
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "memory/unique_fd.h"
 
 namespace passage {
@@ -17,6 +18,8 @@ namespace passage {
 class Kvm {
  public:
   static absl::StatusOr<Kvm> Open(const char* path = "/dev/kvm");
+  // Takes an already-open /dev/kvm (-accel kvm,fd=N); opens nothing.
+  static absl::StatusOr<Kvm> Adopt(int fd);
   int fd() const { return fd_.get(); }
   int CheckExtension(int cap) const;
   absl::StatusOr<int> VcpuMmapSize() const;
@@ -25,6 +28,7 @@ class Kvm {
 
  private:
   explicit Kvm(UniqueFd fd) : fd_(std::move(fd)) {}
+  static absl::StatusOr<Kvm> Checked(UniqueFd fd, absl::string_view what);
   UniqueFd fd_;
 };
 

@@ -1,4 +1,10 @@
 // passage: command line -> VmConfig -> Vm -> run -> exit status.
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
 #include <cstdio>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -15,6 +21,61 @@ namespace {
 
 constexpr int kExitRuntimeError = 1;
 constexpr int kExitUsage = 2;
+
+// Builds and runs the VM; the VM is gone when this returns.
+int RunVm(const passage::VmConfig& config) {
+  absl::StatusOr<std::unique_ptr<passage::Vm>> vm = passage::Vm::Create(config);
+  if (!vm.ok()) {
+    std::fprintf(stderr, "passage: %s\n", std::string(vm.status().message()).c_str());
+    return kExitRuntimeError;
+  }
+  if (!config.dump_dtb.empty()) {
+    // Like QEMU's dumpdtb: describe the machine, then exit without running it.
+    if (absl::Status s = (*vm)->DumpDtb(config.dump_dtb); !s.ok()) {
+      std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
+      return kExitRuntimeError;
+    }
+    return 0;
+  }
+  absl::StatusOr<int> status = (*vm)->Run();
+  if (config.report_timing) {
+    std::fprintf(stderr, "passage: report-timing %s\n", (*vm)->TimingReport().c_str());
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "passage: %s\n", std::string(status.status().message()).c_str());
+    return kExitRuntimeError;
+  }
+  return *status;
+}
+
+// "passage: resources at exit: fds=N VmLck=X kB VmPin=Y kB" on stderr.
+void ReportResources() {
+  int fds = 0;
+  std::string extra;  // what the fds beyond stdin/stdout/stderr are
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+      ++fds;
+      if (atoi(e->d_name) <= 2) continue;
+      char target[256] = {0};
+      const std::string link = std::string("/proc/self/fd/") + e->d_name;
+      if (readlink(link.c_str(), target, sizeof(target) - 1) < 0) continue;
+      extra += std::string(extra.empty() ? "" : " ") + e->d_name + "=" + target;
+    }
+    closedir(d);
+  }
+  long lck = -1, pin = -1;
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), f)) {
+      std::sscanf(line, "VmLck: %ld", &lck);
+      std::sscanf(line, "VmPin: %ld", &pin);
+    }
+    std::fclose(f);
+  }
+  std::fprintf(stderr, "passage: resources at exit: fds=%d VmLck=%ld kB VmPin=%ld kB%s%s\n", fds,
+               lck, pin, extra.empty() ? "" : " open: ", extra.c_str());
+}
 
 }  // namespace
 
@@ -36,27 +97,8 @@ int main(int argc, char** argv) {
     case passage::CommandLine::Action::kRun:
       break;
   }
-  absl::StatusOr<std::unique_ptr<passage::Vm>> vm = passage::Vm::Create(cl->config);
-  if (!vm.ok()) {
-    std::fprintf(stderr, "passage: %s\n", std::string(vm.status().message()).c_str());
-    return vm.status().code() == absl::StatusCode::kInvalidArgument ? kExitRuntimeError
-                                                                    : kExitRuntimeError;
-  }
-  if (!cl->config.dump_dtb.empty()) {
-    // Like QEMU's dumpdtb: describe the machine, then exit without running it.
-    if (absl::Status s = (*vm)->DumpDtb(cl->config.dump_dtb); !s.ok()) {
-      std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
-      return kExitRuntimeError;
-    }
-    return 0;
-  }
-  absl::StatusOr<int> status = (*vm)->Run();
-  if (cl->config.report_timing) {
-    std::fprintf(stderr, "passage: report-timing %s\n", (*vm)->TimingReport().c_str());
-  }
-  if (!status.ok()) {
-    std::fprintf(stderr, "passage: %s\n", std::string(status.status().message()).c_str());
-    return kExitRuntimeError;
-  }
-  return *status;
+  const int rc = RunVm(cl->config);
+  // Everything the VM held is released by now; say what is left.
+  if (cl->config.report_resources) ReportResources();
+  return rc;
 }

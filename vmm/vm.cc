@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "devices/acpi/acpi_tables.h"
-#include "vmm/firmware.h"
 #include "devices/pci/pci_host_bridge.h"
+#include "vmm/firmware.h"
 #include "vmm/loader.h"
 #include "vmm/x86_cpu.h"
 
@@ -84,7 +84,7 @@ void KvmMemslots::OnRegionRemoved(const MemoryRegion& region) {
 }
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
-  absl::StatusOr<Kvm> kvm = Kvm::Open();
+  absl::StatusOr<Kvm> kvm = config.kvm_fd >= 0 ? Kvm::Adopt(config.kvm_fd) : Kvm::Open();
   if (!kvm.ok()) return kvm.status();
   std::unique_ptr<Vm> vm(new Vm(std::move(*kvm)));
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
@@ -200,8 +200,23 @@ absl::Status Vm::CreatePlatform(const VmConfig& config) {
 }
 
 absl::Status Vm::CreatePci(const VmConfig& config) {
+  // Passthrough first: its iommufd objects map guest RAM before any device
+  // is bound, and it outlives the devices it creates.
+  bool wants_vfio = !config.object_configs.empty();
+  for (const DeviceConfig& d : config.device_configs) wants_vfio |= d.driver == "vfio-pci";
+  if (wants_vfio) {
+    absl::StatusOr<std::unique_ptr<Passthrough>> p =
+        Passthrough::Create(config.object_configs, *memory_, vm_fd());
+    if (!p.ok()) return p.status();
+    passthrough_ = std::move(*p);
+  }
+  PciDeviceFactory factory = [this](const DeviceConfig& d, InterruptController& irq)
+      -> absl::StatusOr<std::shared_ptr<PciDevice>> {
+    if (d.driver == "vfio-pci" && passthrough_ != nullptr) return passthrough_->CreateVfioPci(d, irq);
+    return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": no such device"));
+  };
   absl::StatusOr<std::unique_ptr<PciPlatform>> pci =
-      PciPlatform::CreateForKvm(config, vm_fd(), *memory_, pio_, mmio_);
+      PciPlatform::CreateForKvm(config, vm_fd(), *memory_, pio_, mmio_, std::move(factory));
   if (!pci.ok()) return pci.status();
   pci_ = std::move(*pci);
   PlatformDescription::Pci& d = platform_.pci;
@@ -321,7 +336,8 @@ Vm::~Vm() {
   stopping_ = true;
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins the threads
-  pci_.reset();    // devices stop their workers while guest memory is still there
+  pci_.reset();          // devices stop their workers while guest memory is still there
+  passthrough_.reset();  // then DMA spaces unmap guest RAM and VFIO files close
   if (memory_ != nullptr && memslots_ != nullptr) memory_->RemoveListener(memslots_.get());
 }
 

@@ -22,6 +22,7 @@
 #include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "vmm/linux_loader.h"
+#include "vmm/passthrough.h"
 #include "vmm/pci_platform.h"
 #include "vmm/platform_fdt.h"
 #include "vmm/vcpu.h"
@@ -93,6 +94,7 @@ class Vm {
   std::shared_ptr<AcpiPmDevice> acpi_pm_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<CmosRtc> cmos_;
+  std::unique_ptr<Passthrough> passthrough_;  // iommufd objects, VFIO container; outlives pci_
   std::unique_ptr<PciPlatform> pci_;  // bus 0 and the -device devices
   std::shared_ptr<BootTimer> boot_timer_;  // with --report-timing
   bool hugepages_ = false;

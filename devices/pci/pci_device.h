@@ -77,7 +77,8 @@ class PciDevice {
   void EnableDecoding(bool io, bool memory) ABSL_LOCKS_EXCLUDED(mu_);
   void SetMultifunction(bool on) ABSL_LOCKS_EXCLUDED(mu_);
   // Joins a bus: decoded BARs are mapped through `decoder` from now on.
-  void Attach(PciBarDecoder* decoder, PciIntxRoute intx) ABSL_LOCKS_EXCLUDED(mu_);
+  // Virtual so passthrough devices can wire their INTx to the route.
+  virtual void Attach(PciBarDecoder* decoder, PciIntxRoute intx) ABSL_LOCKS_EXCLUDED(mu_);
   // Leaves it: every mapped BAR is unmapped, INTx lowered.
   void Detach() ABSL_LOCKS_EXCLUDED(mu_);
   // Whether BAR `index` currently decodes (mapped through the decoder).

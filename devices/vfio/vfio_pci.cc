@@ -284,6 +284,14 @@ void VfioPciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) 
   SyncInterrupts();
 }
 
+void VfioPciDevice::Attach(PciBarDecoder* decoder, PciIntxRoute intx) {
+  PciDevice::Attach(decoder, intx);
+  if (intx.irq == nullptr || intx.gsi == 0) return;
+  if (absl::Status s = ConnectIntx(intx.gsi); !s.ok()) {
+    std::fprintf(stderr, "passage: %s: INTx: %s\n", name().c_str(), std::string(s.message()).c_str());
+  }
+}
+
 absl::Status VfioPciDevice::ConnectIntx(uint32_t gsi) {
   absl::MutexLock lock(&irq_mu_);
   if (interrupt_pin() == 0) return absl::OkStatus();

@@ -45,6 +45,8 @@ class VfioPciDevice : public PciDevice {
   ~VfioPciDevice() override;
 
   void ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) override;
+  // Joins the bus, then wires INTx to the pin's route.
+  void Attach(PciBarDecoder* decoder, PciIntxRoute intx) override;
 
   // Wires the device's INTx to `gsi` (level-triggered, resampled on EOI).
   // Called once the bus has routed the function's pin.
