@@ -1,8 +1,8 @@
 # KVM VM create/run/destroy churn in L1, with a busy second task. Not in
 # ctest: it is the reproducer for the multi-threaded-TCG "Oops: int3" race
-# described in tests/rig/README.md ("Known limits"). With the default one L1
-# vCPU it passes; with "# rig: smp=2" added to this header it usually kills
-# L1 within 150 cycles (QEMU 7.2 and 10.0).
+# described in tests/rig/README.md ("Known limits"). With the default two L1
+# vCPUs it usually kills L1 within 150 cycles (QEMU 7.2 and 10.0), and often
+# in all three attempts; with "# rig: smp=1" added to this header it passes.
 # rig: timeout=400
 (while :; do sleep 0.001; done) &
 bg=$!
