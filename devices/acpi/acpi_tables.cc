@@ -51,12 +51,13 @@ class Table {
     std::memcpy(&bytes_[28], kCreatorId, 4);
     Patch(32, kCreatorRevision, 4);
   }
+  // `n` little-endian bytes of `v`; bytes past the eighth are zero.
   void Put(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    for (int i = 0; i < n; ++i) bytes_.push_back(i < 8 ? static_cast<uint8_t>(v >> (8 * i)) : 0);
   }
   void PutBytes(std::span<const uint8_t> b) { bytes_.insert(bytes_.end(), b.begin(), b.end()); }
   void Patch(size_t offset, uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) bytes_[offset + i] = static_cast<uint8_t>(v >> (8 * i));
+    for (int i = 0; i < n && i < 8; ++i) bytes_[offset + i] = static_cast<uint8_t>(v >> (8 * i));
   }
   // Generic Address Structure (5.2.3.2) for a byte-wide port.
   void PutIoGas(uint16_t port) {

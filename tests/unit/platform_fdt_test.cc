@@ -6,6 +6,7 @@
 #include <libfdt.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -60,8 +61,11 @@ class PlatformFdt : public ::testing::Test {
   }
   uint64_t U64(const char* path, const char* prop) const {
     int len = 0;
-    const auto* v = static_cast<const fdt64_t*>(fdt_getprop(fdt(), Node(path), prop, &len));
-    return v != nullptr && len == 8 ? fdt64_to_cpu(*v) : ~0ull;
+    const void* v = fdt_getprop(fdt(), Node(path), prop, &len);
+    if (v == nullptr || len != 8) return ~0ull;
+    fdt64_t be;  // property values are only 4-byte aligned
+    std::memcpy(&be, v, 8);
+    return fdt64_to_cpu(be);
   }
   std::vector<uint8_t> blob_;
 };
