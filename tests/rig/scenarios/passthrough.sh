@@ -7,6 +7,8 @@
 #   two.*       two iommufd objects, one device each
 #   bad.*       bad input: exit 1, one line on stderr, no fd or pinned page
 #               left at exit (--report-resources), devices usable afterwards
+# Each passage run is bounded by `timeout`; a run that hits it fails through
+# its missing L2 results (busybox timeout passes the child's status through).
 # In L2, edu-test drives edu (ID, factorial, MSI, DMA into and out of guest
 # RAM) and nvme is probed by Linux's driver, written and read back. edu's DMA
 # is 28-bit, so those guests get 200 MiB of RAM.
@@ -70,7 +72,7 @@ show_log() {
 boot() {
   tag=$1 mem=$2
   shift 2
-  passage -cpu $CPU -m "$mem" -smp 2 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+  timeout 300 passage -cpu $CPU -m "$mem" -smp 2 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   show_log "$tag" "/tmp/$tag.serial"
@@ -97,7 +99,7 @@ clean_exit() {
 bad() {
   tag=$1
   shift
-  passage -cpu $CPU -m 200M -kernel $K -initrd /tmp/l2.img -append "$APPEND" -serial none \
+  timeout 120 passage -cpu $CPU -m 200M -kernel $K -initrd /tmp/l2.img -append "$APPEND" -serial none \
     --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   errs=$(grep -vc 'resources at exit' "/tmp/$tag.err")
@@ -117,7 +119,7 @@ boot legacy.nvme 512M -device vfio-pci,sysfsdev=/sys/bus/pci/devices/$NVME,id=nv
 # --- every file as an fd, under the noopen guard -----------------------------
 fds_boot() {
   tag=$1 mem=$2 cdev=$3
-  LD_PRELOAD=/rig/lib/libpassage_noopen.so passage -cpu $CPU -m "$mem" -smp 2 -kernel $K -initrd /tmp/l2.img \
+  LD_PRELOAD=/rig/lib/libpassage_noopen.so timeout 300 passage -cpu $CPU -m "$mem" -smp 2 -kernel $K -initrd /tmp/l2.img \
     -append "$APPEND" -serial "file:/tmp/$tag.serial" --report-resources \
     -accel kvm,fd=5 -object iommufd,id=i0,fd=3 -device vfio-pci,fd=4,iommufd=i0,id=d0 \
     3<>/dev/iommu 4<>"$cdev" 5<>/dev/kvm > "/tmp/$tag.out" 2> "/tmp/$tag.err"
