@@ -1,0 +1,23 @@
+# The README's main job: passage, inside the rig's L1, boots the test kernel
+# with QEMU's edu device passed through by iommufd, and shows the guest's
+# console. Run with -v to see L1's console (and with it L2's).
+# rig: bind=1234:11e8
+# rig: l2=yes
+# rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
+# rig: smp=1
+# rig: timeout=600
+
+. /rig/lib.sh
+EDU=$(pci_find 1234:11e8 | head -n 1)
+set -- -cpu host,-xsave,-x2apic -m 256M -smp 1 \
+  -kernel /rig/l2/bzImage -initrd /rig/l2/initramfs.cpio.gz -append "console=ttyS0 panic=-1" \
+  -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 --report-timing
+echo "L1# passage $*"
+timeout 300 passage "$@" -serial file:/tmp/l2.serial 2> /tmp/l2.err
+rc=$?
+# L2's console, its result markers defused so they stay L2's.
+tr -d '\r' < /tmp/l2.serial | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e 's/^/L2| /'
+cat /tmp/l2.err
+result quickstart.exit "$rc" "passage exited $rc"
+edu=$(tr -d '\r' < /tmp/l2.serial | grep -c 'vendor=0x1234 device=0x11e8')
+result quickstart.edu "$([ "$edu" -ge 1 ]; echo $?)" "the guest lists edu (1234:11e8): $edu line(s)"
