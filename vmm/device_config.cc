@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -12,6 +13,17 @@
 
 namespace passage {
 namespace {
+
+// absl's number parsers skip surrounding whitespace; user text must not
+// get that leniency.
+bool AllOf(absl::string_view s, bool (*pred)(unsigned char)) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!pred(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
 
 struct DeviceKind {
   const char* name;
@@ -26,8 +38,8 @@ absl::Status CheckRng(const DeviceConfig& d) {
   if (has_file && d.props.at("filename").empty()) return absl::InvalidArgumentError("filename= is empty");
   if (has_fd) {
     int fd = -1;
-    if (!absl::SimpleAtoi(d.props.at("fd"), &fd) || fd < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("fd='", d.props.at("fd"), "' is not a file descriptor number"));
+    if (!AllOf(d.props.at("fd"), absl::ascii_isdigit) || !absl::SimpleAtoi(d.props.at("fd"), &fd)) {
+      return absl::InvalidArgumentError(absl::StrCat("fd='", absl::CEscape(d.props.at("fd")), "' is not a file descriptor number"));
     }
   }
   return absl::OkStatus();
@@ -39,6 +51,20 @@ const std::vector<DeviceKind>& Registry() {
       {"vfio-pci", {"host", "sysfsdev", "fd", "iommufd"}, CheckVfioPciConfig},
   };
   return *kinds;
+}
+
+// `text` with control characters escaped (\n, \x01, ...), the rest as is.
+std::string OneLine(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      absl::StrAppend(&out, absl::CEscape(absl::string_view(&c, 1)));
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 bool ValidId(absl::string_view id) {
@@ -79,16 +105,16 @@ absl::StatusOr<KeyValues> ParseKeyValues(absl::string_view text, absl::string_vi
     if (eq == std::string::npos) {
       if (i != 0 || e.empty()) {
         return absl::InvalidArgumentError(
-            e.empty() ? std::string("empty element") : absl::StrCat("'", e, "' is not key=value"));
+            e.empty() ? std::string("empty element") : absl::StrCat("'", absl::CEscape(e), "' is not key=value"));
       }
       key = std::string(implied_key);
       value = e;
     } else {
       key = e.substr(0, eq);
       value = e.substr(eq + 1);
-      if (key.empty()) return absl::InvalidArgumentError(absl::StrCat("'", e, "' has no key"));
+      if (key.empty()) return absl::InvalidArgumentError(absl::StrCat("'", absl::CEscape(e), "' has no key"));
     }
-    if (out.Find(key) != nullptr) return absl::InvalidArgumentError(absl::StrCat("key '", key, "' given twice"));
+    if (out.Find(key) != nullptr) return absl::InvalidArgumentError(absl::StrCat("key '", absl::CEscape(key), "' given twice"));
     out.pairs.emplace_back(std::move(key), std::move(value));
   }
   return out;
@@ -100,14 +126,16 @@ absl::StatusOr<PciSlot> ParsePciSlot(absl::string_view text) {
   if (size_t dot = text.find('.'); dot != text.npos) {
     slot_text = text.substr(0, dot);
     fn_text = text.substr(dot + 1);
-    if (fn_text.empty()) return absl::InvalidArgumentError(absl::StrCat("addr='", text, "': missing function"));
+    if (fn_text.empty()) return absl::InvalidArgumentError(absl::StrCat("addr='", absl::CEscape(text), "': missing function"));
   }
   absl::ConsumePrefix(&slot_text, "0x");
   uint32_t slot = 0, fn = 0;
-  if (slot_text.empty() || slot_text.size() > 2 || !absl::SimpleHexAtoi(slot_text, &slot) || slot > 0x1f ||
-      (!fn_text.empty() && (fn_text.size() > 1 || !absl::SimpleHexAtoi(fn_text, &fn) || fn > 7))) {
+  if (slot_text.size() > 2 || !AllOf(slot_text, absl::ascii_isxdigit) ||
+      !absl::SimpleHexAtoi(slot_text, &slot) || slot > 0x1f ||
+      (!fn_text.empty() && (fn_text.size() > 1 || !AllOf(fn_text, absl::ascii_isxdigit) ||
+                            !absl::SimpleHexAtoi(fn_text, &fn) || fn > 7))) {
     return absl::InvalidArgumentError(
-        absl::StrCat("addr='", text, "': expected SLOT[.FN], slot 0-1f and function 0-7 in hex"));
+        absl::StrCat("addr='", absl::CEscape(text), "': expected SLOT[.FN], slot 0-1f and function 0-7 in hex"));
   }
   return PciSlot{static_cast<uint8_t>(slot), static_cast<uint8_t>(fn)};
 }
@@ -125,7 +153,7 @@ std::vector<std::string> KnownDeviceNames() {
 absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
   if (spec.empty() || spec[0] == ',') return absl::InvalidArgumentError("-device: missing device name");
   absl::StatusOr<KeyValues> kv = ParseKeyValues(spec, "driver");
-  if (!kv.ok()) return absl::InvalidArgumentError(absl::StrCat("-device '", spec, "': ", kv.status().message()));
+  if (!kv.ok()) return absl::InvalidArgumentError(absl::StrCat("-device '", absl::CEscape(spec), "': ", kv.status().message()));
   DeviceConfig d;
   const std::string* driver = kv->Find("driver");
   if (driver == nullptr || driver->empty()) return absl::InvalidArgumentError("-device: missing device name");
@@ -135,12 +163,12 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
     if (d.driver == k.name) kind = &k;
   }
   if (kind == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("-device: unknown device '", d.driver, "' (known: ",
+    return absl::InvalidArgumentError(absl::StrCat("-device: unknown device '", absl::CEscape(d.driver), "' (known: ",
                                                    absl::StrJoin(KnownDeviceNames(), ", "), ")"));
   }
   if (const std::string* id = kv->Find("id")) {
     if (!ValidId(*id)) {
-      return absl::InvalidArgumentError(absl::StrCat("-device ", d.driver, ": id='", *id,
+      return absl::InvalidArgumentError(absl::StrCat("-device ", d.driver, ": id='", absl::CEscape(*id),
                                                      "' must start with a letter and use only letters, digits, '-', '_', '.'"));
     }
     d.id = *id;
@@ -151,7 +179,7 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
       absl::StatusOr<PciSlot> slot = ParsePciSlot(value);
       if (!slot.ok()) return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": ", slot.status().message()));
       if (slot->slot == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": addr='", value, "': slot 0 holds the host bridge"));
+        return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": addr='", absl::CEscape(value), "': slot 0 holds the host bridge"));
       }
       d.addr = *slot;
       continue;
@@ -159,13 +187,14 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
     if (std::find(kind->keys.begin(), kind->keys.end(), key) == kind->keys.end()) {
       std::vector<std::string> known = kind->keys;
       known.insert(known.begin(), {"addr", "id"});
-      return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": unknown key '", key, "' (known: ",
+      return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": unknown key '", absl::CEscape(key), "' (known: ",
                                                      absl::StrJoin(known, ", "), ")"));
     }
     d.props.emplace(key, value);
   }
   if (absl::Status s = kind->check(d); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": ", s.message()));
+    // A driver's check may quote what the user typed; keep it one line.
+    return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": ", OneLine(s.message())));
   }
   return d;
 }

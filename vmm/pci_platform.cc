@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "devices/pci/pci_host_bridge.h"
 #include "devices/virtio/virtio_pci.h"
@@ -29,7 +30,7 @@ absl::StatusOr<UniqueFd> OpenRngSource(const DeviceConfig& config) {
   std::string path = "/dev/urandom";
   if (auto f = config.props.find("filename"); f != config.props.end()) path = f->second;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return ErrnoError(absl::StrCat("filename=", path));
+  if (!fd.valid()) return ErrnoError(absl::StrCat("filename=", absl::CEscape(path)));
   return fd;
 }
 

@@ -103,8 +103,8 @@ absl::Status VirtioPciDevice::Init() {
 
 absl::StatusOr<uint32_t> VirtioPciDevice::AddCapabilities() {
   absl::MutexLock lock(&mu_);
-  auto add_cap = [this](uint8_t type, uint8_t len, uint64_t offset,
-                        uint64_t length) -> absl::StatusOr<uint32_t> {
+  auto add_cap = [this](uint8_t type, uint8_t len, uint64_t offset, uint64_t length)
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint32_t> {
     absl::StatusOr<uint32_t> at = config_.AddCapability(PCI_CAP_ID_VNDR, len);
     if (!at.ok()) return at.status();
     config_.Set8(*at + VIRTIO_PCI_CAP_LEN, len);

@@ -43,7 +43,8 @@ TEST(PciSlotParse, QemuSpellings) {
   EXPECT_EQ(*ParsePciSlot("1f.7"), (PciSlot{31, 7}));
   EXPECT_EQ(*ParsePciSlot("04.2"), (PciSlot{4, 2}));
   EXPECT_EQ(*ParsePciSlot("a"), (PciSlot{10, 0}));
-  for (const char* bad : {"", "20", "0x20", "3.8", "3.", ".1", "g", "3.1.1", "-1", "100", "3.10"}) {
+  for (const char* bad : {"", "20", "0x20", "3.8", "3.", ".1", "g", "3.1.1", "-1", "100", "3.10", " 3", "3 ",
+                          "3. 1", "+3", "0x"}) {
     EXPECT_FALSE(ParsePciSlot(bad).ok()) << bad;
   }
 }
@@ -87,6 +88,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadDevice{{"-device", "e1000"}, "unknown device 'e1000' (known: "},
         BadDevice{{"-device", ""}, "missing device name"},
+        // User text in messages is escaped: still one line.
+        BadDevice{{"-device", "\n"}, "unknown device '\\n'"},
+        BadDevice{{"-device", "virtio-rng-pci,fo\no=1"}, "unknown key 'fo\\no'"},
+        BadDevice{{"-device", "virtio-rng-pci,addr=3\n"}, "addr='3\\n'"},
+        BadDevice{{"-device", "vfio-pci,fd=\n7"}, "-device vfio-pci"},  // any driver's check
         BadDevice{{"-device", "id=x"}, "missing device name"},
         BadDevice{{"-device", "virtio-rng-pci,foo=1"}, "-device virtio-rng-pci: unknown key 'foo' (known: addr, id, filename, fd)"},
         BadDevice{{"-device", "virtio-rng-pci,id=r,bogus"}, "'bogus' is not key=value"},
@@ -98,6 +104,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadDevice{{"-device", "virtio-rng-pci,filename=/a,fd=3"}, "filename= and fd= are exclusive"},
         BadDevice{{"-device", "virtio-rng-pci,fd=-1"}, "fd='-1' is not a file descriptor number"},
         BadDevice{{"-device", "virtio-rng-pci,fd=x"}, "fd='x'"},
+        BadDevice{{"-device", "virtio-rng-pci,fd= 7"}, "fd=' 7'"},
+        BadDevice{{"-device", "virtio-rng-pci,fd=+7"}, "fd='+7'"},
         BadDevice{{"-device", "virtio-rng-pci,filename="}, "filename= is empty"},
         BadDevice{{"-device", "virtio-rng-pci,id=a", "-device", "virtio-rng-pci,id=a"},
                   "-device virtio-rng-pci,id=a: duplicate id 'a'"},
