@@ -93,7 +93,7 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
       options.sysfs_path.pop_back();
     }
   } else if (auto it = config.props.find("fd"); it != config.props.end()) {
-    absl::SimpleAtoi(it->second, &options.fd);
+    (void)absl::SimpleAtoi(it->second, &options.fd);  // checked by CheckVfioPciConfig
   }
   if (auto it = config.props.find("iommufd"); it != config.props.end()) {
     Iommufd* iommufd = nullptr;

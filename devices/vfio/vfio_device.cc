@@ -63,7 +63,7 @@ absl::StatusOr<std::string> ParseHostBdf(absl::string_view text) {
     if (IsHex(parts[0], 2) && sf.size() == 2 && IsHex(sf[0], 2) && sf[1].size() == 1 &&
         sf[1][0] >= '0' && sf[1][0] <= '7') {
       uint32_t slot = 0;
-      absl::SimpleHexAtoi(sf[0], &slot);
+      (void)absl::SimpleHexAtoi(sf[0], &slot);  // two hex digits: cannot fail
       if (slot < 32) {
         return absl::StrCat(domain, ":", absl::AsciiStrToLower(parts[0]), ":",
                             absl::AsciiStrToLower(sf[0]), ".", sf[1]);
