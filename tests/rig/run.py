@@ -315,7 +315,7 @@ def boot(cmd, log_path, timeout, args, report, tmp):
         serial = Serial(proc.stdout, log, args.verbose, start)
         try:
             # A stall (no console output for `stall` s while QEMU lives) is
-            # L1 frozen under TCG (README, "Known problems"): ended and, like
+            # L1 frozen under TCG (README.md, "Known limits"): ended and, like
             # the int3 flake, retried.
             stall = report.get("stall") or 0
             while proc.poll() is None:
