@@ -125,7 +125,7 @@ std::vector<PciFunctionInfo> PciPlatform::Describe() const {
   std::vector<PciFunctionInfo> out;
   for (const PciBus::Entry& e : bus_->Devices()) {
     PciFunctionInfo info{e.address, e.device->name(), e.device->ids(), e.intx_gsi, {}};
-    for (int i = 0; i < PciDevice::kNumBars; ++i) {
+    for (int i = 0; i < PciDevice::kNumBarIndices; ++i) {
       const PciBarSpec* bar = e.device->bar_spec(i);
       if (bar == nullptr) continue;
       info.bars.push_back({i, bar->kind, bar->prefetchable, e.device->BarAddress(i), bar->size});

@@ -112,14 +112,15 @@ void WritePci(const PlatformDescription::Pci& pci, FdtWriter& w) {
       const uint32_t space = b.kind == PlatformPciFunction::Bar::Kind::kIo      ? kPciSpaceIo
                              : b.kind == PlatformPciFunction::Bar::Kind::kMem32 ? kPciSpaceMem32
                                                                                 : kPciSpaceMem64;
+      const bool rom = b.index == 6;  // the expansion ROM BAR, config offset 0x30
       const uint32_t phys_hi = space | (b.prefetchable ? kPciPrefetchable : 0) | devfn_bits |
-                               (0x10u + 4u * static_cast<uint32_t>(b.index));
+                               (rom ? 0x30u : 0x10u + 4u * static_cast<uint32_t>(b.index));
       reg.insert(reg.end(), {phys_hi, 0, 0, hi(b.size), lo(b.size)});
       assigned.insert(assigned.end(), {phys_hi | (1u << 31), hi(b.address), lo(b.address), hi(b.size), lo(b.size)});
       const char* kind = b.kind == PlatformPciFunction::Bar::Kind::kIo      ? "io"
                          : b.kind == PlatformPciFunction::Bar::Kind::kMem32 ? "mem32"
                                                                             : "mem64";
-      absl::StrAppend(&bars, bars.empty() ? "" : " ", "bar", b.index, "=", kind, b.prefetchable ? ",pref" : "",
+      absl::StrAppend(&bars, bars.empty() ? "" : " ", rom ? "rom" : absl::StrCat("bar", b.index), "=", kind, b.prefetchable ? ",pref" : "",
                       " 0x", absl::Hex(b.address), "+0x", absl::Hex(b.size));
     }
     w.CellVector("reg", reg);

@@ -30,17 +30,20 @@ absl::Status PciBus::Add(const PciAddress& address, std::shared_ptr<PciDevice> d
     return absl::AlreadyExistsError(absl::StrCat(where, ": ", address.ToString(), " is taken by ",
                                                  functions_[address.devfn()]->name()));
   }
-  // Firmware's job: give every BAR an address and turn decoding on.
+  // Firmware's job: give every BAR an address and turn decoding on (the
+  // expansion ROM gets an address too, but stays disabled).
   std::vector<uint64_t> placed;
   bool io = false;
   bool memory = false;
-  for (int i = 0; i < PciDevice::kNumBars; ++i) {
+  for (int i = 0; i < PciDevice::kNumBarIndices; ++i) {
     const PciBarSpec* bar = device->bar_spec(i);
     if (bar == nullptr) continue;
     absl::StatusOr<uint64_t> at = allocator_.Allocate(bar->kind, bar->size);
     if (!at.ok()) {
       for (uint64_t p : placed) allocator_.Free(p);
-      return absl::Status(at.status().code(), absl::StrCat(where, ": BAR ", i, ": ", at.status().message()));
+      return absl::Status(at.status().code(),
+                          absl::StrCat(where, ": ", i == PciDevice::kRomBar ? "expansion ROM" : absl::StrCat("BAR ", i),
+                                       ": ", at.status().message()));
     }
     placed.push_back(*at);
     device->SetBarAddress(i, *at);
@@ -50,7 +53,7 @@ absl::Status PciBus::Add(const PciAddress& address, std::shared_ptr<PciDevice> d
   const uint32_t gsi = IntxGsi(address.slot, device->interrupt_pin());
   if (gsi != 0) device->ConfigWrite(0x3c, 1, gsi);  // interrupt line, as firmware leaves it
   device->Attach(&decoder_, {gsi != 0 ? irq_ : nullptr, gsi});
-  for (int i = 0; i < PciDevice::kNumBars; ++i) {
+  for (int i = 0; i < PciDevice::kNumBars; ++i) {  // not the ROM: disabled
     if (device->bar_spec(i) != nullptr && !device->BarMapped(i)) {
       device->Detach();
       for (uint64_t p : placed) allocator_.Free(p);

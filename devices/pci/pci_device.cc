@@ -21,6 +21,12 @@ bool Overlaps(uint32_t a, uint32_t a_size, uint32_t b, uint32_t b_size) {
 
 bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
+// Config offset of BAR `index`'s (low) register.
+uint32_t BarRegister(int index) {
+  return index == PciDevice::kRomBar ? PCI_ROM_ADDRESS
+                                     : kBarOffset0 + 4 * static_cast<uint32_t>(index);
+}
+
 }  // namespace
 
 const char* PciBarKindName(PciBarKind kind) {
@@ -53,7 +59,9 @@ PciDevice::PciDevice(std::string name, const PciIds& ids)
 
 absl::Status PciDevice::DeclareBar(int index, PciBarSpec spec) {
   const int slots = spec.kind == PciBarKind::kMem64 ? 2 : 1;
-  if (index < 0 || index + slots > kNumBars) {
+  const bool rom = index == kRomBar;
+  if (index < 0 || (!rom && index + slots > kNumBars) ||
+      (rom && (spec.kind != PciBarKind::kMem32 || spec.prefetchable))) {
     return absl::InvalidArgumentError(absl::StrCat(name_, ": BAR ", index, " out of range"));
   }
   for (int i = index; i < index + slots; ++i) {
@@ -77,7 +85,15 @@ absl::Status PciDevice::DeclareBar(int index, PciBarSpec spec) {
                                                      absl::Hex(m.offset), " is not page-aligned inside the BAR"));
     }
   }
-  const uint32_t reg = kBarOffset0 + 4 * static_cast<uint32_t>(index);
+  const uint32_t reg = BarRegister(index);
+  if (rom) {
+    absl::MutexLock lock(&mu_);
+    config_.Set32(reg, 0);
+    config_.SetWritable(reg, 4, (static_cast<uint32_t>(~(spec.size - 1)) & PCI_ROM_ADDRESS_MASK) |
+                                    PCI_ROM_ADDRESS_ENABLE);
+    specs_[index] = std::move(spec);
+    return absl::OkStatus();
+  }
   uint32_t flags = 0;
   uint32_t low_mask = 0;
   switch (spec.kind) {
@@ -108,15 +124,16 @@ absl::Status PciDevice::DeclareBar(int index, PciBarSpec spec) {
 }
 
 const PciBarSpec* PciDevice::bar_spec(int index) const {
-  if (index < 0 || index >= kNumBars || !specs_[index].has_value()) return nullptr;
+  if (index < 0 || index >= kNumBarIndices || !specs_[index].has_value()) return nullptr;
   return &*specs_[index];
 }
 
 uint64_t PciDevice::BarAddressLocked(int index) const {
   const PciBarSpec* spec = bar_spec(index);
   if (spec == nullptr) return 0;
-  const uint32_t reg = kBarOffset0 + 4 * static_cast<uint32_t>(index);
+  const uint32_t reg = BarRegister(index);
   const uint32_t low = config_.Get32(reg);
+  if (index == kRomBar) return low & PCI_ROM_ADDRESS_MASK;
   if (spec->kind == PciBarKind::kIo) return low & ~3u;
   uint64_t address = low & ~0xfu;
   if (spec->kind == PciBarKind::kMem64) address |= static_cast<uint64_t>(config_.Get32(reg + 4)) << 32;
@@ -132,8 +149,10 @@ void PciDevice::SetBarAddress(int index, uint64_t address) {
   const PciBarSpec* spec = bar_spec(index);
   if (spec == nullptr) return;
   absl::MutexLock lock(&mu_);
-  const uint32_t reg = kBarOffset0 + 4 * static_cast<uint32_t>(index);
-  const uint32_t flags = config_.Get32(reg) & (spec->kind == PciBarKind::kIo ? 3u : 0xfu);
+  const uint32_t reg = BarRegister(index);
+  const uint32_t flags = config_.Get32(reg) & (index == kRomBar               ? PCI_ROM_ADDRESS_ENABLE
+                                               : spec->kind == PciBarKind::kIo ? 3u
+                                                                               : 0xfu);
   config_.Set32(reg, (static_cast<uint32_t>(address) & ~static_cast<uint32_t>(spec->size - 1)) | flags);
   if (spec->kind == PciBarKind::kMem64) config_.Set32(reg + 4, static_cast<uint32_t>(address >> 32));
   UpdateDecoding();
@@ -173,7 +192,7 @@ void PciDevice::Detach() {
     intx_ = {};
   }
   absl::MutexLock lock(&mu_);
-  for (int i = 0; i < kNumBars; ++i) {
+  for (int i = 0; i < kNumBarIndices; ++i) {
     if (bars_[i].mapped && decoder_ != nullptr) decoder_->Unmap(*specs_[i], bars_[i].mapped_at);
     bars_[i].mapped = false;
   }
@@ -181,18 +200,20 @@ void PciDevice::Detach() {
 }
 
 bool PciDevice::BarMapped(int index) const {
-  if (index < 0 || index >= kNumBars) return false;
+  if (index < 0 || index >= kNumBarIndices) return false;
   absl::MutexLock lock(&mu_);
   return bars_[index].mapped;
 }
 
 void PciDevice::UpdateDecoding() {
   const uint16_t cmd = config_.Get16(PCI_COMMAND);
-  for (int i = 0; i < kNumBars; ++i) {
+  const bool rom_enabled = config_.Get32(PCI_ROM_ADDRESS) & PCI_ROM_ADDRESS_ENABLE;
+  for (int i = 0; i < kNumBarIndices; ++i) {
     if (!specs_[i].has_value()) continue;
     const PciBarSpec& spec = *specs_[i];
     const bool enabled = decoder_ != nullptr &&
-                         (cmd & (spec.kind == PciBarKind::kIo ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY));
+                         (cmd & (spec.kind == PciBarKind::kIo ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) &&
+                         (i != kRomBar || rom_enabled);
     const uint64_t address = BarAddressLocked(i);
     BarState& bar = bars_[i];
     if (bar.mapped && (!enabled || bar.mapped_at != address)) {
@@ -236,7 +257,8 @@ void PciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) {
   absl::MutexLock lock(&mu_);
   config_.Write(offset, size, value);
   if (Overlaps(offset, size, PCI_COMMAND, 2) ||
-      Overlaps(offset, size, kBarOffset0, 4 * kNumBars)) {
+      Overlaps(offset, size, kBarOffset0, 4 * kNumBars) ||
+      Overlaps(offset, size, PCI_ROM_ADDRESS, 4)) {
     UpdateDecoding();
   }
   if (Overlaps(offset, size, PCI_COMMAND, 2)) {

@@ -50,6 +50,11 @@ struct PciIntxRoute {
 class PciDevice {
  public:
   static constexpr int kNumBars = 6;
+  // The expansion ROM BAR (config offset 0x30) as BAR index 6: a 32-bit
+  // memory BAR that decodes only while its enable bit and memory decoding
+  // are both on. Loops over every BAR go to kNumBarIndices.
+  static constexpr int kRomBar = 6;
+  static constexpr int kNumBarIndices = 7;
 
   PciDevice(std::string name, const PciIds& ids);
   virtual ~PciDevice() = default;
@@ -65,12 +70,14 @@ class PciDevice {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- Set-up (device construction, then the bus acting as firmware) ---
-  // Declares BAR `index` (a 64-bit BAR also takes index+1). Set-up only:
-  // before the device is attached or shared between threads.
+  // Declares BAR `index` (a 64-bit BAR also takes index+1; kRomBar takes a
+  // kMem32 spec, never prefetchable). Set-up only: before the device is
+  // attached or shared between threads.
   absl::Status DeclareBar(int index, PciBarSpec spec) ABSL_LOCKS_EXCLUDED(mu_);
   // Null when BAR `index` is unused or the upper half of a 64-bit BAR.
   const PciBarSpec* bar_spec(int index) const;
-  // The address in BAR `index`'s register(s), as the guest last left it.
+  // The address in BAR `index`'s register(s), as the guest last left it
+  // (for the ROM: without the enable bit).
   uint64_t BarAddress(int index) const ABSL_LOCKS_EXCLUDED(mu_);
   void SetBarAddress(int index, uint64_t address) ABSL_LOCKS_EXCLUDED(mu_);
   // Sets the command register's I/O and memory decode bits.
@@ -81,7 +88,8 @@ class PciDevice {
   virtual void Attach(PciBarDecoder* decoder, PciIntxRoute intx) ABSL_LOCKS_EXCLUDED(mu_);
   // Leaves it: every mapped BAR is unmapped, INTx lowered.
   void Detach() ABSL_LOCKS_EXCLUDED(mu_);
-  // Whether BAR `index` currently decodes (mapped through the decoder).
+  // Whether BAR `index` currently decodes (mapped through the decoder). A
+  // ROM BAR does not until the guest sets its enable bit.
   bool BarMapped(int index) const ABSL_LOCKS_EXCLUDED(mu_);
   uint8_t interrupt_pin() const { return interrupt_pin_; }
   PciIds ids() const { return ids_; }
@@ -119,9 +127,9 @@ class PciDevice {
   const PciIds ids_;
   const uint8_t interrupt_pin_;
   // Written only by DeclareBar during set-up, before the device is shared.
-  std::array<std::optional<PciBarSpec>, kNumBars> specs_;
-  std::array<bool, kNumBars> upper_half_{};  // the high dword of the BAR below
-  std::array<BarState, kNumBars> bars_ ABSL_GUARDED_BY(mu_);
+  std::array<std::optional<PciBarSpec>, kNumBarIndices> specs_;
+  std::array<bool, kNumBarIndices> upper_half_{};  // the high dword of the BAR below
+  std::array<BarState, kNumBarIndices> bars_ ABSL_GUARDED_BY(mu_);
   std::vector<CapabilityHook> cap_hooks_ ABSL_GUARDED_BY(mu_);
   PciBarDecoder* decoder_ ABSL_GUARDED_BY(mu_) = nullptr;
 

@@ -106,6 +106,23 @@ class VfioPciDevice::BarHandler : public IoHandler {
   std::optional<VfioSparseArea> table_, pba_;
 };
 
+// The expansion ROM, read once at start (as firmware would shadow it):
+// guest reads come from the copy, writes are dropped.
+class VfioPciDevice::RomHandler : public IoHandler {
+ public:
+  explicit RomHandler(std::vector<uint8_t> rom) : rom_(std::move(rom)) {}
+
+  void Read(uint64_t offset, std::span<uint8_t> data) override {
+    for (size_t i = 0; i < data.size(); ++i) {
+      data[i] = offset < rom_.size() && i < rom_.size() - offset ? rom_[offset + i] : 0xff;
+    }
+  }
+  void Write(uint64_t, std::span<const uint8_t>) override {}
+
+ private:
+  const std::vector<uint8_t> rom_;
+};
+
 VfioPciDevice::VfioPciDevice(std::shared_ptr<VfioDevice> device, InterruptController& irq,
                              EventLoop& loop, std::string name, const PciIds& ids)
     : PciDevice(std::move(name), ids), device_(std::move(device)), irq_(irq), loop_(loop) {}
@@ -147,6 +164,7 @@ absl::StatusOr<std::shared_ptr<VfioPciDevice>> VfioPciDevice::Create(
   if (absl::Status s = device->Reset(); !s.ok()) return s;
   if (absl::Status s = dev->SetUpCapabilities(config); !s.ok()) return s;
   if (absl::Status s = dev->SetUpBars(config); !s.ok()) return s;
+  if (absl::Status s = dev->SetUpRom(); !s.ok()) return s;
   return dev;
 }
 
@@ -266,6 +284,30 @@ absl::Status VfioPciDevice::SetUpBars(const std::vector<uint8_t>& config) {
     if (mem64) ++i;
   }
   return absl::OkStatus();
+}
+
+absl::Status VfioPciDevice::SetUpRom() {
+  absl::StatusOr<VfioRegionInfo> region = device_->RegionInfo(VFIO_PCI_ROM_REGION_INDEX);
+  if (!region.ok() || region->size == 0) return absl::OkStatus();  // no ROM
+  if (region->size > kMaxRomSize) {
+    std::fprintf(stderr, "passage: %s: expansion ROM of 0x%llx bytes is larger than 0x%llx; hidden\n",
+                 name().c_str(), static_cast<unsigned long long>(region->size),
+                 static_cast<unsigned long long>(kMaxRomSize));
+    return absl::OkStatus();
+  }
+  std::vector<uint8_t> rom(region->size);
+  if (absl::Status s = device_->ReadRegion(*region, 0, {rom.data(), rom.size()}); !s.ok()) {
+    // A ROM BAR without a valid image (the host kernel checks the 0xAA55
+    // signature): the guest sees no ROM, as with QEMU.
+    std::fprintf(stderr, "passage: %s: expansion ROM unreadable (%s); hidden\n", name().c_str(),
+                 std::string(s.message()).c_str());
+    return absl::OkStatus();
+  }
+  PciBarSpec spec;
+  spec.kind = PciBarKind::kMem32;
+  spec.size = RoundUpPow2(std::max<uint64_t>(region->size, 4096));
+  spec.handler = std::make_shared<RomHandler>(std::move(rom));
+  return DeclareBar(kRomBar, std::move(spec));
 }
 
 void VfioPciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) {

@@ -12,7 +12,10 @@
 //     at least one page for memory BARs); the guest places them.
 //   Capabilities: MSI and MSI-X emulated (same vector counts and MSI-X
 //     table/PBA location as the device), PCI Express copied read-only;
-//     everything else hidden. No extended capabilities. No expansion ROM.
+//     everything else hidden. No extended capabilities.
+//   Expansion ROM: read once at start and served from that copy (trapped,
+//     read-only) when the guest enables it; hidden when the device has
+//     none, it is unreadable, or larger than kMaxRomSize.
 #ifndef PASSAGE_DEVICES_VFIO_VFIO_PCI_H_
 #define PASSAGE_DEVICES_VFIO_VFIO_PCI_H_
 
@@ -67,11 +70,14 @@ class VfioPciDevice : public PciDevice {
     size_t size;
   };
   class BarHandler;
+  class RomHandler;
+  static constexpr uint64_t kMaxRomSize = 16ull << 20;
 
   VfioPciDevice(std::shared_ptr<VfioDevice> device, InterruptController& irq, EventLoop& loop,
                 std::string name, const PciIds& ids);
   absl::Status SetUpBars(const std::vector<uint8_t>& config);
   absl::Status SetUpCapabilities(const std::vector<uint8_t>& config);
+  absl::Status SetUpRom();
   // Makes VFIO's interrupt configuration follow the emulated capabilities.
   void SyncInterrupts() ABSL_LOCKS_EXCLUDED(irq_mu_);
   absl::Status EnableVectors(uint32_t index, uint32_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);

@@ -32,11 +32,13 @@ Scenario header lines (anywhere in the file, any number, KEY=VALUE words):
 import argparse
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -172,6 +174,53 @@ def run_tool(argv, what):
     return lines[-1]
 
 
+class Monitor:
+    """QEMU's QMP socket: what L1's CPU is doing when its console goes silent."""
+
+    def __init__(self, path):
+        self.path, self.sock, self.buf = path, None, b""
+
+    def _connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(self.path)
+        self.sock, self.buf = s, b""
+        self._reply()  # greeting
+        self.execute("qmp_capabilities")
+
+    def _reply(self):
+        while True:
+            while b"\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise OSError("QMP socket closed")
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
+
+    def execute(self, command, **arguments):
+        if self.sock is None:
+            self._connect()
+        req = {"execute": command}
+        if arguments:
+            req["arguments"] = arguments
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        msg = self._reply()
+        if "error" in msg:
+            raise OSError(f"QMP {command}: {msg['error'].get('desc')}")
+        return msg.get("return")
+
+    def hmp(self, command_line):
+        return self.execute("human-monitor-command", **{"command-line": command_line})
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class Serial:
     """Reads QEMU's stdout (the serial console) into a log file and parses the markers."""
 
@@ -180,6 +229,7 @@ class Serial:
         self.results, self.boot, self.done, self.bad_lines = [], None, None, []
         self.boot_at = self.done_at = None
         self.flake = None
+        self.lock = threading.Lock()  # the log is shared with probe_stall
         self.last_at = time.monotonic()  # when the console last said anything
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -188,8 +238,9 @@ class Serial:
         for raw in iter(self.stream.readline, b""):
             self.last_at = time.monotonic()
             line = raw.decode("utf-8", "replace").replace("\r", "").rstrip("\n")
-            self.log.write(line + "\n")
-            self.log.flush()
+            with self.lock:
+                self.log.write(line + "\n")
+                self.log.flush()
             if self.verbose:
                 print(f"| {line}", flush=True)
             self._parse(line)
@@ -286,7 +337,7 @@ def main():
     report = {"scenario": name, "scenario_path": scenario, "image": args.image, "ok": False, "reason": "",
               "stall": opts.get("stall", 0),
               "results": [], "done": None, "powered_off": False, "timed_out": False, "qemu_exit": None,
-              "times": {}, "kernel": None, "log": log_path, "qemu_cmd": None, "attempts": []}
+              "times": {}, "kernel": None, "log": log_path, "qemu_cmd": None, "attempts": [], "stalls": []}
     try:
         return run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0)
     except SetupError as e:
@@ -306,30 +357,90 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def make_rom(path):
+    """Writes an 8 KiB PCI expansion ROM image for edu (romfile=): a valid
+    header and PCI data structure (so the host kernel's ROM checks accept it),
+    code type EFI (so L1's SeaBIOS does not run it), and bytes that differ
+    everywhere, so a guest that reads it back can be checked byte for byte."""
+    size = 8192
+    body = bytearray()
+    block = b"passage expansion rom"
+    while len(body) < size:
+        block = hashlib.sha256(block).digest()
+        body += block
+    rom = bytearray(body[:size])
+    rom[0:3] = bytes([0x55, 0xAA, size // 512])
+    rom[3] = 0xCB  # retf, should anything call the entry point
+    rom[0x18:0x1A] = (0x1C).to_bytes(2, "little")
+    pcir = b"PCIR" + (0x1234).to_bytes(2, "little") + (0x11E8).to_bytes(2, "little") + bytes(2) + \
+        (0x18).to_bytes(2, "little") + bytes([3, 0x00, 0xFF, 0x00]) + (size // 512).to_bytes(2, "little") + \
+        bytes(2) + bytes([0x03, 0x80]) + bytes(2)
+    rom[0x1C:0x1C + len(pcir)] = pcir
+    rom[-1] = (-sum(rom[:-1])) & 0xFF  # bytes sum to zero, as option ROMs do
+    with open(path, "wb") as f:
+        f.write(rom)
+
+
+def probe_stall(monitor, log, silent_s):
+    """Logs what L1's CPU is doing (QMP), then sends it an NMI. Returns a summary."""
+    try:
+        regs = monitor.hmp("info registers") or ""
+        lapic = monitor.hmp("info lapic") or ""
+        monitor.execute("inject-nmi")
+    except (OSError, ValueError) as e:
+        return f"QMP failed: {e}"
+    for line in [f"console silent for {silent_s:.0f} s; L1's CPU state, then an NMI:"] + \
+            regs.splitlines() + lapic.splitlines():
+        log.write(f"rig-monitor| {line.rstrip()}\n")
+    log.flush()
+    fields = dict(re.findall(r"\b(RIP|HLT|CPL|RFL)=(\S+)", regs))
+    return " ".join(f"{k}={v}" for k, v in fields.items()) or "no registers"
+
+
 def boot(cmd, log_path, timeout, args, report, tmp):
     """Runs QEMU once; returns (proc, serial, run_s, qemu stderr)."""
     stderr_path = os.path.join(tmp, "qemu.stderr")
+    qmp_path = os.path.join(tmp, "qmp.sock")
+    if os.path.exists(qmp_path):
+        os.unlink(qmp_path)
+    cmd = cmd + ["-qmp", f"unix:{qmp_path},server=on,wait=off"]
+    monitor = Monitor(qmp_path)
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         serial = Serial(proc.stdout, log, args.verbose, start)
         try:
             # A stall (no console output for `stall` s while QEMU lives) is
-            # L1 frozen under TCG (README.md, "Known limits"): ended and, like
-            # the int3 flake, retried.
+            # L1 frozen under TCG (README.md, "Known limits"). run.py logs
+            # L1's CPU state and sends it an NMI; if the console stays silent
+            # 60 s more (or L1 stalls a third time), the run is ended and,
+            # like the int3 flake, retried.
             stall = report.get("stall") or 0
+            poked_at, pokes = None, 0
             while proc.poll() is None:
                 now = time.monotonic()
                 if now - start > timeout:
                     report["timed_out"] = True
                     break
-                if stall and now - serial.last_at > stall:
-                    serial.flake = f"L1 stalled: no console output for {stall} s"
-                    break
+                silent = now - serial.last_at
+                if stall and poked_at is not None and serial.last_at < poked_at:
+                    if now - poked_at > 60:
+                        serial.flake = f"L1 stalled: no console output for {stall} s, nor after an NMI"
+                        break
+                elif stall and silent > stall:
+                    if pokes >= 2:
+                        serial.flake = f"L1 stalled a third time (no console output for {stall} s)"
+                        break
+                    with serial.lock:
+                        summary = probe_stall(monitor, log, silent)
+                    poked_at, pokes = time.monotonic(), pokes + 1
+                    report["stalls"].append({"at_s": round(now - start, 1), "cpu": summary})
+                    print(f"rig: L1 console silent for {silent:.0f} s ({summary}); sent an NMI", flush=True)
                 time.sleep(1)
         except KeyboardInterrupt:
             report["reason"] = "interrupted"
         finally:
+            monitor.close()
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -387,11 +498,13 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
         with open(payload, "rb") as f:
             shutil.copyfileobj(f, out)
     nvme = os.path.join(tmp, "nvme.img")
+    rom = os.path.join(tmp, "edu.rom")
+    make_rom(rom)
 
     cmd = [qemu, "-machine", "q35,kernel-irqchip=split", "-accel", args.accel, "-cpu", "max",
            "-smp", opts["smp"], "-m", opts["mem"], "-nographic", "-no-reboot",
            "-device", "intel-iommu,intremap=on,caching-mode=on",
-           "-device", "edu",
+           "-device", f"edu,romfile={rom}",
            "-drive", f"file={nvme},if=none,id=nv0,format=raw", "-device", "nvme,serial=rig0,drive=nv0",
            "-kernel", kernel, "-initrd", initrd,
            "-append", " ".join([BASE_APPEND] + opts["append"])] + opts["qemu"]

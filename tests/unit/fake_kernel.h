@@ -35,6 +35,12 @@ struct FakeVfioPci {
   std::vector<Region> regions = std::vector<Region>(VFIO_PCI_NUM_REGIONS);
   std::vector<uint32_t> irq_counts = std::vector<uint32_t>(VFIO_PCI_NUM_IRQS, 0);
   bool resettable = true;
+  // The expansion ROM region's contents (regions[VFIO_PCI_ROM_REGION_INDEX]
+  // gives its size); reads fail with EIO when not readable, as the host
+  // kernel does for a ROM without a valid signature.
+  std::vector<uint8_t> rom;
+  bool rom_readable = true;
+  int rom_reads = 0;
   // State the fake keeps.
   int bound_iommufd = -1;
   uint32_t attached_pt = 0;
@@ -117,6 +123,13 @@ class FakeKernel : public Sys {
     if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
       if (off + count > d->config.size()) return Fail(EINVAL);
       std::memcpy(buf, d->config.data() + off, count);
+      return static_cast<ssize_t>(count);
+    }
+    if (index == VFIO_PCI_ROM_REGION_INDEX) {
+      ++d->rom_reads;
+      if (!d->rom_readable) return Fail(EIO);
+      if (off + count > d->rom.size()) return Fail(EINVAL);
+      std::memcpy(buf, d->rom.data() + off, count);
       return static_cast<ssize_t>(count);
     }
     std::memset(buf, 0, count);

@@ -155,6 +155,26 @@ TEST_F(PciBusTest, AddPlacesBarsAndEnablesDecoding) {
   EXPECT_EQ(e->BarAddress(0), 0xc0010000u);
 }
 
+TEST_F(PciBusTest, ExpansionRomGetsAnAddressButStaysDisabled) {
+  auto d = std::make_shared<TestDevice>("t", 1);
+  ASSERT_TRUE(d->DeclareBar(0, Bar(PciBarKind::kMem32, 0x1000)).ok());
+  ASSERT_TRUE(d->DeclareBar(PciDevice::kRomBar, Bar(PciBarKind::kMem32, 0x8000)).ok());
+  ASSERT_TRUE(bus_.Add({0, 1, 0}, d).ok());
+  EXPECT_EQ(d->BarAddress(PciDevice::kRomBar), 0xc0008000u) << "naturally aligned after BAR 0";
+  EXPECT_FALSE(d->BarMapped(PciDevice::kRomBar));
+  EXPECT_TRUE(d->BarMapped(0));
+  // The guest turns it on through config space.
+  OutL(0xcf8, Cf8(1, 0, PCI_ROM_ADDRESS));
+  OutL(0xcfc, 0xc0008000u | PCI_ROM_ADDRESS_ENABLE);
+  EXPECT_TRUE(d->BarMapped(PciDevice::kRomBar));
+  // A ROM that does not fit fails the add like any BAR, naming it.
+  auto big = std::make_shared<TestDevice>("big", 2);
+  ASSERT_TRUE(big->DeclareBar(PciDevice::kRomBar, Bar(PciBarKind::kMem32, 0x200000)).ok());
+  absl::Status s = bus_.Add({0, 2, 0}, big);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("big at 00:02.0: expansion ROM"), absl::string_view::npos) << s;
+}
+
 TEST_F(PciBusTest, BarsThatDoNotFitFailTheAddAndReleaseTheirSpace) {
   auto big = std::make_shared<TestDevice>("big", 1);
   ASSERT_TRUE(big->DeclareBar(0, Bar(PciBarKind::kMem32, 0x80000)).ok());

@@ -98,7 +98,11 @@ TEST_F(PciDeviceTest, DeclareBarRejectsBadLayouts) {
   EXPECT_FALSE(dev_.DeclareBar(0, Bar(PciBarKind::kMem32, 0x800)).ok());    // below a page
   EXPECT_FALSE(dev_.DeclareBar(0, Bar(PciBarKind::kIo, 0x200)).ok());       // I/O BARs are at most 256
   EXPECT_FALSE(dev_.DeclareBar(5, Bar(PciBarKind::kMem64, 0x1000)).ok());   // needs two slots
-  EXPECT_FALSE(dev_.DeclareBar(6, Bar(PciBarKind::kMem32, 0x1000)).ok());
+  EXPECT_FALSE(dev_.DeclareBar(7, Bar(PciBarKind::kMem32, 0x1000)).ok());
+  // The ROM (index 6) is a plain 32-bit memory BAR.
+  EXPECT_FALSE(dev_.DeclareBar(PciDevice::kRomBar, Bar(PciBarKind::kMem64, 0x1000)).ok());
+  EXPECT_FALSE(dev_.DeclareBar(PciDevice::kRomBar, Bar(PciBarKind::kIo, 0x10)).ok());
+  EXPECT_FALSE(dev_.DeclareBar(PciDevice::kRomBar, Bar(PciBarKind::kMem32, 0x1000, true)).ok());
   ASSERT_TRUE(dev_.DeclareBar(0, Bar(PciBarKind::kMem64, 0x1000)).ok());
   EXPECT_EQ(dev_.DeclareBar(1, Bar(PciBarKind::kMem32, 0x1000)).code(), absl::StatusCode::kAlreadyExists);
   PciBarSpec with_mmap = Bar(PciBarKind::kMem32, 0x2000);
@@ -130,6 +134,40 @@ TEST_F(PciDeviceTest, CommandRegisterGatesDecoding) {
   EXPECT_EQ(io->reads.back(), 0xfu);
   dev_.Detach();
   EXPECT_FALSE(pio_.Read(0xc00f, b));
+}
+
+TEST_F(PciDeviceTest, ExpansionRomSizesAndDecodesOnlyWhenEnabled) {
+  auto rom = std::make_shared<Recorder>();
+  ASSERT_TRUE(dev_.DeclareBar(PciDevice::kRomBar, Bar(PciBarKind::kMem32, 0x8000, false, rom)).ok());
+  // Sizing: the address bits above the size and the enable bit are writable.
+  Write32(PCI_ROM_ADDRESS, 0xffffffff);
+  EXPECT_EQ(Read32(PCI_ROM_ADDRESS), 0xffff8001u);
+  Write32(PCI_ROM_ADDRESS, 0);
+  dev_.SetBarAddress(PciDevice::kRomBar, 0xc0010000);
+  EXPECT_EQ(Read32(PCI_ROM_ADDRESS), 0xc0010000u) << "firmware leaves it disabled";
+  EXPECT_EQ(dev_.BarAddress(PciDevice::kRomBar), 0xc0010000u);
+  dev_.EnableDecoding(false, true);
+  dev_.Attach(&mapper_, {});
+  EXPECT_FALSE(dev_.BarMapped(PciDevice::kRomBar));
+  EXPECT_FALSE(MmioHits(0xc0010000));
+  // Enable bit on: decodes, at the address in the register.
+  Write32(PCI_ROM_ADDRESS, 0xc0010000 | PCI_ROM_ADDRESS_ENABLE);
+  EXPECT_TRUE(dev_.BarMapped(PciDevice::kRomBar));
+  EXPECT_TRUE(MmioHits(0xc0017ffc));
+  EXPECT_EQ(rom->reads.back(), 0x7ffcu);
+  EXPECT_EQ(dev_.BarAddress(PciDevice::kRomBar), 0xc0010000u) << "no enable bit in the address";
+  // Memory decoding off hides it too; back on, it returns.
+  dev_.ConfigWrite(PCI_COMMAND, 2, 0);
+  EXPECT_FALSE(MmioHits(0xc0010000));
+  dev_.ConfigWrite(PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+  EXPECT_TRUE(MmioHits(0xc0010000));
+  // Moving it keeps the enable bit; disabling unmaps.
+  dev_.SetBarAddress(PciDevice::kRomBar, 0xc0020000);
+  EXPECT_FALSE(MmioHits(0xc0010000));
+  EXPECT_TRUE(MmioHits(0xc0020000));
+  Write32(PCI_ROM_ADDRESS, 0xc0020000);
+  EXPECT_FALSE(MmioHits(0xc0020000));
+  EXPECT_FALSE(dev_.BarMapped(PciDevice::kRomBar));
 }
 
 TEST_F(PciDeviceTest, GuestReprogrammingMovesTheBar) {

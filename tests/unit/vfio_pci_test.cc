@@ -269,5 +269,70 @@ TEST_F(VfioPciTest, GuestCannotReachOutsideTheTable) {
   EXPECT_EQ(BarRead32(0, kMsixTableOffset + 12), PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
+TEST_F(VfioPciTest, NoRomRegionMeansNoRomBar) {
+  EXPECT_EQ(pci_->bar_spec(PciDevice::kRomBar), nullptr);
+  SetCfg(PCI_ROM_ADDRESS, 4, 0xffffffff);
+  EXPECT_EQ(Cfg(PCI_ROM_ADDRESS), 0u);
+}
+
+// A device with an expansion ROM: read once at start, served from the copy.
+class VfioPciRomTest : public VfioPciTest {
+ protected:
+  void SetUp() override {}  // each test sets the ROM up, then calls Start()
+  void Start() {
+    VfioPciTest::SetUp();
+  }
+  void SetRom(std::vector<uint8_t> rom, uint64_t region_size) {
+    dev_.rom = std::move(rom);
+    dev_.regions[VFIO_PCI_ROM_REGION_INDEX] = {VFIO_REGION_INFO_FLAG_READ, region_size, {}, false};
+  }
+};
+
+TEST_F(VfioPciRomTest, RomIsReadOnceAndServedFromTheCopy) {
+  std::vector<uint8_t> rom(0x1800);
+  for (size_t i = 0; i < rom.size(); ++i) rom[i] = static_cast<uint8_t>(i * 7 + 1);
+  rom[0] = 0x55;
+  rom[1] = 0xaa;
+  SetRom(rom, rom.size());
+  Start();
+  const PciBarSpec* spec = pci_->bar_spec(PciDevice::kRomBar);
+  ASSERT_NE(spec, nullptr);
+  EXPECT_EQ(spec->kind, PciBarKind::kMem32);
+  EXPECT_EQ(spec->size, 0x2000u) << "0x1800 rounded up to a power of two";
+  SetCfg(PCI_ROM_ADDRESS, 4, 0xffffffff);
+  EXPECT_EQ(Cfg(PCI_ROM_ADDRESS), 0xffffe001u);
+  const int reads = dev_.rom_reads;
+  EXPECT_EQ(BarRead32(PciDevice::kRomBar, 0) & 0xffff, 0xaa55u);
+  EXPECT_EQ(BarRead32(PciDevice::kRomBar, 0x100), static_cast<uint32_t>(rom[0x100] | rom[0x101] << 8 |
+                                                                        rom[0x102] << 16 | rom[0x103] << 24));
+  // Past the image, inside the BAR: all-ones; straddling the end: the tail.
+  EXPECT_EQ(BarRead32(PciDevice::kRomBar, 0x1800), 0xffffffffu);
+  EXPECT_EQ(BarRead32(PciDevice::kRomBar, 0x17fe), 0xffff0000u | rom[0x17fe] | rom[0x17ff] << 8);
+  EXPECT_EQ(BarRead32(PciDevice::kRomBar, ~0ull - 1), 0xffffffffu) << "no wrap-around";
+  // Writes go nowhere: neither the copy nor the device.
+  const size_t writes = dev_.writes.size();
+  BarWrite32(PciDevice::kRomBar, 0, 0);
+  EXPECT_EQ(BarRead32(PciDevice::kRomBar, 0) & 0xffff, 0xaa55u);
+  EXPECT_EQ(dev_.writes.size(), writes);
+  EXPECT_EQ(dev_.rom_reads, reads) << "guest reads never reach the device";
+}
+
+TEST_F(VfioPciRomTest, UnreadableOrHugeRomIsHidden) {
+  SetRom(std::vector<uint8_t>(0x1000, 0), 0x1000);
+  dev_.rom_readable = false;
+  Start();
+  EXPECT_EQ(pci_->bar_spec(PciDevice::kRomBar), nullptr);
+  EXPECT_EQ(dev_.rom_reads, 1);
+  SetCfg(PCI_ROM_ADDRESS, 4, 0xffffffff);
+  EXPECT_EQ(Cfg(PCI_ROM_ADDRESS), 0u);
+}
+
+TEST_F(VfioPciRomTest, RomLargerThanTheLimitIsHiddenUnread) {
+  SetRom({}, 64ull << 20);
+  Start();
+  EXPECT_EQ(pci_->bar_spec(PciDevice::kRomBar), nullptr);
+  EXPECT_EQ(dev_.rom_reads, 0);
+}
+
 }  // namespace
 }  // namespace passage

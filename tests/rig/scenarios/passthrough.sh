@@ -7,8 +7,10 @@
 #   two.*       two iommufd objects, one device each
 #   bad.*       bad input: exit 1, one line on stderr, no fd or pinned page
 #               left at exit (--report-resources), devices usable afterwards
-# Each passage run is bounded by `timeout`; a run that hits it fails through
-# its missing L2 results (busybox timeout passes the child's status through).
+# Each passage run is bounded (lib.sh `bounded`: progress lines, and at the
+# deadline a dump of passage's threads and their kernel stacks, SIGTERM, then
+# SIGKILL); a run that hits it fails through its exit status and missing L2
+# results.
 # In L2, edu-test drives edu (ID, factorial, MSI, DMA into and out of guest
 # RAM) and nvme is probed by Linux's driver, written and read back. edu's DMA
 # is 28-bit, so those guests get 200 MiB of RAM.
@@ -22,10 +24,11 @@
 # then ("Oops: int3") while KVM creates and destroys VMs, which this scenario
 # does a dozen times; L2 then gets one vCPU too (never more than L1 has).
 # rig: smp=1
-# L1 itself has frozen (console silent, QEMU idle) once in four runs of this
-# scenario; every passage run is bounded at 300 s, so 330 s of silence means
-# a frozen L1: run.py ends and retries the run.
-# rig: stall=330
+# L1 itself has frozen (console silent, QEMU idle) in this scenario, right
+# after an nvme run; a bounded passage run prints a line every 60 s, so 150 s
+# of silence means a frozen L1: run.py logs L1's CPU state, sends an NMI, and
+# ends and retries the run if that does not wake it.
+# rig: stall=150
 # rig: timeout=1800
 
 . /rig/lib.sh
@@ -39,13 +42,33 @@ NVME=$(pci_find 1b36:0010 | head -n 1)
 EDU_CDEV=/dev/vfio/devices/$(ls /sys/bus/pci/devices/$EDU/vfio-dev)
 NVME_CDEV=/dev/vfio/devices/$(ls /sys/bus/pci/devices/$NVME/vfio-dev)
 
-# The L2 side: edu-test and an nvme check, appended to the L2 initramfs.
+# edu's expansion ROM (run.py gives edu a romfile) as L1 reads it: L2 must
+# read the same bytes through passage.
+rom_md5() {
+  echo 1 > "$1/rom" && md5sum < "$1/rom" | cut -d' ' -f1
+  echo 0 > "$1/rom"
+}
+EDU_ROM=$(rom_md5 /sys/bus/pci/devices/$EDU)
+set -- $(sed -n 7p /sys/bus/pci/devices/$EDU/resource)
+EDU_ROM_SIZE=$(( $2 - $1 + 1 ))
+result l1.edu.rom "$([ -n "$EDU_ROM" ]; echo $?)" "edu expansion ROM in L1: md5 ${EDU_ROM:-unreadable}, BAR ${EDU_ROM_SIZE:-?} bytes"
+
+# The L2 side: edu-test, edu's ROM and an nvme check, appended to the L2 initramfs.
 mkdir -p /tmp/l2x/rig /tmp/l2x/usr/bin
 cp /rig/l2bin/edu-test /tmp/l2x/usr/bin/edu-test
+echo "$EDU_ROM" > /tmp/l2x/rig/edu-rom.md5
 cat > /tmp/l2x/rig/scenario.sh <<'L2'
 . /rig/lib.sh
 if grep -q 'PCI_ID=1234:11E8' /sys/bus/pci/devices/*/uevent 2>/dev/null; then
   edu-test
+  for d in /sys/bus/pci/devices/*; do
+    grep -q 'PCI_ID=1234:11E8' $d/uevent || continue
+    want=$(cat /rig/edu-rom.md5)
+    got=$(echo 1 > $d/rom && md5sum < $d/rom | cut -d' ' -f1)
+    echo 0 > $d/rom
+    result edu.rom "$([ -n "$got" ] && [ "$got" = "$want" ]; echo $?)" \
+      "expansion ROM read in L2: md5 ${got:-unreadable}, L1 read $want; $(sed -n 7p $d/resource)"
+  done
 fi
 if grep -q 'PCI_ID=1B36:0010' /sys/bus/pci/devices/*/uevent 2>/dev/null; then
   i=0
@@ -80,7 +103,7 @@ show_log() {
 boot() {
   tag=$1 mem=$2
   shift 2
-  timeout 300 passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+  bounded 300 passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   show_log "$tag" "/tmp/$tag.serial"
@@ -107,7 +130,7 @@ clean_exit() {
 bad() {
   tag=$1
   shift
-  timeout 120 passage -cpu $CPU -m 200M -kernel $K -initrd /tmp/l2.img -append "$APPEND" -serial none \
+  bounded 120 passage -cpu $CPU -m 200M -kernel $K -initrd /tmp/l2.img -append "$APPEND" -serial none \
     --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   errs=$(grep -vc 'resources at exit' "/tmp/$tag.err")
@@ -127,7 +150,7 @@ boot legacy.nvme 512M -device vfio-pci,sysfsdev=/sys/bus/pci/devices/$NVME,id=nv
 # --- every file as an fd, under the noopen guard -----------------------------
 fds_boot() {
   tag=$1 mem=$2 cdev=$3
-  LD_PRELOAD=/rig/lib/libpassage_noopen.so timeout 300 passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
+  bounded 300 env LD_PRELOAD=/rig/lib/libpassage_noopen.so passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
     -append "$APPEND" -serial "file:/tmp/$tag.serial" --report-resources \
     -accel kvm,fd=5 -object iommufd,id=i0,fd=3 -device vfio-pci,fd=4,iommufd=i0,id=d0 \
     3<>/dev/iommu 4<>"$cdev" 5<>/dev/kvm > "/tmp/$tag.out" 2> "/tmp/$tag.err"

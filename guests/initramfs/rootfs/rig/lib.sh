@@ -169,3 +169,49 @@ rig_done() {
   fi
   echo "RIG-DONE {\"rc\":$1,\"results\":$_d_n,\"failed\":$_d_f}"
 }
+
+# bounded SECS CMD [ARGS...]: timeout(1) that says what it found. Runs CMD;
+# every 60 s a "rig: still running" line on the console (so a silent console
+# means a frozen L1, not a slow command); at SECS, the state and kernel stack
+# of each of CMD's threads on the console, SIGTERM, and 15 s later SIGKILL
+# with a second dump if it is still there. Returns CMD's status, or 124 when
+# the deadline ended it. The caller's redirections apply to CMD only.
+bounded() {
+  _b_secs=$1
+  shift
+  "$@" &
+  _b_pid=$! _b_t=0 _b_hit=
+  while kill -0 $_b_pid 2>/dev/null; do
+    if [ $_b_t -ge $_b_secs ]; then
+      if [ -z "$_b_hit" ]; then
+        _b_hit=$_b_t
+        bounded_dump $_b_pid "$1 (pid $_b_pid) still running after $_b_secs s; SIGTERM"
+        kill -TERM $_b_pid 2>/dev/null
+      elif [ $((_b_t - _b_hit)) -ge 15 ]; then
+        bounded_dump $_b_pid "$1 (pid $_b_pid) survived SIGTERM for 15 s; SIGKILL"
+        kill -KILL $_b_pid 2>/dev/null
+        break
+      fi
+    elif [ $_b_t -gt 0 ] && [ $((_b_t % 60)) = 0 ]; then
+      echo "rig: still running: $1 (pid $_b_pid), $_b_t s of $_b_secs" > /dev/console
+    fi
+    sleep 1
+    _b_t=$((_b_t + 1))
+  done
+  wait $_b_pid
+  _b_rc=$?
+  [ -n "$_b_hit" ] && return 124
+  return $_b_rc
+}
+
+# bounded_dump PID WHY: each thread's state, wait channel and kernel stack.
+bounded_dump() {
+  {
+    echo "rig: $2"
+    for _d_t in /proc/$1/task/*; do
+      [ -e "$_d_t/stat" ] || continue
+      echo "rig:   thread ${_d_t##*/} $(cut -d' ' -f2,3 "$_d_t/stat" 2>/dev/null) wchan=$(cat "$_d_t/wchan" 2>/dev/null)"
+      sed 's/^/rig:     /' "$_d_t/stack" 2>/dev/null
+    done
+  } > /dev/console
+}
