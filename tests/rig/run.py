@@ -393,7 +393,7 @@ def probe_stall(monitor, log, silent_s):
             regs.splitlines() + lapic.splitlines():
         log.write(f"rig-monitor| {line.rstrip()}\n")
     log.flush()
-    fields = dict(re.findall(r"\b(RIP|HLT|CPL|RFL)=(\S+)", regs))
+    fields = dict(re.findall(r"\b(RIP|EIP|HLT|CPL|RFL|EFL)=(\S+)", regs))
     return " ".join(f"{k}={v}" for k, v in fields.items()) or "no registers"
 
 

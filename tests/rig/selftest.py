@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Host-side checks of the rig: run.py's header and console parsing, the guest
 shell helpers (guests/initramfs/rootfs/rig/lib.sh under busybox sh), and the
-initramfs builder's payload and image contents. No QEMU; a few seconds."""
+initramfs builder's payload and image contents, the edu ROM image, and the
+QMP probe used on a stalled L1 (against a paused QEMU with no guest, when
+qemu-system-x86_64 is installed). A few seconds."""
 
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +23,55 @@ import run  # noqa: E402
 LIB = os.path.join(ROOT, "guests", "initramfs", "rootfs", "rig", "lib.sh")
 BUILD = os.path.join(ROOT, "guests", "initramfs", "build.sh")
 BUSYBOX = os.environ.get("BUSYBOX", "/bin/busybox")
+
+
+class Rom(unittest.TestCase):
+    def test_rom_image_passes_the_kernels_checks(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "rom")
+            run.make_rom(path)
+            rom = open(path, "rb").read()
+        # What Linux's pci_get_rom_size walks: 0xAA55, the PCIR pointer at
+        # 0x18, the image length (512-byte units) and the last-image bit.
+        self.assertEqual(len(rom), 8192)
+        self.assertEqual(rom[0:2], b"\x55\xaa")
+        pcir = int.from_bytes(rom[0x18:0x1A], "little")
+        self.assertEqual(rom[pcir:pcir + 4], b"PCIR")
+        self.assertEqual(int.from_bytes(rom[pcir + 4:pcir + 8], "little"), 0x11E81234)
+        self.assertEqual(int.from_bytes(rom[pcir + 16:pcir + 18], "little") * 512, len(rom))
+        self.assertEqual(rom[pcir + 20], 0x03, "EFI code type: SeaBIOS must not run it")
+        self.assertTrue(rom[pcir + 21] & 0x80)
+        self.assertEqual(sum(rom) % 256, 0)
+        self.assertGreater(len(set(rom[0x100:0x200])), 100, "content should vary")
+
+
+QEMU = shutil.which("qemu-system-x86_64")
+
+
+@unittest.skipUnless(QEMU, "qemu-system-x86_64 missing")
+class Qmp(unittest.TestCase):
+    def test_probe_stall_reads_registers_and_sends_an_nmi(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock = os.path.join(d, "qmp.sock")
+            p = subprocess.Popen([QEMU, "-machine", "q35", "-accel", "tcg", "-S", "-display", "none",
+                                  "-nodefaults", "-qmp", f"unix:{sock},server=on,wait=off"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.addCleanup(p.wait)
+            self.addCleanup(p.kill)
+            for _ in range(100):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.1)
+            monitor = run.Monitor(sock)
+            log = io.StringIO()
+            summary = run.probe_stall(monitor, log, 42)
+            monitor.close()
+        # A reset CPU sits at the reset vector, F000:FFF0.
+        self.assertIn("EIP=0000fff0", summary)  # real mode: EIP
+        self.assertIn("HLT=0", summary)
+        self.assertIn("console silent for 42 s", log.getvalue())
+        self.assertIn("rig-monitor| EAX=", log.getvalue())
+        self.assertIn("LVTT", log.getvalue(), "the local APIC timer state")
 
 
 class Header(unittest.TestCase):
@@ -145,6 +197,25 @@ class ShellHelpers(unittest.TestCase):
         rc, out, err = sh(f"rig_run_scenario {f.name} l1; echo rc=$?", self.env)
         self.assertEqual([r["name"] for r in self.lines(out)], ["fine"])
         self.assertIn("rc=0", out)
+
+    def test_bounded(self):
+        fd, console = tempfile.mkstemp()
+        os.close(fd)
+        self.addCleanup(os.unlink, console)
+        env = dict(self.env, RIG_CONSOLE=console)
+        # Within the deadline: the command's status; redirections reach it.
+        rc, out, err = sh("bounded 20 sh -c 'echo to-out; exit 7' > /dev/null; echo rc=$?", env)
+        self.assertEqual(out.strip(), "rc=7", err)
+        # At the deadline: a dump of the command's threads, SIGTERM, 124.
+        t0 = time.monotonic()
+        rc, out, err = sh("bounded 1 sleep 30; echo rc=$?", env)
+        self.assertEqual(out.strip(), "rc=124", err)
+        self.assertLess(time.monotonic() - t0, 10)
+        with open(console) as f:
+            dump = f.read()
+        self.assertIn("sleep (pid ", dump)
+        self.assertIn("still running after 1 s; SIGTERM", dump)
+        self.assertRegex(dump, r"rig:   thread \d+ \(sleep\) [RSD]")
 
     def test_import(self):
         with tempfile.NamedTemporaryFile("w", delete=False) as f:

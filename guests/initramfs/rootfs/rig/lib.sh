@@ -175,7 +175,8 @@ rig_done() {
 # means a frozen L1, not a slow command); at SECS, the state and kernel stack
 # of each of CMD's threads on the console, SIGTERM, and 15 s later SIGKILL
 # with a second dump if it is still there. Returns CMD's status, or 124 when
-# the deadline ended it. The caller's redirections apply to CMD only.
+# the deadline ended it. The caller's redirections apply to CMD; these lines
+# go to $RIG_CONSOLE (default /dev/console).
 bounded() {
   _b_secs=$1
   shift
@@ -193,7 +194,7 @@ bounded() {
         break
       fi
     elif [ $_b_t -gt 0 ] && [ $((_b_t % 60)) = 0 ]; then
-      echo "rig: still running: $1 (pid $_b_pid), $_b_t s of $_b_secs" > /dev/console
+      echo "rig: still running: $1 (pid $_b_pid), $_b_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
     fi
     sleep 1
     _b_t=$((_b_t + 1))
@@ -213,5 +214,5 @@ bounded_dump() {
       echo "rig:   thread ${_d_t##*/} $(cut -d' ' -f2,3 "$_d_t/stat" 2>/dev/null) wchan=$(cat "$_d_t/wchan" 2>/dev/null)"
       sed 's/^/rig:     /' "$_d_t/stack" 2>/dev/null
     done
-  } > /dev/console
+  } > "${RIG_CONSOLE:-/dev/console}"
 }
