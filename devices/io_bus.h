@@ -2,7 +2,9 @@
 #ifndef PASSAGE_DEVICES_IO_BUS_H_
 #define PASSAGE_DEVICES_IO_BUS_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <span>
@@ -22,6 +24,17 @@ class IoHandler {
   virtual void Read(uint64_t offset, std::span<uint8_t> data) = 0;
   virtual void Write(uint64_t offset, std::span<const uint8_t> data) = 0;
 };
+
+// An access's bytes (at most 8, little-endian as on x86) as a number, and
+// a number into an access's bytes (its low data.size() bytes).
+inline uint64_t LoadAccess(std::span<const uint8_t> data) {
+  uint64_t v = 0;
+  std::memcpy(&v, data.data(), std::min<size_t>(data.size(), sizeof(v)));
+  return v;
+}
+inline void StoreAccess(uint64_t v, std::span<uint8_t> data) {
+  std::memcpy(data.data(), &v, std::min<size_t>(data.size(), sizeof(v)));
+}
 
 class IoBus {
  public:

@@ -9,15 +9,6 @@
 namespace passage {
 namespace {
 
-uint64_t Load(std::span<const uint8_t> data) {
-  uint64_t v = 0;
-  std::memcpy(&v, data.data(), std::min<size_t>(data.size(), sizeof(v)));
-  return v;
-}
-
-void Store(uint64_t v, std::span<uint8_t> data) {
-  std::memcpy(data.data(), &v, std::min<size_t>(data.size(), sizeof(v)));
-}
 
 bool AlignedDwordOrQword(uint64_t offset, size_t size) {
   return (size == 4 || size == 8) && offset % size == 0;
@@ -151,7 +142,7 @@ void MsixCapability::TableRead(uint64_t offset, std::span<uint8_t> data) {
   const uint32_t index = static_cast<uint32_t>(offset / 4);
   uint64_t v = TableDword(index);
   if (data.size() == 8) v |= uint64_t{TableDword(index + 1)} << 32;
-  Store(v, data);
+  StoreAccess(v, data);
 }
 
 void MsixCapability::TableWrite(uint64_t offset, std::span<const uint8_t> data) {
@@ -161,7 +152,7 @@ void MsixCapability::TableWrite(uint64_t offset, std::span<const uint8_t> data) 
   }
   absl::MutexLock lock(&mu_);
   const uint32_t index = static_cast<uint32_t>(offset / 4);
-  const uint64_t v = Load(data);
+  const uint64_t v = LoadAccess(data);
   WriteTableDword(index, static_cast<uint32_t>(v));
   if (data.size() == 8) WriteTableDword(index + 1, static_cast<uint32_t>(v >> 32));
 }
@@ -178,7 +169,7 @@ void MsixCapability::PbaRead(uint64_t offset, std::span<uint8_t> data) {
     const uint64_t vector = offset * 8 + i;
     if (vector < vectors_.size() && vectors_[vector].pending) bits |= 1ull << i;
   }
-  Store(bits, data);
+  StoreAccess(bits, data);
 }
 
 bool MsixCapability::enabled() const {

@@ -7,15 +7,7 @@ namespace {
 
 constexpr uint32_t kEnable = 1u << 31;
 
-uint32_t Load(std::span<const uint8_t> data) {
-  uint32_t v = 0;
-  std::memcpy(&v, data.data(), std::min<size_t>(data.size(), sizeof(v)));
-  return v;
-}
-
-void Store(uint32_t v, std::span<uint8_t> data) {
-  std::memcpy(data.data(), &v, std::min<size_t>(data.size(), sizeof(v)));
-}
+uint32_t Load32(std::span<const uint8_t> data) { return static_cast<uint32_t>(LoadAccess(data)); }
 
 }  // namespace
 
@@ -28,7 +20,7 @@ void PciConfigPorts::Read(uint64_t offset, std::span<uint8_t> data) {
     // there belong to other (absent) hardware.
     absl::MutexLock lock(&mu_);
     if (offset == 0 && data.size() == 4) {
-      Store(address_, data);
+      StoreAccess(address_, data);
     } else {
       std::memset(data.data(), 0xff, data.size());
     }
@@ -44,7 +36,7 @@ void PciConfigPorts::Read(uint64_t offset, std::span<uint8_t> data) {
     std::memset(data.data(), 0xff, data.size());
     return;
   }
-  Store(bus_.ConfigRead(static_cast<uint8_t>(address >> 16), static_cast<uint8_t>(address >> 8),
+  StoreAccess(bus_.ConfigRead(static_cast<uint8_t>(address >> 16), static_cast<uint8_t>(address >> 8),
                         (address & 0xfc) + byte, static_cast<uint32_t>(data.size())),
         data);
 }
@@ -54,7 +46,7 @@ void PciConfigPorts::Write(uint64_t offset, std::span<const uint8_t> data) {
     if (offset == 0 && data.size() == 4) {
       absl::MutexLock lock(&mu_);
       // Reserved bits 30:24 and the type bits 1:0 read as zero.
-      address_ = Load(data) & 0x80fffffcu;
+      address_ = Load32(data) & 0x80fffffcu;
     }
     return;
   }
@@ -66,7 +58,7 @@ void PciConfigPorts::Write(uint64_t offset, std::span<const uint8_t> data) {
   }
   if (!(address & kEnable) || data.size() > 4) return;
   bus_.ConfigWrite(static_cast<uint8_t>(address >> 16), static_cast<uint8_t>(address >> 8),
-                   (address & 0xfc) + byte, static_cast<uint32_t>(data.size()), Load(data));
+                   (address & 0xfc) + byte, static_cast<uint32_t>(data.size()), Load32(data));
 }
 
 void PciEcam::Read(uint64_t offset, std::span<uint8_t> data) {
@@ -77,15 +69,15 @@ void PciEcam::Read(uint64_t offset, std::span<uint8_t> data) {
     // A qword read as two dwords, as a host bridge would split it.
     const uint32_t lo = bus_.ConfigRead(bus, devfn, reg, 4);
     const uint32_t hi = bus_.ConfigRead(bus, devfn, reg + 4, 4);
-    Store(lo, data.first(4));
-    Store(hi, data.subspan(4));
+    StoreAccess(lo, data.first(4));
+    StoreAccess(hi, data.subspan(4));
     return;
   }
   if (!PciConfigSpace::ValidAccess(reg, static_cast<uint32_t>(data.size()))) {
     std::memset(data.data(), 0xff, data.size());
     return;
   }
-  Store(bus_.ConfigRead(bus, devfn, reg, static_cast<uint32_t>(data.size())), data);
+  StoreAccess(bus_.ConfigRead(bus, devfn, reg, static_cast<uint32_t>(data.size())), data);
 }
 
 void PciEcam::Write(uint64_t offset, std::span<const uint8_t> data) {
@@ -93,12 +85,12 @@ void PciEcam::Write(uint64_t offset, std::span<const uint8_t> data) {
   const uint8_t devfn = static_cast<uint8_t>(offset >> 12);
   const uint8_t bus = static_cast<uint8_t>(offset >> 20);
   if (data.size() == 8 && reg % 8 == 0) {
-    bus_.ConfigWrite(bus, devfn, reg, 4, Load(data.first(4)));
-    bus_.ConfigWrite(bus, devfn, reg + 4, 4, Load(data.subspan(4)));
+    bus_.ConfigWrite(bus, devfn, reg, 4, Load32(data.first(4)));
+    bus_.ConfigWrite(bus, devfn, reg + 4, 4, Load32(data.subspan(4)));
     return;
   }
   if (!PciConfigSpace::ValidAccess(reg, static_cast<uint32_t>(data.size()))) return;
-  bus_.ConfigWrite(bus, devfn, reg, static_cast<uint32_t>(data.size()), Load(data));
+  bus_.ConfigWrite(bus, devfn, reg, static_cast<uint32_t>(data.size()), Load32(data));
 }
 
 }  // namespace passage

@@ -17,15 +17,6 @@ constexpr uint8_t kCfgCapLen = 20;       // + pci_cfg_data
 constexpr uint64_t kVersion1 = 1ull << VIRTIO_F_VERSION_1;
 constexpr uint8_t kIsrQueue = 1;  // ISR bit 0: a queue has used buffers
 
-uint64_t Load(std::span<const uint8_t> data) {
-  uint64_t v = 0;
-  std::memcpy(&v, data.data(), std::min<size_t>(data.size(), sizeof(v)));
-  return v;
-}
-
-void Store(uint64_t v, std::span<uint8_t> data) {
-  std::memcpy(data.data(), &v, std::min<size_t>(data.size(), sizeof(v)));
-}
 
 // The BAR handler: forwards to the device, which outlives the mapping (the
 // bus unmaps every BAR before it drops a device).
@@ -285,7 +276,7 @@ void VirtioPciDevice::BarRead(uint64_t offset, std::span<uint8_t> data) {
   if (offset >= kVirtioBarSize || data.size() > kVirtioBarSize - offset) return;
   if (offset < kCommonOffset + kRegionSize) {
     absl::MutexLock lock(&state_mu_);
-    Store(CommonRead(offset - kCommonOffset, data.size()), data);
+    StoreAccess(CommonRead(offset - kCommonOffset, data.size()), data);
   } else if (offset == kIsrOffset && data.size() == 1) {
     // Reading the ISR clears it and deasserts INTx (4.1.4.5).
     data[0] = isr_.exchange(0);
@@ -303,7 +294,7 @@ void VirtioPciDevice::BarWrite(uint64_t offset, std::span<const uint8_t> data) {
   if (offset >= kVirtioBarSize || data.size() > kVirtioBarSize - offset) return;
   if (offset < kCommonOffset + kRegionSize) {
     absl::MutexLock lock(&state_mu_);
-    CommonWrite(offset - kCommonOffset, data.size(), Load(data));
+    CommonWrite(offset - kCommonOffset, data.size(), LoadAccess(data));
   } else if (offset >= kDeviceConfigOffset && offset < kDeviceConfigOffset + kRegionSize) {
     const uint64_t at = offset - kDeviceConfigOffset;
     absl::MutexLock lock(&state_mu_);

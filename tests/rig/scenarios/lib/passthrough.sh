@@ -1,37 +1,19 @@
-# Issue 8: passage in L1 passes edu and nvme through to an L2 Linux guest.
-#   iommufd.*   both devices as VFIO cdevs in one iommufd IOAS
-#   legacy.*    the same through the legacy VFIO container (type1v2)
-#   fds.*       every file handed in as an fd (/dev/kvm, /dev/iommu, the
-#               cdevs), passage run under the noopen guard: any open of a
-#               path under /dev or /sys ends it
-#   two.*       two iommufd objects, one device each
-#   bad.*       bad input: exit 1, one line on stderr, no fd or pinned page
-#               left at exit (--report-resources), devices usable afterwards
+# Shared by the passthrough-*.sh scenarios (issue 8): passage in L1 passes
+# edu and/or nvme through to an L2 Linux guest. Sourced after the scenario's
+# header; defines the devices, the L2 test image and the run helpers:
+#   boot TAG MEM ARGS...      passage boots L2 with ARGS; imports L2's results
+#                             as TAG.*, then TAG.exit and TAG.teardown
+#   fds_boot TAG MEM CDEV     the same with every file handed in as an fd,
+#                             under the noopen guard
+#   bad TAG ARGS...           passage must exit 1 with one error line
 # Each passage run is bounded (lib.sh `bounded`: progress lines, and at the
 # deadline a dump of passage's threads and their kernel stacks, SIGTERM, then
 # SIGKILL); a run that hits it fails through its exit status and missing L2
-# results.
-# In L2, edu-test drives edu (ID, factorial, MSI, DMA into and out of guest
-# RAM) and nvme is probed by Linux's driver, written and read back. edu's DMA
-# is 28-bit, so those guests get 200 MiB of RAM.
-# rig: bind=1234:11e8,1b36:0010
-# rig: l2=yes
-# rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
-# rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test:/rig/l2bin/edu-test
-# rig: add=$PASSAGE_BUILD_DIR/tests/rig/noopen/libpassage_noopen.so:/rig/lib/libpassage_noopen.so
-# rig: mem=2G
-# L1 with one vCPU: QEMU's multi-threaded TCG kills a two-vCPU L1 now and
-# then ("Oops: int3") while KVM creates and destroys VMs, which this scenario
-# does a dozen times; L2 then gets one vCPU too (never more than L1 has).
-# rig: smp=1
-# L1 itself has frozen (console silent, QEMU idle) in this scenario, right
-# after an nvme run; a bounded passage run prints a line every 60 s, so 150 s
-# of silence means a frozen L1: run.py logs L1's CPU state, sends an NMI, and
-# ends and retries the run if that does not wake it.
-# rig: stall=150
-# rig: timeout=1800
+# results. In L2, edu-test drives edu (ID, factorial, MSI, DMA into and out of
+# guest RAM), edu's expansion ROM is read back, and nvme is probed by Linux's
+# driver, written and read back. edu's DMA is 28-bit, so those guests get
+# 200 MiB of RAM.
 
-. /rig/lib.sh
 K=/rig/l2/bzImage
 APPEND="console=ttyS0 panic=-1 quiet"
 # QEMU 7.2's nested SVM (TCG) mishandles XSETBV and x2APIC MSRs for L2; see
@@ -58,7 +40,6 @@ mkdir -p /tmp/l2x/rig /tmp/l2x/usr/bin
 cp /rig/l2bin/edu-test /tmp/l2x/usr/bin/edu-test
 echo "$EDU_ROM" > /tmp/l2x/rig/edu-rom.md5
 cat > /tmp/l2x/rig/scenario.sh <<'L2'
-. /rig/lib.sh
 if grep -q 'PCI_ID=1234:11E8' /sys/bus/pci/devices/*/uevent 2>/dev/null; then
   edu-test
   for d in /sys/bus/pci/devices/*; do
@@ -139,15 +120,6 @@ bad() {
   clean_exit "$tag"
 }
 
-# --- iommufd: edu and nvme in one IOAS ---------------------------------------
-boot iommufd.edu 200M -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0
-boot iommufd.nvme 512M -object iommufd,id=iommufd0 -device vfio-pci,host=$NVME,iommufd=iommufd0,id=nvme0
-
-# --- legacy container --------------------------------------------------------
-boot legacy.edu 200M -device vfio-pci,host=$EDU,id=edu0
-boot legacy.nvme 512M -device vfio-pci,sysfsdev=/sys/bus/pci/devices/$NVME,id=nvme0
-
-# --- every file as an fd, under the noopen guard -----------------------------
 fds_boot() {
   tag=$1 mem=$2 cdev=$3
   bounded 300 env LD_PRELOAD=/rig/lib/libpassage_noopen.so passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
@@ -160,26 +132,9 @@ fds_boot() {
   result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)"
   clean_exit "$tag"
 }
-fds_boot fds.edu 200M "$EDU_CDEV"
-fds_boot fds.nvme 512M "$NVME_CDEV"
 
-# --- two iommufd objects, one device each ------------------------------------
-boot two 200M -object iommufd,id=a -object iommufd,id=b \
-  -device vfio-pci,host=$EDU,iommufd=a,id=edu0 -device vfio-pci,host=$NVME,iommufd=b,id=nvme0
-
-# --- bad input ----------------------------------------------------------------
+# A PCI function bound to a host driver other than vfio-pci (for bad input).
 OTHER=$(for d in /sys/bus/pci/devices/*; do
   drv=$(basename "$(readlink $d/driver 2>/dev/null)")
   [ -n "$drv" ] && [ "$drv" != vfio-pci ] && basename $d && break
 done)
-bad bad.nonexistent -object iommufd,id=i0 -device vfio-pci,host=00:1d.7,iommufd=i0
-bad bad.unbound -object iommufd,id=i0 -device vfio-pci,host=$OTHER,iommufd=i0
-bad bad.unbound_legacy -device vfio-pci,host=$OTHER
-bad bad.wrong_fd -object iommufd,id=i0 -device vfio-pci,fd=4,iommufd=i0 4</dev/null
-bad bad.wrong_iommufd_fd -object iommufd,id=i0,fd=3 -device vfio-pci,host=$EDU,iommufd=i0 3</dev/null
-bad bad.unknown_iommufd -object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=nope
-bad bad.in_use -object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0,id=a \
-  -device vfio-pci,host=$EDU,iommufd=i0,id=b
-# After all that, the device still works.
-boot after.edu 200M -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0
-exit 0
