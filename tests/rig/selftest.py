@@ -217,6 +217,18 @@ class ShellHelpers(unittest.TestCase):
         self.assertIn("still running after 1 s; SIGTERM", dump)
         self.assertRegex(dump, r"rig:   thread \d+ \(sleep\) [RSD]")
 
+    def test_gtest(self):
+        fake = ("printf '%s\\n' '[ RUN      ] A.b' '[       OK ] A.b (0 ms)' '[ RUN      ] A.c' 'boom at x.cc:3' "
+                "'[  FAILED  ] A.c (1 ms)' '[ RUN      ] A.d' '[  SKIPPED ] A.d (0 ms)' '[  FAILED  ] 1 test'; exit 1")
+        rc, out, err = sh(f"rig_gtest p sh -c \"{fake}\"", self.env)
+        got = {r["name"]: r for r in self.lines(out)}
+        self.assertEqual(sorted(got), ["p.A.b", "p.A.c", "p.A.d", "p.gtest_exit"], err)
+        self.assertTrue(got["p.A.b"]["ok"])
+        self.assertFalse(got["p.A.c"]["ok"])
+        self.assertIn("boom at x.cc:3", got["p.A.c"]["detail"])
+        self.assertFalse(got["p.A.d"]["ok"], "a skipped test fails in the rig")
+        self.assertFalse(got["p.gtest_exit"]["ok"])
+
     def test_import(self):
         with tempfile.NamedTemporaryFile("w", delete=False) as f:
             f.write('junk\r\n[ 1.0] RIG-RESULT {"name":"cpus","ok":true,"detail":"2"}\r\n'

@@ -13,12 +13,12 @@
 # vCPU too (never more than L1 has).
 # rig: smp=1
 # L1 sometimes freezes under TCG (halted, interrupts enabled, the local APIC
-# timer pending in IRR but never taken; README "Known limits"), seen in the
-# run after an nvme run. So each passthrough scenario is short and ends with
-# its nvme run. A bounded passage run prints a line every 60 s, so 120 s of
+# timer pending in IRR but never taken; README "Known limits"). So each
+# passthrough scenario is short (ctest retries it up to six times) and ends
+# with its nvme run (the first freezes seen were in the run after one). A bounded passage run prints a line every 60 s, so 90 s of
 # silence means L1 froze: run.py dumps L1's CPU state, sends an NMI, ends the
 # run and retries it.
-# rig: stall=120
+# rig: stall=90
 # rig: timeout=900
 
 . /rig/lib.sh

@@ -216,3 +216,26 @@ bounded_dump() {
     done
   } > "${RIG_CONSOLE:-/dev/console}"
 }
+
+# rig_gtest PREFIX CMD [ARGS...]: runs a GoogleTest binary and turns each test
+# into a result PREFIX.Suite.Test (passes only when the test passed: a skipped
+# test fails, since the rig has what the tests need), plus PREFIX.gtest_exit.
+# The failure messages of a test are its detail.
+rig_gtest() {
+  _g_prefix=$1
+  shift
+  _g_out=$("$@" 2>&1)
+  _g_rc=$?
+  printf '%s\n' "$_g_out"
+  printf '%s\n' "$_g_out" > /tmp/gtest.out
+  grep -E '^\[ +(OK|FAILED|SKIPPED) +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(' /tmp/gtest.out > /tmp/gtest.ends
+  while read -r _g_line; do
+    _g_name=$(printf '%s' "$_g_line" | sed -E 's/^\[ +[A-Z]+ +\] ([^ ]+) .*/\1/')
+    _g_status=$(printf '%s' "$_g_line" | sed -E 's/^\[ +([A-Z]+) +\].*/\1/')
+    _g_detail=$(sed -n "/^\[ RUN      \] $_g_name\$/,/^\[ *$_g_status *\] $_g_name /p" /tmp/gtest.out |
+                grep -v '^\[' | tail -n 6)
+    [ "$_g_status" = OK ]
+    result "$_g_prefix.$_g_name" $? "$_g_status ${_g_detail}"
+  done < /tmp/gtest.ends
+  result "$_g_prefix.gtest_exit" "$_g_rc" "$1 exited $_g_rc"
+}
