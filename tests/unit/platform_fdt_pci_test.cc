@@ -94,6 +94,20 @@ TEST_F(PlatformFdtPci, FunctionsWithBdfIdsAndBars) {
   EXPECT_EQ(Cells(fn1, "assigned-addresses"), (std::vector<uint32_t>{0x81001910, 0, 0xc000, 0, 0x20}));
 }
 
+TEST_F(PlatformFdtPci, ExpansionRomIsNamedAndAtConfigOffset0x30) {
+  PlatformDescription p = WithPci();
+  using Kind = PlatformPciFunction::Bar::Kind;
+  p.pci.functions.push_back({"vfio-pci", "vfio-pci,id=edu0", 4, 0, 0x1234, 0x11e8, 0x00ff00, 21,
+                             {{0, Kind::kMem32, false, 0xc0100000, 0x100000},
+                              {6, Kind::kMem32, false, 0xc0200000, 0x2000}}});
+  Build(p);
+  const char* edu = "/pci@e0000000/vfio-pci@4";
+  EXPECT_EQ(Str(edu, "passage,bars"), "bar0=mem32 0xc0100000+0x100000 rom=mem32 0xc0200000+0x2000");
+  EXPECT_EQ(Cells(edu, "reg"), (std::vector<uint32_t>{0x2000, 0, 0, 0, 0,
+                                                      0x02002010, 0, 0, 0, 0x100000,
+                                                      0x02002030, 0, 0, 0, 0x2000}));
+}
+
 TEST_F(PlatformFdtPci, NoPciNoNode) {
   PlatformDescription p = WithPci();
   p.pci.ecam_base = 0;
