@@ -206,11 +206,15 @@ class ShellHelpers(unittest.TestCase):
         # Within the deadline: the command's status; redirections reach it.
         rc, out, err = sh("bounded 20 sh -c 'echo to-out; exit 7' > /dev/null; echo rc=$?", env)
         self.assertEqual(out.strip(), "rc=7", err)
+        # Standard input reaches the command (a pipe, not /dev/null).
+        rc, out, err = sh("echo piped | bounded 20 cat", env)
+        self.assertEqual(out.strip(), "piped", err)
         # At the deadline: a dump of the command's threads, SIGTERM, 124.
         t0 = time.monotonic()
         rc, out, err = sh("bounded 1 sleep 30; echo rc=$?", env)
         self.assertEqual(out.strip(), "rc=124", err)
-        self.assertLess(time.monotonic() - t0, 10)
+        with open(console) as f:
+            self.assertLess(time.monotonic() - t0, 10, f.read())
         with open(console) as f:
             dump = f.read()
         self.assertIn("sleep (pid ", dump)

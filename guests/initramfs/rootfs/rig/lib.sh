@@ -176,32 +176,59 @@ rig_done() {
 # of each of CMD's threads on the console, SIGTERM, and 15 s later SIGKILL
 # with a second dump if it is still there. Returns CMD's status, or 124 when
 # the deadline ended it. The caller's redirections apply to CMD; these lines
-# go to $RIG_CONSOLE (default /dev/console).
+# go to $RIG_CONSOLE (default /dev/console). The shell just waits; a watchdog
+# subshell wakes once a minute (a 1 s poll made L1's scheduler busy enough
+# to hit TCG's int3 race far more often, README "Known limits").
 bounded() {
   _b_secs=$1
   shift
-  "$@" &
-  _b_pid=$! _b_t=0 _b_hit=
-  while kill -0 $_b_pid 2>/dev/null; do
-    if [ $_b_t -ge $_b_secs ]; then
-      if [ -z "$_b_hit" ]; then
-        _b_hit=$_b_t
-        bounded_dump $_b_pid "$1 (pid $_b_pid) still running after $_b_secs s; SIGTERM"
-        kill -TERM $_b_pid 2>/dev/null
-      elif [ $((_b_t - _b_hit)) -ge 15 ]; then
-        bounded_dump $_b_pid "$1 (pid $_b_pid) survived SIGTERM for 15 s; SIGKILL"
-        kill -KILL $_b_pid 2>/dev/null
-        break
-      fi
-    elif [ $_b_t -gt 0 ] && [ $((_b_t % 60)) = 0 ]; then
-      echo "rig: still running: $1 (pid $_b_pid), $_b_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
-    fi
-    sleep 1
-    _b_t=$((_b_t + 1))
-  done
+  # An asynchronous command reads /dev/null unless its stdin is redirected
+  # from elsewhere (POSIX; ash even for <&0), and CMD may be fed through a
+  # pipe (passage's virtio-rng with fd=0): hand it the caller's stdin via fd 8.
+  if [ -e /proc/$$/fd/0 ]; then
+    { "$@" <&8 8<&- & } 8<&0
+  else
+    "$@" &
+  fi
+  _b_pid=$!
+  _b_mark=/tmp/.bounded.$_b_pid
+  rm -f "$_b_mark"
+  (
+    # Ended early (CMD done): take the pending sleep along.
+    _w_sleep=
+    trap '[ -n "$_w_sleep" ] && kill $_w_sleep 2>/dev/null; exit 0' TERM
+    _w_t=0
+    while [ $_w_t -lt $_b_secs ]; do
+      _w_step=$((_b_secs - _w_t))
+      [ $_w_step -gt 60 ] && _w_step=60
+      sleep $_w_step &
+      _w_sleep=$!
+      wait $_w_sleep
+      _w_sleep=
+      _w_t=$((_w_t + _w_step))
+      kill -0 $_b_pid 2>/dev/null || exit 0
+      [ $_w_t -lt $_b_secs ] &&
+        echo "rig: still running: $1 (pid $_b_pid), $_w_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
+    done
+    : > "$_b_mark"
+    bounded_dump $_b_pid "$1 (pid $_b_pid) still running after $_b_secs s; SIGTERM"
+    kill -TERM $_b_pid 2>/dev/null
+    sleep 15 &
+    _w_sleep=$!
+    wait $_w_sleep
+    kill -0 $_b_pid 2>/dev/null || exit 0
+    bounded_dump $_b_pid "$1 (pid $_b_pid) survived SIGTERM for 15 s; SIGKILL"
+    kill -KILL $_b_pid 2>/dev/null
+  ) < /dev/null > /dev/null 2>&1 &  # a stray sleep must not hold the caller's pipes
+  _b_watch=$!
   wait $_b_pid
   _b_rc=$?
-  [ -n "$_b_hit" ] && return 124
+  kill $_b_watch 2>/dev/null
+  wait $_b_watch 2>/dev/null
+  if [ -e "$_b_mark" ]; then
+    rm -f "$_b_mark"
+    return 124
+  fi
   return $_b_rc
 }
 
