@@ -177,8 +177,7 @@ rig_done() {
 # with a second dump if it is still there. Returns CMD's status, or 124 when
 # the deadline ended it. The caller's redirections apply to CMD; these lines
 # go to $RIG_CONSOLE (default /dev/console). The shell just waits; a watchdog
-# subshell wakes once a minute (a 1 s poll made L1's scheduler busy enough
-# to hit TCG's int3 race far more often, README "Known limits").
+# subshell wakes once a minute (no fork and exec every second in L1).
 bounded() {
   _b_secs=$1
   shift
