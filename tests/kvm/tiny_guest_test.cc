@@ -27,9 +27,16 @@ struct Result {
   std::string err;
 };
 
+// The build tree's passage and tiny guests, unless the environment points
+// elsewhere (the rig copies them into L1, where the build path may not exist).
+std::string FromEnv(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
 // Runs passage with `args`; stdin is /dev/null.
 Result RunPassage(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_s = {PASSAGE_BIN};
+  std::vector<std::string> argv_s = {FromEnv("PASSAGE_BIN", PASSAGE_BIN)};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -75,7 +82,7 @@ Result RunPassage(const std::vector<std::string>& args) {
   return r;
 }
 
-std::string Tiny(const char* name) { return std::string(TINY_DIR) + "/" + name; }
+std::string Tiny(const char* name) { return FromEnv("PASSAGE_TINY_DIR", TINY_DIR) + "/" + name; }
 
 class TinyGuest : public ::testing::Test {
  protected:
