@@ -112,7 +112,7 @@ void WritePci(const PlatformDescription::Pci& pci, FdtWriter& w) {
       const uint32_t space = b.kind == PlatformPciFunction::Bar::Kind::kIo      ? kPciSpaceIo
                              : b.kind == PlatformPciFunction::Bar::Kind::kMem32 ? kPciSpaceMem32
                                                                                 : kPciSpaceMem64;
-      const bool rom = b.index == 6;  // the expansion ROM BAR, config offset 0x30
+      const bool rom = b.index == PlatformPciFunction::Bar::kRomIndex;  // config offset 0x30
       const uint32_t phys_hi = space | (b.prefetchable ? kPciPrefetchable : 0) | devfn_bits |
                                (rom ? 0x30u : 0x10u + 4u * static_cast<uint32_t>(b.index));
       reg.insert(reg.end(), {phys_hi, 0, 0, hi(b.size), lo(b.size)});

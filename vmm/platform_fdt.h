@@ -55,6 +55,7 @@ struct PlatformPciFunction {
   uint32_t class_code = 0;
   int irq = -1;        // INTx GSI, -1 for none
   struct Bar {
+    static constexpr int kRomIndex = 6;  // the expansion ROM (PciDevice::kRomBar)
     int index = 0;
     enum class Kind { kIo, kMem32, kMem64 } kind = Kind::kMem32;
     bool prefetchable = false;

@@ -230,6 +230,7 @@ absl::Status Vm::CreatePci(const VmConfig& config) {
     PlatformPciFunction out{f.name.substr(0, f.name.find(',')), f.name, f.address.slot, f.address.function,
                             f.ids.vendor, f.ids.device, f.ids.class_code,
                             f.intx_gsi != 0 ? static_cast<int>(f.intx_gsi) : -1, {}};
+    static_assert(PlatformPciFunction::Bar::kRomIndex == PciDevice::kRomBar);
     for (const PciFunctionInfo::Bar& b : f.bars) {
       using Kind = PlatformPciFunction::Bar::Kind;
       out.bars.push_back({b.index, b.kind == PciBarKind::kIo ? Kind::kIo : b.kind == PciBarKind::kMem32 ? Kind::kMem32 : Kind::kMem64,
