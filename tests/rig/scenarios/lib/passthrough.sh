@@ -81,10 +81,21 @@ show_log() {
 }
 
 # boot TAG MEM ARGS...: boots L2 with the test image; imports its results as TAG.*
-boot() {
-  tag=$1 mem=$2
-  shift 2
-  bounded 300 passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+boot() { l2_boot "" "$@"; }
+
+# fds_boot TAG MEM CDEV: the same with /dev/kvm, /dev/iommu and the cdev
+# handed in as fds 5, 3 and 4, passage under the noopen guard.
+fds_boot() {
+  l2_boot LD_PRELOAD=/rig/lib/libpassage_noopen.so "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
+    -device vfio-pci,fd=4,iommufd=i0,id=d0 3<>/dev/iommu 4<>"$3" 5<>/dev/kvm
+}
+
+# l2_boot ENV TAG MEM ARGS...: boot's body; ENV (NAME=VALUE, or empty) goes
+# into passage's environment.
+l2_boot() {
+  envs=$1 tag=$2 mem=$3
+  shift 3
+  bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   show_log "$tag" "/tmp/$tag.serial"
@@ -117,19 +128,6 @@ bad() {
   errs=$(grep -vc 'resources at exit' "/tmp/$tag.err")
   result "$tag.exit" "$([ $rc = 1 ] && [ "$errs" = 1 ]; echo $?)" \
     "exit $rc, $errs error line(s): $(grep -v 'resources at exit' /tmp/$tag.err)"
-  clean_exit "$tag"
-}
-
-fds_boot() {
-  tag=$1 mem=$2 cdev=$3
-  bounded 300 env LD_PRELOAD=/rig/lib/libpassage_noopen.so passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
-    -append "$APPEND" -serial "file:/tmp/$tag.serial" --report-resources \
-    -accel kvm,fd=5 -object iommufd,id=i0,fd=3 -device vfio-pci,fd=4,iommufd=i0,id=d0 \
-    3<>/dev/iommu 4<>"$cdev" 5<>/dev/kvm > "/tmp/$tag.out" 2> "/tmp/$tag.err"
-  rc=$?
-  show_log "$tag" "/tmp/$tag.serial"
-  rig_import "$tag" "/tmp/$tag.serial"
-  result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)"
   clean_exit "$tag"
 }
 
