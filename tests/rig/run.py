@@ -27,11 +27,16 @@ Scenario header lines (anywhere in the file, any number, KEY=VALUE words):
   # rig: append="foo=1"             extra L1 kernel command-line words
   # rig: stall=330                  a console silent this long means L1 froze
                                     (a known TCG problem): ended, retried
+  # rig: expect=NAME[,NAME...]      results the run must produce: names or
+                                    shell-style patterns (*, ?, [..]); each
+                                    must match at least one result that
+                                    arrived, or the run fails naming it
 """
 
 import argparse
 import datetime
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -90,7 +95,7 @@ class SetupError(Exception):
 def parse_header(path):
     """Reads the '# rig:' lines of a scenario into a dict of options."""
     opts = {"stall": 0, "bind": [], "timeout": None, "mem": "2G", "smp": DEFAULT_SMP, "add": [], "bin": [],
-            "l2": False, "qemu": [], "append": []}
+            "l2": False, "qemu": [], "append": [], "expect": []}
     base = os.path.dirname(os.path.abspath(path))
 
     def expand(value, where):
@@ -161,9 +166,21 @@ def parse_header(path):
                     opts["qemu"] += shlex.split(value)
                 elif key == "append":
                     opts["append"] += shlex.split(value)
+                elif key == "expect":
+                    for pattern in value.split(","):
+                        if not re.fullmatch(r"[A-Za-z0-9_.:*?\[\]!/-]+", pattern):
+                            raise HeaderError(f"{where}: expect: '{pattern}' is not a result name or pattern")
+                        if pattern not in opts["expect"]:
+                            opts["expect"].append(pattern)
                 else:
                     raise HeaderError(f"{where}: unknown rig option '{key}'")
     return opts
+
+
+def missing_expected(expect, results):
+    """The expect= patterns that no arrived result's name matches."""
+    names = [r["name"] for r in results]
+    return [p for p in expect if not any(fnmatch.fnmatchcase(n, p) for n in names)]
 
 
 def run_tool(argv, what):
@@ -340,7 +357,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix=f"rig-{name}-")
     report = {"scenario": name, "scenario_path": scenario, "image": args.image, "ok": False, "reason": "",
               "stall": opts.get("stall", 0),
-              "results": [], "done": None, "powered_off": False, "timed_out": False, "qemu_exit": None,
+              "results": [], "expected": opts["expect"], "missing": [], "done": None, "powered_off": False,
+              "timed_out": False, "qemu_exit": None,
               "times": {}, "kernel": None, "log": log_path, "qemu_cmd": None, "attempts": [], "stalls": []}
     try:
         return run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0)
@@ -523,7 +541,8 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
             f.truncate(64 << 20)
         proc, serial, run_s, qemu_err = boot(cmd, log_path, timeout, args, report, tmp)
         failed_run = (report["timed_out"] or proc.returncode != 0 or serial.done is None
-                      or any(not r["ok"] for r in serial.results))
+                      or any(not r["ok"] for r in serial.results)
+                      or missing_expected(opts["expect"], serial.results))
         if not (failed_run and serial.flake and attempt <= args.retries and not report["reason"]):
             break
         report["attempts"].append({"log": log_path, "flake": serial.flake, "run_s": run_s})
@@ -560,6 +579,13 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
         reasons.append("no results")
     if failed:
         reasons.append(f"{len(failed)} failed: {', '.join(r['name'] for r in failed[:8])}")
+    missing = missing_expected(opts["expect"], results)
+    report.update(expected=opts["expect"], missing=missing)
+    if missing:
+        reasons.append(f"{len(missing)} expected result(s) never arrived: {', '.join(missing)}")
+        if not args.verbose:
+            for p in missing:
+                print(f"  MISS {p}: declared by expect=, no result matched", flush=True)
     if reasons and serial.flake:
         reasons.append(f"the log shows '{serial.flake}', a known emulator flake (tests/rig/README.md)")
     report["flake"] = serial.flake

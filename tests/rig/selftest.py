@@ -97,8 +97,19 @@ class Header(unittest.TestCase):
         self.assertEqual(o["qemu"], ["-device", "e1000e"])
         self.assertEqual(o["append"], ["loglevel=7", "foo"])
 
+    def test_expect(self):
+        p = self.write("# rig: expect=a.b,x.*.dma\n# rig: expect=a.b expect=c?\n")
+        o = run.parse_header(p)
+        self.assertEqual(o["expect"], ["a.b", "x.*.dma", "c?"])
+        results = [{"name": n, "ok": True} for n in ["a.b", "x.edu.l2.edu.dma", "cd"]]
+        self.assertEqual(run.missing_expected(o["expect"], results), [])
+        self.assertEqual(run.missing_expected(o["expect"], results[:1]), ["x.*.dma", "c?"])
+        # A result that arrived and failed is not missing (it fails the run by itself).
+        self.assertEqual(run.missing_expected(["a.b"], [{"name": "a.b", "ok": False}]), [])
+        self.assertEqual(run.missing_expected(["a.b"], [{"name": "a.bc", "ok": True}]), ["a.b"])
+
     def test_errors(self):
-        for bad in ["# rig: bind=1234\n", "# rig: timeout=0\n", "# rig: nosuch=1\n", "# rig: smp\n",
+        for bad in ["# rig: expect=a;b\n", "# rig: expect=a,,b\n", "# rig: bind=1234\n", "# rig: timeout=0\n", "# rig: nosuch=1\n", "# rig: smp\n",
                     "# rig: add=/nonexistent/x:/y\n", "# rig: add=$RIG_SELFTEST_UNSET/x:/y\n",
                     "# rig: add=foo\n", "# rig: l2=maybe\n", f"# rig: bin={LIB}\n"]:
             with self.subTest(bad=bad), self.assertRaises(run.HeaderError) as cm:
@@ -247,6 +258,94 @@ class ShellHelpers(unittest.TestCase):
         rc, out, err = sh(f"rig_import l2 {f.name}", self.env)
         self.assertEqual(self.lines(out)[-1]["ok"], False)
         self.assertIn("no RIG-DONE", self.lines(out)[-1]["detail"])
+
+
+@unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
+class GuestChecks(unittest.TestCase):
+    """lib.sh's checks of a guest against rig.cpus=, rig.mem=, rig.pci= (the L2 /init's)."""
+
+    def setUp(self):
+        fd, self.results = tempfile.mkstemp()
+        os.close(fd)
+        self.addCleanup(os.unlink, self.results)
+        self.sys = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.sys)
+
+    def device(self, bdf, vendor, device):
+        d = os.path.join(self.sys, "bus", "pci", "devices", bdf)
+        os.makedirs(d)
+        for name, value in [("vendor", vendor), ("device", device), ("class", "0x00ff00"), ("irq", "11"),
+                            ("resource", "0x00000000fe000000 0x00000000fe0fffff 0x0000000000040200\n")]:
+            with open(os.path.join(d, name), "w") as f:
+                f.write(value + "\n")
+
+    def check(self, cmdline, cpus=1, kb=170000):
+        rc, out, err = sh(f'rig_check_guest "$C" {cpus} {kb} {self.sys}',
+                          {"RIG_RESULTS": self.results, "C": cmdline})
+        self.assertEqual(err, "")
+        return {json.loads(l.split(" ", 1)[1])["name"]: json.loads(l.split(" ", 1)[1])
+                for l in out.splitlines() if l.startswith("RIG-RESULT ")}
+
+    def test_as_asked(self):
+        self.device("0000:00:00.0", "0x8086", "0x29c0")
+        self.device("0000:00:04.0", "0x1234", "0x11e8")
+        got = self.check("quiet rig.cpus=1 rig.mem=200M rig.pci=00:00.0=8086:29c0,00:04.0=1234:11e8")
+        self.assertEqual({n: r["ok"] for n, r in got.items()},
+                         {"l2.cpus": True, "l2.memtotal": True, "l2.pci.0000:00:00.0": True,
+                          "l2.pci.0000:00:04.0": True, "l2.pci": True}, got)
+        self.assertIn("bar0=mem 0xfe000000+0x100000", got["l2.pci.0000:00:04.0"]["detail"])
+
+    def test_each_check_can_fail(self):
+        self.device("0000:00:00.0", "0x8086", "0x29c0")
+        self.device("0000:00:05.0", "0x1234", "0x11e8")
+        # edu expected at 00:04.0 but sits at 00:05.0; nvme never came; 2 CPUs for -smp 1; 100 MB for 200M.
+        got = self.check("rig.cpus=1 rig.mem=200M rig.pci=00:00.0=8086:29c0,00:04.0=1234:11e8,00:06.0=1b36:0010",
+                         cpus=2, kb=100000)
+        self.assertFalse(got["l2.cpus"]["ok"])
+        self.assertFalse(got["l2.memtotal"]["ok"])
+        self.assertTrue(got["l2.pci.0000:00:00.0"]["ok"])
+        self.assertFalse(got["l2.pci.0000:00:05.0"]["ok"])
+        self.assertIn("not expected", got["l2.pci.0000:00:05.0"]["detail"])
+        self.assertFalse(got["l2.pci"]["ok"])
+        self.assertIn("missing: 00:04.0=1234:11e8 00:06.0=1b36:0010", got["l2.pci"]["detail"])
+        # Right place, wrong IDs.
+        got = self.check("rig.cpus=1 rig.mem=200M rig.pci=00:00.0=8086:29c0,00:05.0=1b36:0010")
+        self.assertFalse(got["l2.pci.0000:00:05.0"]["ok"])
+        self.assertTrue(got["l2.pci"]["ok"])
+        # MemTotal above the RAM given.
+        self.assertFalse(self.check("rig.cpus=1 rig.mem=200M", kb=204801)["l2.memtotal"]["ok"])
+
+    def test_nothing_asked_fails(self):
+        got = self.check("console=ttyS0 quiet")
+        self.assertFalse(got["l2.cpus"]["ok"])
+        self.assertFalse(got["l2.memtotal"]["ok"])
+        self.assertFalse(got["l2.pci"]["ok"], "no PCI function at all")
+        self.assertFalse(self.check("rig.cpus=1 rig.mem=2X")["l2.memtotal"]["ok"])
+
+    def test_mem_sizes(self):
+        for size, kb in [("200M", 204800), ("1G", 1048576), ("512", 524288)]:
+            rc, out, _ = sh(f"rig_mem_kb {size}")
+            self.assertEqual(out.strip(), str(kb), size)
+        for bad in ["", "M", "1GM", "1.5G", "1K"]:
+            rc, out, _ = sh(f"rig_mem_kb '{bad}'; echo rc=$?")
+            self.assertIn("rc=1", out, bad)
+
+    def test_interrupts(self):
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write("           CPU0       CPU1\n  4:        120          0   IO-APIC   4-edge      ttyS0\n"
+                    "LOC:       5000       4000   Local timer interrupts\n")
+        self.addCleanup(os.unlink, f.name)
+        rc, out, _ = sh(f"rig_check_interrupts {f.name}", {"RIG_RESULTS": self.results})
+        self.assertEqual(rc, 0, out)
+        with open(f.name, "w") as g:
+            g.write("           CPU0       CPU1\n  4:        120          0   IO-APIC   4-edge      ttyS0\n"
+                    "LOC:       5000          0   Local timer interrupts\n")
+        rc, out, _ = sh(f"rig_check_interrupts {f.name}", {"RIG_RESULTS": self.results})
+        self.assertEqual(rc, 1, "CPU1 took no timer interrupt")
+        with open(f.name, "w") as g:
+            g.write("           CPU0\n  4:          0   IO-APIC   4-edge      ttyS0\nLOC:       5000   Local\n")
+        rc, out, _ = sh(f"rig_check_interrupts {f.name}", {"RIG_RESULTS": self.results})
+        self.assertEqual(rc, 1, "the serial line never fired")
 
 
 class Builder(unittest.TestCase):

@@ -265,3 +265,140 @@ rig_gtest() {
   done < /tmp/gtest.ends
   result "$_g_prefix.gtest_exit" "$_g_rc" "$1 exited $_g_rc"
 }
+
+# ---- What a guest was asked to be (L2 image; tests/rig/README.md) ----------
+# The VMM's caller puts its expectations on the guest's kernel command line:
+#   rig.cpus=N                 -smp N
+#   rig.mem=SIZE               -m SIZE (NNN, NNNM or NG; MiB by default)
+#   rig.pci=BDF=VVVV:DDDD,...  exactly these PCI functions at these addresses
+# and the L2 /init checks the guest against them.
+
+# rig_arg NAME [CMDLINE]: prints the value of NAME= on CMDLINE (default
+# /proc/cmdline); returns 1 when it is not there.
+rig_arg() {
+  for _a_w in ${2:-$(cat /proc/cmdline)}; do
+    case $_a_w in "$1="*) echo "${_a_w#*=}"; return 0 ;; esac
+  done
+  return 1
+}
+
+# rig_mem_kb SIZE: SIZE (NNN, NNNM, NNNG) in kB, or nothing when malformed.
+rig_mem_kb() {
+  case $1 in
+    *[!0-9MG]* | '' | [MG]* | *[MG]?*) return 1 ;;
+    *G) echo $(( ${1%G} * 1024 * 1024 )) ;;
+    *M) echo $(( ${1%M} * 1024 )) ;;
+    *) echo $(( $1 * 1024 )) ;;
+  esac
+}
+
+# rig_mem_bounds KB: "LOW HIGH", the MemTotal (kB) a Linux 7.3 guest with KB
+# of RAM reports. The kernel keeps its image, the struct page array (64 bytes
+# per 4 KiB page, 1.6%) and early allocations; measured with passage in the
+# rig (README "Measured"): at 200M MemTotal is KB - ~(this), at 1G ~(this).
+# HIGH is the RAM itself: MemTotal never exceeds it.
+rig_mem_bounds() {
+  echo "$(( $1 - $1 * 2 / 100 - 40 * 1024 )) $1"
+}
+
+# rig_check_guest CMDLINE CPUS MEMTOTAL_KB SYSFS: one result each for
+# l2.cpus, l2.memtotal and (with rig.pci=) l2.pci.<BDF> per expected or found
+# function, against the expectations on CMDLINE. SYSFS is /sys (a fake tree
+# in the selftest). A missing rig.cpus= or rig.mem= fails l2.cpus/l2.memtotal:
+# the guest cannot judge what it was not told.
+rig_check_guest() {
+  _g_cmd=$1 _g_cpus=$2 _g_kb=$3 _g_sys=$4
+  if _g_want=$(rig_arg rig.cpus "$_g_cmd"); then
+    result l2.cpus "$([ "$_g_cpus" = "$_g_want" ]; echo $?)" "$_g_cpus online CPU(s), rig.cpus=$_g_want"
+  else
+    result l2.cpus false "$_g_cpus online CPU(s); no rig.cpus= on the command line to check them against"
+  fi
+  if _g_want=$(rig_arg rig.mem "$_g_cmd"); then
+    if _g_ram=$(rig_mem_kb "$_g_want"); then
+      set -- $(rig_mem_bounds "$_g_ram")
+      result l2.memtotal "$([ "${_g_kb:-0}" -ge "$1" ] && [ "${_g_kb:-0}" -le "$2" ]; echo $?)" \
+        "MemTotal $_g_kb kB, rig.mem=$_g_want: expect $1..$2 kB"
+    else
+      result l2.memtotal false "MemTotal $_g_kb kB; rig.mem='$_g_want' is not NNN, NNNM or NNNG"
+    fi
+  else
+    result l2.memtotal false "MemTotal $_g_kb kB; no rig.mem= on the command line to check it against"
+  fi
+  _g_n=0
+  _g_pci=$(rig_arg rig.pci "$_g_cmd")
+  _g_has_pci=$?
+  # Every function present: expected (when rig.pci= is given) with its IDs.
+  for _g_d in "$_g_sys"/bus/pci/devices/*; do
+    [ -e "$_g_d/vendor" ] || continue
+    _g_n=$((_g_n + 1))
+    _g_bdf=${_g_d##*/}
+    _g_id="$(cat "$_g_d/vendor" | sed 's/^0x//'):$(cat "$_g_d/device" | sed 's/^0x//')"
+    _g_what="vendor=$(cat "$_g_d/vendor") device=$(cat "$_g_d/device") class=$(cat "$_g_d/class") driver=$(pci_driver_in "$_g_sys" "$_g_bdf") irq=$(cat "$_g_d/irq" 2>/dev/null) $(describe_bars "$_g_d")"
+    if [ $_g_has_pci = 0 ]; then
+      _g_exp=
+      for _g_e in $(echo "$_g_pci" | tr ',' ' '); do
+        case $_g_bdf in *"${_g_e%%=*}") _g_exp=${_g_e#*=} ;; esac
+      done
+      if [ -z "$_g_exp" ]; then
+        result "l2.pci.$_g_bdf" false "not expected (rig.pci=$_g_pci): $_g_what"
+      else
+        result "l2.pci.$_g_bdf" "$([ "$_g_id" = "$_g_exp" ]; echo $?)" "expected $_g_exp: $_g_what"
+      fi
+    else
+      result "l2.pci.$_g_bdf" true "$_g_what"
+    fi
+  done
+  # Every expected function present.
+  _g_missing=
+  for _g_e in $(echo "$_g_pci" | tr ',' ' '); do
+    _g_found=
+    for _g_d in "$_g_sys"/bus/pci/devices/*"${_g_e%%=*}"; do [ -e "$_g_d/vendor" ] && _g_found=1; done
+    [ -n "$_g_found" ] || _g_missing="$_g_missing ${_g_e}"
+  done
+  if [ $_g_has_pci = 0 ]; then
+    result l2.pci "$([ -z "$_g_missing" ]; echo $?)" \
+      "$_g_n PCI function(s); rig.pci=$_g_pci${_g_missing:+; missing:$_g_missing}"
+  else
+    result l2.pci "$([ $_g_n -gt 0 ]; echo $?)" "$_g_n PCI function(s); no rig.pci= (functions not checked)"
+  fi
+}
+
+# pci_driver_in SYSFS BDF: pci_driver under another sysfs root.
+pci_driver_in() {
+  if [ -e "$1/bus/pci/devices/$2/driver" ]; then
+    basename "$(readlink "$1/bus/pci/devices/$2/driver")"
+  else
+    echo none
+  fi
+}
+
+# describe_bars DIR: "bar0=mem64,pref 0xfe000000+0x4000 ..." from DIR/resource.
+describe_bars() {
+  _db_i=0
+  _db_out=
+  while read -r _db_start _db_end _db_flags; do
+    if [ "$_db_i" -le 6 ] && [ $((_db_start)) -ne 0 -o $((_db_end)) -ne 0 ]; then
+      _db_f=$((_db_flags))
+      if [ $((_db_f & 0x100)) -ne 0 ]; then _db_kind=io
+      elif [ $((_db_f & 0x200)) -ne 0 ]; then _db_kind=mem; [ $((_db_f & 0x100000)) -ne 0 ] && _db_kind=mem64
+      else _db_kind=other; fi
+      [ $((_db_f & 0x2000)) -ne 0 ] && _db_kind=$_db_kind,pref
+      _db_name=bar$_db_i
+      [ "$_db_i" = 6 ] && _db_name=rom
+      _db_out="$_db_out $_db_name=$_db_kind $(printf '0x%x+0x%x' $((_db_start)) $((_db_end - _db_start + 1)))"
+    fi
+    _db_i=$((_db_i + 1))
+  done < "$1/resource" 2>/dev/null
+  echo "${_db_out# }"
+}
+
+# rig_check_interrupts FILE: l2.interrupts passes when every CPU took local
+# timer interrupts (LOC) and the serial port's line (ttyS0) fired: the two
+# interrupt sources every guest has, so a VMM that delivers none fails.
+rig_check_interrupts() {
+  _ci_loc=$(awk '$1 == "LOC:" { z = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) if ($i == 0) z++; print (i > 2 && z == 0) ? "ok" : "zero" }' "$1")
+  _ci_tty=$(awk '/ttyS0/ { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s }' "$1" | head -n 1)
+  result l2.interrupts "$([ "$_ci_loc" = ok ] && [ "${_ci_tty:-0}" -gt 0 ]; echo $?)" \
+    "local timer on every CPU: ${_ci_loc:-no LOC line}; ttyS0: ${_ci_tty:-no line} interrupts
+$(cat "$1")"
+}
