@@ -523,13 +523,16 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
     rom = os.path.join(tmp, "edu.rom")
     make_rom(rom)
 
+    # The L2 image checks itself against what it is told (l2/init): L0's
+    # -smp and -m. (L0's PCI functions are checked by the scenario.)
+    expectations = [f"rig.cpus={opts['smp']}", f"rig.mem={opts['mem']}"] if args.image == "l2" else []
     cmd = [qemu, "-machine", "q35,kernel-irqchip=split", "-accel", args.accel, "-cpu", "max",
            "-smp", opts["smp"], "-m", opts["mem"], "-nographic", "-no-reboot",
            "-device", "intel-iommu,intremap=on,caching-mode=on",
            "-device", f"edu,romfile={rom}",
            "-drive", f"file={nvme},if=none,id=nv0,format=raw", "-device", "nvme,serial=rig0,drive=nv0",
            "-kernel", kernel, "-initrd", initrd,
-           "-append", " ".join([BASE_APPEND] + opts["append"])] + opts["qemu"]
+           "-append", " ".join([BASE_APPEND] + expectations + opts["append"])] + opts["qemu"]
     report["qemu_cmd"] = cmd
     report["times"]["prepare_s"] = round(time.monotonic() - t0, 2)
     print(f"rig: {name}: booting {args.image.upper()} (timeout {timeout} s); log {log_path}", flush=True)

@@ -117,6 +117,17 @@ class Header(unittest.TestCase):
             self.assertIn(":1:", str(cm.exception))
 
 
+class Scenarios(unittest.TestCase):
+    def test_every_scenario_declares_its_results(self):
+        """A scenario states what it must produce (expect=), so a check that never ran fails the run."""
+        d = os.path.join(HERE, "scenarios")
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".sh"):
+                continue
+            with self.subTest(scenario=name), open(os.path.join(d, name)) as f:
+                self.assertRegex(f.read(), r"(?m)^\s*#\s*rig:.*\bexpect=", f"{name} declares no expect=")
+
+
 class Console(unittest.TestCase):
     def parse(self, text):
         log = io.StringIO()

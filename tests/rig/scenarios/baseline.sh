@@ -7,6 +7,8 @@
 #   register write, and a DMA round trip through the IOMMU).
 # rig: bind=1234:11e8,1b36:0010
 # rig: timeout=300
+# rig: expect=dev.iommu,dev.kvm,dev.vfio_container,cdev.1234:11e8,cdev.1b36:0010,group.1234:11e8
+# rig: expect=edu.cdev.dma,edu.group.dma,nvme.cdev.attach_ioas,nvme.group.get_device_fd
 
 EDU=1234:11e8
 NVME=1b36:0010

@@ -6,6 +6,7 @@
 # rig: mem=240M
 # rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test
 # rig: timeout=180
+# rig: expect=l2.cpus,l2.memtotal,l2.edu.id,l2.edu.msi,l2.edu.dma,edu.exit
 
 . /rig/lib.sh
 edu-test

@@ -11,6 +11,7 @@
 # 2 of 3 runs of these eight VM creations.
 # rig: smp=1
 # rig: timeout=600
+# rig: expect=kvm.gtest_exit,kvm.TinyGuest.*
 
 . /rig/lib.sh
 

@@ -4,6 +4,8 @@
 # edu and nvme visible with their BARs, nvme driven by Linux's nvme driver
 # with its queue interrupts (MSI-X through the vIOMMU's interrupt remapping).
 # rig: smp=2 timeout=240
+# rig: expect=l2.boot,l2.cpus,l2.memtotal,l2.pci,l2.interrupts,check.cpus,check.memtotal,check.edu
+# rig: expect=check.nvme_driver,check.nvme_disk,check.nvme_irqs
 
 n=$(grep -c '^processor' /proc/cpuinfo)
 result check.cpus "$([ "$n" = "$RIG_SMP" ]; echo $?)" "$n CPUs (L0 runs -smp $RIG_SMP)"

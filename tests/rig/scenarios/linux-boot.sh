@@ -1,8 +1,11 @@
 # Issue 6: passage, inside L1, boots the test kernel (the same bzImage) as L2
 # with the L2 initramfs, and the guest's own report is imported (l2.*):
-#   boot.*     -m 1G -smp 2: exit 0 on the guest's poweroff (ACPI S5), the
-#              guest saw 2 CPUs and ~1 GiB, the --report-timing line
-#   reboot.*   a guest `reboot -f` (ACPI reset register) ends passage, exit 0
+#   boot.*     -m 1G -smp 2: the guest's own checks (rig.cpus=2 rig.mem=1G,
+#              the host bridge) imported as boot.l2.*; the guest asked to
+#              power off and passage exited 0 (ACPI S5); the --report-timing
+#              line, whose stop reason must agree
+#   reboot.*   a guest `reboot -f` (ACPI reset register) ends passage, exit 0;
+#              told from a power-off by the guest's markers
 #   corrupt.*  damaged bzImages: exit 1, one error line naming -kernel, and
 #              no guest output (no vCPU ran)
 #   big.*      -m 16G (RAM above 4 GiB): the guest sees it all
@@ -14,6 +17,9 @@
 # is ended and retried.
 # rig: stall=90
 # rig: timeout=1500
+# rig: expect=boot.l2.cpus,boot.l2.memtotal,boot.l2.pci.0000:00:00.0,boot.l2.interrupts,boot.done,boot.exit
+# rig: expect=boot.poweroff,boot.stop_report,boot.timing,reboot.ends,reboot.stop_report
+# rig: expect=corrupt.bad-magic,corrupt.truncated,corrupt.old-protocol,big.memtotal
 
 K=/rig/l2/bzImage
 INITRD=/rig/l2/initramfs.cpio.gz
@@ -52,27 +58,28 @@ l2_detail() {
 
 # --- boot: 2 CPUs, 1 GiB, power-off -----------------------------------------
 t0=$(cut -d' ' -f1 /proc/uptime)
-run boot -cpu $CPU -m 1G -smp 2 -kernel $K -initrd $INITRD -append "$APPEND" \
-  --report-timing -timing-marker RIG-BOOT
+run boot -cpu $CPU -m 1G -smp 2 -kernel $K -initrd $INITRD \
+  -append "$APPEND rig.cpus=2 rig.mem=1G rig.pci=00:00.0=8086:29c0" --report-timing -timing-marker RIG-BOOT
 t1=$(cut -d' ' -f1 /proc/uptime)
 show_log L2 /tmp/boot.serial
-# The guest's own report, for the log (its l2.pci check fails until passage
-# has a PCI host bridge, issue 7, so the results are not imported as such).
-tr -d '\r' < /tmp/boot.serial | sed -n 's/^RIG-RESULT {"name":"\(l2\.[a-z]*\)","ok":\([a-z]*\),.*/  guest: \1 ok=\2/p'
-l2done=$(tr -d '\r' < /tmp/boot.serial | grep -c '^RIG-DONE ')
-result boot.l2_init "$([ "$l2done" = 1 ]; echo $?)" "the L2 init ran to its end (RIG-DONE lines: $l2done)"
+# The guest's own checks against -smp 2 -m 1G and the host bridge (rig.*):
+# boot.l2.cpus, boot.l2.memtotal, boot.l2.pci.*, boot.l2.interrupts.
+rig_import boot /tmp/boot.serial
 result boot.exit "$rc" "passage exited $rc after $(awk "BEGIN {print $t1 - $t0}") s; stderr: $(cat /tmp/boot.err)"
-cpus=$(l2_detail boot l2.cpus)
-result boot.cpus "$([ "$cpus" = 2 ]; echo $?)" "the guest counts '$cpus' CPUs (-smp 2)"
-kb=$(l2_detail boot l2.memtotal | cut -d' ' -f1)
-result boot.memtotal "$([ "${kb:-0}" -gt 900000 ] && [ "${kb:-0}" -le 1048576 ]; echo $?)" \
-  "guest MemTotal '${kb}' kB (-m 1G = 1048576 kB)"
+# Power-off is judged by what the guest did: its /init ends with RIG-DONE and
+# the "requests power-off" line, then `poweroff -f`; passage must then exit 0
+# with nothing after that line.
+asked=$(tr -d '\r' < /tmp/boot.serial | grep -c '^rig: l2 requests power-off$')
+after=$(tr -d '\r' < /tmp/boot.serial | sed -n '/^rig: l2 requests power-off$/,$p' | grep -vc -e '^rig: l2 requests power-off$' -e 'reboot: Power down' -e '^$')
+result boot.poweroff "$([ "$rc" = 0 ] && [ "$asked" = 1 ] && [ "$after" = 0 ]; echo $?)" \
+  "exit $rc; the guest requested power-off $asked time(s); $after console line(s) after it"
+# passage's own account must agree with what the guest did.
 json=$(timing boot)
 case $json in
   *'"stop":"power-off'*) ok=true ;;
   *) ok=false ;;
 esac
-result boot.poweroff $ok "stop reason in: $json"
+result boot.stop_report $ok "the guest powered off; passage's report: $json"
 case $json in
   *'"marker_ms":null'* | '') ok=false ;;
   *) ok=true ;;
@@ -88,17 +95,23 @@ cp $INITRD /tmp/l2-reboot.img
 pad=$(( (4 - $(wc -c < /tmp/l2-reboot.img) % 4) % 4 ))
 [ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/l2-reboot.img
 cat /tmp/rb.cpio >> /tmp/l2-reboot.img
-run reboot -cpu $CPU -m 512M -smp 2 -kernel $K -initrd /tmp/l2-reboot.img -append "$APPEND" --report-timing
+run reboot -cpu $CPU -m 512M -smp 2 -kernel $K -initrd /tmp/l2-reboot.img \
+  -append "$APPEND rig.cpus=2 rig.mem=512M" --report-timing
 show_log L2-reboot /tmp/reboot.serial
 json=$(timing reboot)
 booted=$(tr -d '\r' < /tmp/reboot.serial | grep -c '^RIG-BOOT ')
 asked=$(grep -c 'l2: rebooting' /tmp/reboot.serial)
 stayed=$(grep -c 'l2: still here' /tmp/reboot.serial)
+# A reset is told from a power-off by what the guest did: it asked to
+# reboot, never asked to power off, booted once and ran no further.
+offs=$(tr -d '\r' < /tmp/reboot.serial | grep -c '^rig: l2 requests power-off$')
+ok=$([ "$rc" = 0 ] && [ "$booted" = 1 ] && [ "$asked" = 1 ] && [ "$stayed" = 0 ] && [ "$offs" = 0 ]; echo $?)
+result reboot.ends "$ok" "exit $rc; L2 booted: $booted, asked to reboot: $asked, to power off: $offs, ran on: $stayed; stderr: $(grep -v report-timing /tmp/reboot.err)"
 case $json in
-  *'"stop":"reset'*) ok=$([ "$rc" = 0 ] && [ "$booted" = 1 ] && [ "$asked" = 1 ] && [ "$stayed" = 0 ]; echo $?) ;;
-  *) ok=1 ;;
+  *'"stop":"reset'*) ok=true ;;
+  *) ok=false ;;
 esac
-result reboot.ends "$ok" "exit $rc; L2 booted: $booted, asked to reboot: $asked, ran on: $stayed; $json; stderr: $(grep -v report-timing /tmp/reboot.err)"
+result reboot.stop_report $ok "the guest reset; passage's report: $json"
 
 # --- corrupt images: a clear error, exit 1, no vCPU ran ----------------------
 cp $K /tmp/bad-magic && printf 'XXXX' | dd of=/tmp/bad-magic bs=1 seek=514 conv=notrunc 2>/dev/null
@@ -115,9 +128,10 @@ for img in bad-magic truncated old-protocol; do
 done
 
 # --- 16 GiB: RAM above 4 GiB -------------------------------------------------
-run big -cpu $CPU -m 16G -smp 1 -kernel $K -initrd $INITRD -append "$APPEND" --report-timing
+run big -cpu $CPU -m 16G -smp 1 -kernel $K -initrd $INITRD -append "$APPEND rig.cpus=1 rig.mem=16G" --report-timing
 show_log L2-big /tmp/big.serial | tail -n 20
 kb=$(l2_detail big l2.memtotal | cut -d' ' -f1)
-result big.memtotal "$([ "$rc" = 0 ] && [ "${kb:-0}" -gt 16000000 ] && [ "${kb:-0}" -le 16777216 ]; echo $?)" \
-  "exit $rc; guest MemTotal '${kb}' kB (-m 16G = 16777216 kB); $(timing big)"
+ok=$(tr -d '\r' < /tmp/big.serial | grep -c '^RIG-RESULT {"name":"l2.memtotal","ok":true,')
+result big.memtotal "$([ "$rc" = 0 ] && [ "$ok" = 1 ]; echo $?)" \
+  "exit $rc; guest MemTotal '${kb}' (-m 16G = 16777216 kB); $(timing big)"
 exit 0

@@ -18,10 +18,13 @@
 # run and retries it.
 # rig: stall=90
 # rig: timeout=900
+# The results each run must produce (run.py fails naming any that never come):
+# rig: expect=iommufd.edu.l2.pci.0000:00:04.0,iommufd.edu.done,iommufd.edu.exit,iommufd.edu.ioas.pins,iommufd.edu.ioas.fds,iommufd.edu.teardown.pins,iommufd.edu.teardown.holders,iommufd.edu.ioas.map_file,iommufd.edu.l2.edu.msi,iommufd.edu.l2.edu.dma,iommufd.edu.edu.rom,iommufd.edu.reuse.edu.cdev.dma
+# rig: expect=iommufd.nvme.l2.pci.0000:00:05.0,iommufd.nvme.done,iommufd.nvme.exit,iommufd.nvme.ioas.pins,iommufd.nvme.ioas.fds,iommufd.nvme.teardown.pins,iommufd.nvme.teardown.holders,iommufd.nvme.ioas.map_file,iommufd.nvme.nvme.data,iommufd.nvme.nvme.msix,iommufd.nvme.reuse.nvme.cdev.attach_ioas
 
 . /rig/lib.sh
 . /rig/passthrough.sh
 
-boot iommufd.edu 200M -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0
-boot iommufd.nvme 512M -object iommufd,id=iommufd0 -device vfio-pci,host=$NVME,iommufd=iommufd0,id=nvme0
+boot iommufd.edu 200M -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0,addr=04.0
+boot iommufd.nvme 512M -object iommufd,id=iommufd0 -device vfio-pci,host=$NVME,iommufd=iommufd0,id=nvme0,addr=05.0
 exit 0

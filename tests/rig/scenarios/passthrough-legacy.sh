@@ -18,10 +18,13 @@
 # run and retries it.
 # rig: stall=90
 # rig: timeout=900
+# The results each run must produce (run.py fails naming any that never come):
+# rig: expect=legacy.edu.l2.pci.0000:00:04.0,legacy.edu.done,legacy.edu.exit,legacy.edu.ioas.pins,legacy.edu.ioas.fds,legacy.edu.teardown.pins,legacy.edu.teardown.holders,legacy.edu.ioas.map_va,legacy.edu.l2.edu.msi,legacy.edu.l2.edu.dma,legacy.edu.edu.rom,legacy.edu.reuse.edu.group.dma
+# rig: expect=legacy.nvme.l2.pci.0000:00:05.0,legacy.nvme.done,legacy.nvme.exit,legacy.nvme.ioas.pins,legacy.nvme.ioas.fds,legacy.nvme.teardown.pins,legacy.nvme.teardown.holders,legacy.nvme.ioas.map_va,legacy.nvme.nvme.data,legacy.nvme.nvme.msix,legacy.nvme.reuse.nvme.group.get_device_fd
 
 . /rig/lib.sh
 . /rig/passthrough.sh
 
-boot legacy.edu 200M -device vfio-pci,host=$EDU,id=edu0
-boot legacy.nvme 512M -device vfio-pci,sysfsdev=/sys/bus/pci/devices/$NVME,id=nvme0
+boot legacy.edu 200M -device vfio-pci,host=$EDU,id=edu0,addr=04.0
+boot legacy.nvme 512M -device vfio-pci,sysfsdev=/sys/bus/pci/devices/$NVME,id=nvme0,addr=05.0
 exit 0

@@ -19,6 +19,13 @@
 # run and retries it.
 # rig: stall=90
 # rig: timeout=900
+# The results the run must produce (run.py fails naming any that never come):
+# rig: expect=bad.*.exit,bad.*.teardown.pins,bad.*.teardown.holders
+# rig: expect=after.edu.l2.pci.0000:00:04.0,after.edu.l2.edu.dma,after.edu.done,after.edu.teardown.pins
+# rig: expect=after.edu.reuse.edu.cdev.dma,after.edu.ioas.pins,after.edu.ioas.map_file
+# rig: expect=two.l2.pci.0000:00:04.0,two.l2.pci.0000:00:05.0,two.l2.edu.msi,two.l2.edu.dma,two.nvme.data
+# rig: expect=two.nvme.msix,two.done,two.ioas.pins,two.ioas.fds,two.ioas.map_file,two.teardown.pins
+# rig: expect=two.teardown.holders,two.reuse.edu.cdev.dma,two.reuse.nvme.cdev.attach_ioas
 
 . /rig/lib.sh
 . /rig/passthrough.sh
@@ -32,7 +39,9 @@ bad bad.unknown_iommufd -object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd
 bad bad.in_use -object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0,id=a \
   -device vfio-pci,host=$EDU,iommufd=i0,id=b
 # After all that, the device still works.
-boot after.edu 200M -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0
+boot after.edu 200M -object iommufd,id=iommufd0 -device vfio-pci,host=$EDU,iommufd=iommufd0,addr=04.0
+# Two objects: guest RAM is pinned twice (two IOAS), against once in
+# passthrough-shared.sh.
 boot two 200M -object iommufd,id=a -object iommufd,id=b \
-  -device vfio-pci,host=$EDU,iommufd=a,id=edu0 -device vfio-pci,host=$NVME,iommufd=b,id=nvme0
+  -device vfio-pci,host=$EDU,iommufd=a,id=edu0,addr=04.0 -device vfio-pci,host=$NVME,iommufd=b,id=nvme0,addr=05.0
 exit 0

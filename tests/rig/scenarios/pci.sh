@@ -18,6 +18,8 @@
 # is ended and retried.
 # rig: stall=90
 # rig: timeout=900
+# rig: expect=msix.l2.pci.0000:00:00.0,msix.l2.pci.0000:00:01.0,msix.l2.pci.0000:00:03.0,msix.l2.cpus
+# rig: expect=msix.l2.memtotal,msix.done,msix.init_report,intx.l2.pci.0000:00:03.0,intx.done,intx.exit
 
 K=/rig/l2/bzImage
 INITRD=/rig/l2/initramfs.cpio.gz
@@ -166,7 +168,8 @@ run() {
 # --- MSI-X, two devices, one fed through a passed fd ----------------------------
 # (A pipeline: passage runs in this shell's child, so no run() here.)
 yes $PATTERN 2>/dev/null |
-  bounded 400 passage -cpu $CPU -m 512M -smp 1 -kernel $K -initrd /tmp/l2pci.img -append "$APPEND" \
+  bounded 400 passage -cpu $CPU -m 512M -smp 1 -kernel $K -initrd /tmp/l2pci.img \
+    -append "$APPEND rig.cpus=1 rig.mem=512M rig.pci=00:00.0=8086:29c0,00:03.0=1af4:1044,00:01.0=1af4:1044" \
     -device virtio-rng-pci,id=rng0,addr=3 -device virtio-rng-pci,id=rng1,fd=0 \
     -serial file:/tmp/msix.serial > /tmp/msix.out 2> /tmp/msix.err
 rc=$?
@@ -182,7 +185,8 @@ esac
 result msix.init_report "$ok" "L2's /init saw 00:03.0 as: $detail; passage placed: $want"
 
 # --- INTx: no MSI in the guest ---------------------------------------------------
-run intx -cpu $CPU -m 512M -smp 1 -kernel $K -initrd /tmp/l2pci.img -append "$APPEND pci=nomsi" \
+run intx -cpu $CPU -m 512M -smp 1 -kernel $K -initrd /tmp/l2pci.img \
+  -append "$APPEND pci=nomsi rig.cpus=1 rig.mem=512M rig.pci=00:00.0=8086:29c0,00:03.0=1af4:1044" \
   -device virtio-rng-pci,id=rng0,addr=3 < /dev/null
 show_log L2-intx /tmp/intx.serial
 result intx.exit "$([ "$rc" = 0 ] && [ ! -s /tmp/intx.err ]; echo $?)" "passage exited $rc; stderr: $(cat /tmp/intx.err)"

@@ -8,6 +8,7 @@
 # rig: l2=yes bin=/usr/bin/qemu-system-x86_64:/usr/bin/qemu-system-x86_64
 # rig: add=/usr/share/qemu:/usr/share/qemu add=/usr/share/seabios:/usr/share/seabios
 # rig: timeout=300
+# rig: expect=qemu.l2.cpus,qemu.l2.memtotal,qemu.done,l2check.edu,l2check.nvme,l2check.nvme_irqs
 
 edu=$(pci_find 1234:11e8)
 nvme=$(pci_find 1b36:0010)
@@ -17,7 +18,7 @@ start=$(cut -d' ' -f1 /proc/uptime)
 # L1 has: 2 L2 vCPUs on 1 L1 vCPU froze L1 in 1 of 4 runs.
 timeout 240 qemu-system-x86_64 -machine q35 -accel kvm -cpu qemu64 -m 512M -smp "$RIG_SMP" \
   -nodefaults -display none -no-reboot -monitor none -serial file:/tmp/l2.log \
-  -kernel /rig/l2/bzImage -initrd /rig/l2/initramfs.cpio.gz -append "console=ttyS0 panic=-1 quiet" \
+  -kernel /rig/l2/bzImage -initrd /rig/l2/initramfs.cpio.gz -append "console=ttyS0 panic=-1 quiet rig.cpus=$RIG_SMP rig.mem=512M" \
   -device vfio-pci,host="$edu" -device vfio-pci,host="$nvme" > /tmp/qemu.out 2>&1
 rc=$?
 end=$(cut -d' ' -f1 /proc/uptime)

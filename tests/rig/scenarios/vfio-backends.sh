@@ -6,6 +6,7 @@
 # rig: bind=1234:11e8,1b36:0010
 # rig: bin=$PASSAGE_BUILD_DIR/tests/rig/passthrough/passage_rig_vfio_tests
 # rig: timeout=600
+# rig: expect=vfio.gtest_exit,vfio.VfioBackends.*
 
 . /rig/lib.sh
 

@@ -1,11 +1,35 @@
-# Shared by the passthrough-*.sh scenarios (issue 8): passage in L1 passes
-# edu and/or nvme through to an L2 Linux guest. Sourced after the scenario's
-# header; defines the devices, the L2 test image and the run helpers:
+# Shared by the passthrough-*.sh scenarios (issues 8, 11): passage in L1
+# passes edu and/or nvme through to an L2 Linux guest. Sourced after the
+# scenario's header; defines the devices, the L2 test image and the run
+# helpers:
 #   boot TAG MEM ARGS...      passage boots L2 with ARGS; imports L2's results
-#                             as TAG.*, then TAG.exit and TAG.teardown
+#                             as TAG.*, then L1's own verdicts (below)
 #   fds_boot TAG MEM CDEV     the same with every file handed in as an fd,
 #                             under the noopen guard
 #   bad TAG ARGS...           passage must exit 1 with one error line
+# What L2 is told to expect comes from ARGS (l2_expect): rig.cpus, rig.mem,
+# and rig.pci = the host bridge plus every -device vfio-pci at its addr= (or
+# the first free slot, passage's rule for a device without one) with the IDs
+# L1 reads for it; L2_PCI=... overrides rig.pci (selfcheck/).
+# L1 judges each run from outside passage (never from passage's own report):
+#   TAG.ioas.pins      while L2 runs (sampled at L2's RIG-BOOT): pinned pages
+#                      (/proc/vmstat nr_foll_pin_acquired - released) grew by
+#                      guest RAM once per IOAS/container: -object iommufd
+#                      count, plus one container when a device has no iommufd=
+#   TAG.ioas.fds       passage holds one /dev/iommu fd per -object iommufd,
+#                      /dev/vfio/vfio iff a device is legacy, one cdev or
+#                      group fd per device
+#   TAG.ioas.map_file  iommufd: passage's RssShmem < RAM while all of RAM is
+#                      pinned: the pins came from the memfd
+#                      (IOMMU_IOAS_MAP_FILE), not through passage's page
+#                      tables (IOMMU_IOAS_MAP of a user VA, or type1, pins
+#                      by faulting every page in: RssShmem >= RAM)
+#   TAG.teardown.pins  after exit, pinned pages are back to their value before
+#   TAG.teardown.holders  no process holds /dev/iommu or /dev/vfio/*
+#   TAG.reuse.*        each passed device works at once: rig-probe opens its
+#                      cdev (iommufd runs) or group (legacy), binds, attaches,
+#                      and for edu runs DMA through the IOAS/container
+#   TAG.resources      passage's own --report-resources line (kept, second)
 # Each passage run is bounded (lib.sh `bounded`: progress lines, and at the
 # deadline a dump of passage's threads and their kernel stacks, SIGTERM, then
 # SIGKILL); a run that hits it fails through its exit status and missing L2
@@ -16,6 +40,7 @@
 
 K=/rig/l2/bzImage
 APPEND="console=ttyS0 panic=-1 quiet"
+HOST_BRIDGE=00:00.0=8086:29c0
 # QEMU 7.2's nested SVM (TCG) mishandles XSETBV and x2APIC MSRs for L2; see
 # linux-boot.sh. L2 gets the host CPU minus those two.
 CPU=host,-xsave,-x2apic
@@ -40,34 +65,42 @@ mkdir -p /tmp/l2x/rig /tmp/l2x/usr/bin
 cp /rig/l2bin/edu-test /tmp/l2x/usr/bin/edu-test
 echo "$EDU_ROM" > /tmp/l2x/rig/edu-rom.md5
 cat > /tmp/l2x/rig/scenario.sh <<'L2'
-if grep -q 'PCI_ID=1234:11E8' /sys/bus/pci/devices/*/uevent 2>/dev/null; then
+# The device checks run for every device L1 said it passed (rig.pci=), so a
+# device that is missing fails them instead of skipping them.
+pci=",$(rig_arg rig.pci)"
+case $pci in *=1234:11e8*)
   edu-test
-  for d in /sys/bus/pci/devices/*; do
-    grep -q 'PCI_ID=1234:11E8' $d/uevent || continue
-    want=$(cat /rig/edu-rom.md5)
+  d=
+  for p in /sys/bus/pci/devices/*; do grep -q 'PCI_ID=1234:11E8' $p/uevent && d=$p; done
+  want=$(cat /rig/edu-rom.md5)
+  got=
+  if [ -n "$d" ]; then
     got=$(echo 1 > $d/rom && md5sum < $d/rom | cut -d' ' -f1)
     echo 0 > $d/rom
-    result edu.rom "$([ -n "$got" ] && [ "$got" = "$want" ]; echo $?)" \
-      "expansion ROM read in L2: md5 ${got:-unreadable}, L1 read $want; $(sed -n 7p $d/resource)"
-  done
-fi
-if grep -q 'PCI_ID=1B36:0010' /sys/bus/pci/devices/*/uevent 2>/dev/null; then
+  fi
+  result edu.rom "$([ -n "$got" ] && [ "$got" = "$want" ]; echo $?)" \
+    "expansion ROM read in L2: md5 ${got:-unreadable}, L1 read $want; ${d:-no edu device}"
+esac
+case $pci in *=1b36:0010*)
   i=0
   while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   drv=$(for d in /sys/bus/pci/devices/*; do grep -q 'PCI_ID=1B36:0010' $d/uevent && basename "$(readlink $d/driver)"; done)
   result nvme.driver "$([ "$drv" = nvme ]; echo $?)" "driver '$drv', /dev/nvme0n1 $([ -b /dev/nvme0n1 ] && echo present || echo missing)"
-  dd if=/dev/urandom of=/tmp/pattern bs=64k count=64 2>/dev/null
-  dd if=/tmp/pattern of=/dev/nvme0n1 bs=64k count=64 conv=fsync 2>/dev/null
-  echo 3 > /proc/sys/vm/drop_caches
-  want=$(md5sum < /tmp/pattern | cut -d' ' -f1)
-  got=$(dd if=/dev/nvme0n1 bs=64k count=64 2>/dev/null | md5sum | cut -d' ' -f1)
-  result nvme.data "$([ -n "$want" ] && [ "$want" = "$got" ]; echo $?)" "4 MiB pattern md5 $want, read back $got"
+  want=none got=none
+  if [ -b /dev/nvme0n1 ]; then
+    dd if=/dev/urandom of=/tmp/pattern bs=64k count=64 2>/dev/null
+    dd if=/tmp/pattern of=/dev/nvme0n1 bs=64k count=64 conv=fsync 2>/dev/null
+    echo 3 > /proc/sys/vm/drop_caches
+    want=$(md5sum < /tmp/pattern | cut -d' ' -f1)
+    got=$(dd if=/dev/nvme0n1 bs=64k count=64 2>/dev/null | md5sum | cut -d' ' -f1)
+  fi
+  result nvme.data "$([ "$want" != none ] && [ "$want" = "$got" ]; echo $?)" "4 MiB pattern md5 $want, read back $got"
   queues=$(grep -c 'nvme0q' /proc/interrupts)
   msix=$(grep 'nvme0q' /proc/interrupts | grep -c 'PCI-MSIX')
   fired=$(grep 'nvme0q' /proc/interrupts | awk '{s=0; for (i=2;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i; else break; t+=s} END {print t+0}')
   result nvme.msix "$([ "$queues" -ge 2 ] && [ "$msix" = "$queues" ] && [ "$fired" -gt 0 ]; echo $?)" \
     "$queues nvme queue vectors, $msix of them MSI-X, $fired interrupts"
-fi
+esac
 L2
 chmod +x /tmp/l2x/rig/scenario.sh
 (cd /tmp/l2x && find rig usr | cpio -o -H newc 2>/dev/null) > /tmp/l2x.cpio
@@ -95,39 +128,200 @@ fds_boot() {
 l2_boot() {
   envs=$1 tag=$2 mem=$3
   shift 3
-  bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+  l2_expect "$mem" "$@"
+  pins0=$(pinned)
+  watch_run "$tag" "$mem" "$@" &
+  watcher=$!
+  bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
+    -append "$APPEND rig.cpus=1 rig.mem=$mem rig.pci=$L2_EXPECT" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
+  kill $watcher 2> /dev/null
+  wait $watcher 2> /dev/null
   show_log "$tag" "/tmp/$tag.serial"
   rig_import "$tag" "/tmp/$tag.serial"
   result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)"
+  during_checks "$tag" "$mem" "$@"
+  teardown_checks "$tag" "$pins0" $(printf '%s\n' "$@" | grep -o ',fd=[0-9][0-9]*' | cut -d= -f2)
   clean_exit "$tag"
+}
+
+# pinned: pages pinned (FOLL_PIN) in L1 now; iommufd and type1 both pin so.
+pinned() { awk '/^nr_foll_pin_acquired / {a = $2} /^nr_foll_pin_released / {r = $2} END {print a - r}' /proc/vmstat; }
+
+# holders [PID]: "PID NAME -> FILE" for every open /dev/iommu or /dev/vfio/*
+# in L1, except PID's.
+holders() {
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$1" ] && continue
+    ls -l "$p/fd" 2> /dev/null | grep -E -- '-> /dev/(iommu|vfio/)' | sed "s|.*-> |${p#/proc/} $(cat $p/comm 2> /dev/null) -> |"
+  done
+}
+
+# mem_pages MEM: 4 KiB pages in passage's -m MEM.
+mem_pages() { echo $(( $(rig_mem_kb "$1") / 4 )); }
+
+# devices_of ARGS...: one line per -device vfio-pci in ARGS: "ADDR BDF BACKEND"
+# (ADDR the addr= value or -, BACKEND iommufd or legacy); BDF from host=,
+# sysfsdev= or the open cdev behind fd=.
+devices_of() {
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -device ]; then
+      case $2 in vfio-pci,*)
+        a=- b= be=legacy
+        for kv in $(echo "${2#vfio-pci,}" | tr ',' ' '); do
+          case $kv in
+            addr=*) a=${kv#addr=} ;;
+            host=*) b=${kv#host=} ;;
+            sysfsdev=*) b=${kv##*/} ;;
+            fd=*) b=$(basename "$(readlink "/sys/class/vfio-dev/$(basename "$(readlink /proc/self/fd/${kv#fd=})")/device")") ;;
+            iommufd=*) be=iommufd ;;
+          esac
+        done
+        case $b in ????:??:??.?) ;; *) b=0000:$b ;; esac
+        echo "$a $b $be"
+      esac
+      shift
+    fi
+    shift
+  done
+}
+
+# l2_expect MEM ARGS...: sets L2_EXPECT (rig.pci for L2) and L2_DEVICES
+# ("BDF BACKEND" lines) from ARGS. Devices without addr= take the lowest free
+# slot from 1 up, in order (passage's rule).
+l2_expect() {
+  shift
+  devices_of "$@" > /tmp/devices
+  L2_DEVICES=$(cut -d' ' -f2,3 /tmp/devices)
+  used=" 0 "
+  for a in $(cut -d' ' -f1 /tmp/devices); do [ "$a" != - ] && used="$used$(( 0x${a%%.*} )) "; done
+  exp=$HOST_BRIDGE
+  while read -r a b be; do
+    [ -n "$b" ] || continue
+    if [ "$a" = - ]; then
+      s=1
+      while case $used in *" $s "*) true ;; *) false ;; esac; do s=$((s + 1)); done
+      used="$used$s "
+      a=$(printf '%02x.0' $s)
+    else
+      case $a in *.*) ;; *) a=$a.0 ;; esac
+      a=$(printf '%02x.%s' $(( 0x${a%%.*} )) "${a#*.}")
+    fi
+    id=$(sed 's/^0x//' "/sys/bus/pci/devices/$b/vendor"):$(sed 's/^0x//' "/sys/bus/pci/devices/$b/device")
+    exp="$exp,00:$a=$id"
+  done < /tmp/devices
+  L2_EXPECT=${L2_PCI:-$exp}
+}
+
+# watch_run TAG MEM ARGS... (in the background): at L2's RIG-BOOT, records
+# what passage holds (/tmp/TAG.during): pinned pages, its /dev/iommu, VFIO
+# container, cdev and group fds, and its RssShmem.
+watch_run() {
+  i=0
+  while [ $i -lt 600 ]; do
+    if grep -q RIG-BOOT "/tmp/$1.serial" 2> /dev/null; then
+      pid=$(pidof passage | cut -d' ' -f1)
+      fds=$(ls -l /proc/$pid/fd 2> /dev/null)
+      echo "pins=$(( $(pinned) - pins0 )) iommu=$(echo "$fds" | grep -c -- '-> /dev/iommu$')" \
+        "container=$(echo "$fds" | grep -c -- '-> /dev/vfio/vfio$')" \
+        "cdevs=$(echo "$fds" | grep -c -- '-> /dev/vfio/devices/')" \
+        "groups=$(echo "$fds" | grep -c -E -- '-> /dev/vfio/[0-9]+$')" \
+        "rss_shmem_kb=$(awk '/^RssShmem:/ {print $2}' /proc/$pid/status 2> /dev/null)" > "/tmp/$1.during"
+      return 0
+    fi
+    sleep 0.5
+    i=$((i + 1))
+  done
+}
+
+# during_checks TAG MEM ARGS...: TAG.ioas.* from /tmp/TAG.during.
+during_checks() {
+  tag=$1 mem=$2
+  shift 2
+  d=$(cat "/tmp/$tag.during" 2> /dev/null)
+  objects=0
+  for a in "$@"; do case $a in iommufd,*) objects=$((objects + 1)) ;; esac; done
+  legacy=$(echo "$L2_DEVICES" | grep -c ' legacy$')
+  ndev=$(echo "$L2_DEVICES" | grep -c .)
+  containers=$([ "$legacy" -gt 0 ] && echo 1 || echo 0)
+  spaces=$((objects + containers))
+  page_count=$(mem_pages "$mem")
+  want=$((spaces * page_count))
+  val() { echo "$d" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  pins=$(val pins)
+  # Exactly RAM per space; a little slack above for pins not of RAM.
+  result "$tag.ioas.pins" "$([ -n "$pins" ] && [ "$pins" -ge "$want" ] && [ "$pins" -le $((want + want / 100 + 64)) ]; echo $?)" \
+    "pinned pages grew by ${pins:-?} while L2 ran; guest RAM is $page_count pages, $spaces IOAS/container(s): expect $want; ${d:-no sample (L2 never printed RIG-BOOT)}"
+  result "$tag.ioas.fds" "$([ -n "$d" ] && [ "$(val iommu)" = "$objects" ] && [ "$(val container)" = "$containers" ] &&
+    [ $(( $(val cdevs) + $(val groups) )) -ge "$ndev" ]; echo $?)" \
+    "passage holds: ${d:-nothing sampled}; expect iommu=$objects container=$containers and one cdev or group per device ($ndev)"
+  if [ "$objects" -gt 0 ] && [ "$containers" = 0 ]; then
+    rss=$(val rss_shmem_kb)
+    result "$tag.ioas.map_file" "$([ -n "$rss" ] && [ -n "$pins" ] && [ "$pins" -ge "$want" ] && [ "$rss" -lt $((page_count * 4)) ]; echo $?)" \
+      "RAM $((page_count * 4)) kB pinned $spaces time(s) while passage's RssShmem is ${rss:-?} kB: pinned from the memfd, not through passage's page tables (IOMMU_IOAS_MAP_FILE)"
+  elif [ "$containers" = 1 ] && [ "$objects" = 0 ]; then
+    rss=$(val rss_shmem_kb)
+    result "$tag.ioas.map_va" "$([ -n "$rss" ] && [ "$rss" -ge $((page_count * 4)) ]; echo $?)" \
+      "type1 pins through passage's page tables: RssShmem ${rss:-?} kB >= RAM $((page_count * 4)) kB"
+  fi
+}
+
+# teardown_checks TAG PINS0 [FD...]: after passage exited, from outside. The
+# FDs this shell handed to passage (fd=) are still open here: they are not
+# held against passage, and are closed before the devices are used again (a
+# cdev file bound to an iommufd keeps the device from being bound anew).
+teardown_checks() {
+  tag=$1 before=$2
+  shift 2
+  now=$(pinned)
+  result "$tag.teardown.pins" "$([ "$now" = "$before" ]; echo $?)" "pinned pages before the run $before, after $now"
+  read -r self _ < /proc/self/stat
+  h=$(holders "$self")
+  result "$tag.teardown.holders" "$([ -z "$h" ]; echo $?)" \
+    "open /dev/iommu or /dev/vfio/* after exit, but for the fds this shell passed ($*): ${h:-none}"
+  for fd in "$@"; do eval "exec $fd>&-"; done
+  set -- "$tag"
+  echo "$L2_DEVICES" | while read -r b be; do
+    [ -n "$b" ] || continue
+    name=$1.reuse.$(case $(cat /sys/bus/pci/devices/$b/device) in 0x11e8) echo edu ;; *) echo nvme ;; esac)
+    way=cdev
+    [ "$be" = legacy ] && way=group
+    case $name in
+      *.edu) rig-probe $way "$b" --name "$name" --edu ;;
+      *) rig-probe $way "$b" --name "$name" --bar0-read 0x8 ;;
+    esac
+  done
 }
 
 # What a child of this shell inherits (ls counts its own directory fd too).
 BASE_FDS=$(( $(ls /proc/self/fd | wc -l) - 1 ))
 
 # clean_exit TAG: passage's own account of what it held when it exited: only
-# the fds it inherited, nothing locked or pinned.
+# the fds it inherited, nothing locked or pinned (a second opinion; the
+# verdict is teardown_checks').
 clean_exit() {
   line=$(grep 'resources at exit' "/tmp/$1.err" | tail -n 1)
   case $line in
     *"fds=$BASE_FDS "*'VmLck=0 kB'*'VmPin=0 kB'*) ok=true ;;
     *) ok=false ;;
   esac
-  result "$1.teardown" $ok "${line:-no resources line} (inherited: $BASE_FDS fds)"
+  result "$1.resources" $ok "passage's own report: ${line:-no resources line} (inherited: $BASE_FDS fds)"
 }
 
 # bad TAG ARGS...: passage must fail with exit 1 and one error line.
 bad() {
   tag=$1
   shift
+  pins0=$(pinned)
   bounded 120 passage -cpu $CPU -m 200M -kernel $K -initrd /tmp/l2.img -append "$APPEND" -serial none \
     --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   errs=$(grep -vc 'resources at exit' "/tmp/$tag.err")
   result "$tag.exit" "$([ $rc = 1 ] && [ "$errs" = 1 ]; echo $?)" \
     "exit $rc, $errs error line(s): $(grep -v 'resources at exit' /tmp/$tag.err)"
+  L2_DEVICES=
+  teardown_checks "$tag" "$pins0"
   clean_exit "$tag"
 }
 
