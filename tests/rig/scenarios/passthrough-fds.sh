@@ -25,6 +25,7 @@
 # rig: expect=fds.edu.l2.pci.0000:00:01.0,fds.edu.done,fds.edu.exit,fds.edu.ioas.pins,fds.edu.ioas.fds,fds.edu.teardown.pins,fds.edu.teardown.holders,fds.edu.ioas.map_file,fds.edu.l2.edu.msi,fds.edu.l2.edu.dma,fds.edu.edu.rom,fds.edu.reuse.edu.cdev.dma
 # rig: expect=fds.nvme.l2.pci.0000:00:01.0,fds.nvme.done,fds.nvme.exit,fds.nvme.ioas.pins,fds.nvme.ioas.fds,fds.nvme.teardown.pins,fds.nvme.teardown.holders,fds.nvme.ioas.map_file,fds.nvme.nvme.data,fds.nvme.nvme.msix,fds.nvme.reuse.nvme.cdev.attach_ioas
 
+# rig: expect=fds.edu.bars.1234:11e8,fds.nvme.bars.1b36:0010
 . /rig/lib.sh
 . /rig/passthrough.sh
 

@@ -22,6 +22,7 @@
 # rig: expect=iommufd.edu.l2.pci.0000:00:04.0,iommufd.edu.done,iommufd.edu.exit,iommufd.edu.ioas.pins,iommufd.edu.ioas.fds,iommufd.edu.teardown.pins,iommufd.edu.teardown.holders,iommufd.edu.ioas.map_file,iommufd.edu.l2.edu.msi,iommufd.edu.l2.edu.dma,iommufd.edu.edu.rom,iommufd.edu.reuse.edu.cdev.dma
 # rig: expect=iommufd.nvme.l2.pci.0000:00:05.0,iommufd.nvme.done,iommufd.nvme.exit,iommufd.nvme.ioas.pins,iommufd.nvme.ioas.fds,iommufd.nvme.teardown.pins,iommufd.nvme.teardown.holders,iommufd.nvme.ioas.map_file,iommufd.nvme.nvme.data,iommufd.nvme.nvme.msix,iommufd.nvme.reuse.nvme.cdev.attach_ioas
 
+# rig: expect=iommufd.edu.bars.1234:11e8,iommufd.nvme.bars.1b36:0010
 . /rig/lib.sh
 . /rig/passthrough.sh
 

@@ -22,6 +22,7 @@
 # rig: expect=legacy.edu.l2.pci.0000:00:04.0,legacy.edu.done,legacy.edu.exit,legacy.edu.ioas.pins,legacy.edu.ioas.fds,legacy.edu.teardown.pins,legacy.edu.teardown.holders,legacy.edu.ioas.map_va,legacy.edu.l2.edu.msi,legacy.edu.l2.edu.dma,legacy.edu.edu.rom,legacy.edu.reuse.edu.group.dma
 # rig: expect=legacy.nvme.l2.pci.0000:00:05.0,legacy.nvme.done,legacy.nvme.exit,legacy.nvme.ioas.pins,legacy.nvme.ioas.fds,legacy.nvme.teardown.pins,legacy.nvme.teardown.holders,legacy.nvme.ioas.map_va,legacy.nvme.nvme.data,legacy.nvme.nvme.msix,legacy.nvme.reuse.nvme.group.get_device_fd
 
+# rig: expect=legacy.edu.bars.1234:11e8,legacy.nvme.bars.1b36:0010
 . /rig/lib.sh
 . /rig/passthrough.sh
 

@@ -27,6 +27,7 @@
 # rig: expect=shared.exit,shared.ioas.pins,shared.ioas.fds,shared.ioas.map_file,shared.teardown.pins
 # rig: expect=shared.teardown.holders,shared.reuse.edu.cdev.dma,shared.reuse.nvme.cdev.attach_ioas
 
+# rig: expect=shared.bars.1234:11e8,shared.bars.1b36:0010
 . /rig/lib.sh
 . /rig/passthrough.sh
 

@@ -27,6 +27,7 @@
 # rig: expect=two.nvme.msix,two.done,two.ioas.pins,two.ioas.fds,two.ioas.map_file,two.teardown.pins
 # rig: expect=two.teardown.holders,two.reuse.edu.cdev.dma,two.reuse.nvme.cdev.attach_ioas
 
+# rig: expect=two.bars.1234:11e8,two.bars.1b36:0010
 . /rig/lib.sh
 . /rig/passthrough.sh
 

@@ -64,10 +64,38 @@ result l1.edu.rom "$([ -n "$EDU_ROM" ]; echo $?)" "edu expansion ROM in L1: md5 
 mkdir -p /tmp/l2x/rig /tmp/l2x/usr/bin
 cp /rig/l2bin/edu-test /tmp/l2x/usr/bin/edu-test
 echo "$EDU_ROM" > /tmp/l2x/rig/edu-rom.md5
+# bar_sizes DIR: "0=0x100000 2=0x4000": the size of each BAR 0-5 in use. L2
+# compares its view with L1's (BARs are sized from the VFIO regions).
+cat > /tmp/l2x/rig/bar_sizes.sh <<'BARS'
+bar_sizes() {
+  _bs_i=0 _bs_out=
+  while read -r _bs_a _bs_b _bs_f; do
+    [ $_bs_i -lt 6 ] && [ $((_bs_b)) -ne 0 ] && _bs_out="$_bs_out $(printf '%d=0x%x' $_bs_i $((_bs_b - _bs_a + 1)))"
+    _bs_i=$((_bs_i + 1))
+  done < "$1/resource"
+  echo "${_bs_out# }"
+}
+BARS
+. /tmp/l2x/rig/bar_sizes.sh
+for id in 1234:11e8 1b36:0010; do
+  b=$(pci_find $id | head -n 1)
+  [ -n "$b" ] && bar_sizes /sys/bus/pci/devices/$b > /tmp/l2x/rig/bars.$id
+done
 cat > /tmp/l2x/rig/scenario.sh <<'L2'
 # The device checks run for every device L1 said it passed (rig.pci=), so a
 # device that is missing fails them instead of skipping them.
 pci=",$(rig_arg rig.pci)"
+# Each device L1 passed: its BARs in L2 have the sizes L1 sees (VFIO regions).
+. /rig/bar_sizes.sh
+for e in $(echo "${pci#,}" | tr ',' ' '); do
+  id=${e#*=}
+  [ -f /rig/bars.$id ] || continue
+  d=
+  for p in /sys/bus/pci/devices/*; do case $p in *"${e%%=*}") [ -e $p/resource ] && d=$p ;; esac; done
+  got=$([ -n "$d" ] && bar_sizes $d)
+  result "bars.$id" "$([ -n "$d" ] && [ "$got" = "$(cat /rig/bars.$id)" ]; echo $?)" \
+    "BAR sizes in L2: ${got:-no device at ${e%%=*}}; in L1: $(cat /rig/bars.$id)"
+done
 case $pci in *=1234:11e8*)
   edu-test
   d=
