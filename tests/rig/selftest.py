@@ -359,6 +359,40 @@ class GuestChecks(unittest.TestCase):
         self.assertEqual(rc, 1, "the serial line never fired")
 
 
+@unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
+class PassthroughExpect(unittest.TestCase):
+    """scenarios/lib/passthrough.sh: what L2 is told from passage's arguments."""
+
+    def test_rig_pci_from_device_args(self):
+        lib = os.path.join(HERE, "scenarios", "lib", "passthrough.sh")
+        with open(lib) as f:
+            text = f.read()
+        funcs = "".join(text[text.index(f"\n{name}() {{") + 1:].split("\n}\n", 1)[0] + "\n}\n"
+                        for name in ("devices_of", "l2_expect"))
+        with tempfile.TemporaryDirectory() as d:
+            for bdf, v, dev in [("0000:00:03.0", "0x1234", "0x11e8"), ("0000:00:04.0", "0x1b36", "0x0010")]:
+                os.makedirs(os.path.join(d, "bus/pci/devices", bdf))
+                for n, val in [("vendor", v), ("device", dev)]:
+                    with open(os.path.join(d, "bus/pci/devices", bdf, n), "w") as f:
+                        f.write(val + "\n")
+            script = funcs + (
+                'cd /tmp; HOST_BRIDGE=00:00.0=8086:29c0 PT_SYSFS=$D\n'
+                'l2_expect 200M -object iommufd,id=a -device vfio-pci,host=0000:00:03.0,iommufd=a,addr=1 '
+                '-device vfio-pci,host=00:04.0,id=n; echo "$L2_EXPECT|$(echo "$L2_DEVICES" | tr "\\n" ";")"\n'
+                'l2_expect 200M -device vfio-pci,sysfsdev=/sys/bus/pci/devices/0000:00:04.0,addr=1f.0 '
+                '-device vfio-pci,host=0000:00:03.0,iommufd=b; echo "$L2_EXPECT"\n'
+                'L2_PCI=x l2_expect 200M; echo "$L2_EXPECT"\n')
+            p = subprocess.run([BUSYBOX, "sh", "-c", script], capture_output=True, text=True,
+                               env=dict(os.environ, D=d))
+        self.assertEqual(p.stderr, "")
+        first, second, third = p.stdout.splitlines()
+        # addr=1 takes slot 1, so the device without addr= takes slot 2.
+        self.assertEqual(first.split("|")[0], "00:00.0=8086:29c0,00:01.0=1234:11e8,00:02.0=1b36:0010")
+        self.assertEqual(first.split("|")[1], "0000:00:03.0 iommufd:a;0000:00:04.0 legacy;")
+        self.assertEqual(second, "00:00.0=8086:29c0,00:1f.0=1b36:0010,00:01.0=1234:11e8")
+        self.assertEqual(third, "x")
+
+
 class Builder(unittest.TestCase):
     def listing(self, path, gz):
         data = open(path, "rb").read()

@@ -14,8 +14,10 @@
 # L1 judges each run from outside passage (never from passage's own report):
 #   TAG.ioas.pins      while L2 runs (sampled at L2's RIG-BOOT): pinned pages
 #                      (/proc/vmstat nr_foll_pin_acquired - released) grew by
-#                      guest RAM once per IOAS/container: -object iommufd
-#                      count, plus one container when a device has no iommufd=
+#                      guest RAM once per IOAS/container that has a device
+#                      (iommufd pins at attach; devices sharing an IOAS
+#                      share its pins), plus one container when a device has
+#                      no iommufd=
 #   TAG.ioas.fds       passage holds one /dev/iommu fd per -object iommufd,
 #                      /dev/vfio/vfio iff a device is legacy, one cdev or
 #                      group fd per device
@@ -190,7 +192,7 @@ holders() {
 mem_pages() { echo $(( $(rig_mem_kb "$1") / 4 )); }
 
 # devices_of ARGS...: one line per -device vfio-pci in ARGS: "ADDR BDF BACKEND"
-# (ADDR the addr= value or -, BACKEND iommufd or legacy); BDF from host=,
+# (ADDR the addr= value or -, BACKEND iommufd:ID or legacy); BDF from host=,
 # sysfsdev= or the open cdev behind fd=.
 devices_of() {
   while [ $# -gt 0 ]; do
@@ -203,7 +205,7 @@ devices_of() {
             host=*) b=${kv#host=} ;;
             sysfsdev=*) b=${kv##*/} ;;
             fd=*) b=$(basename "$(readlink "/sys/class/vfio-dev/$(basename "$(readlink /proc/self/fd/${kv#fd=})")/device")") ;;
-            iommufd=*) be=iommufd ;;
+            iommufd=*) be=iommufd:${kv#iommufd=} ;;
           esac
         done
         case $b in ????:??:??.?) ;; *) b=0000:$b ;; esac
@@ -217,7 +219,7 @@ devices_of() {
 
 # l2_expect MEM ARGS...: sets L2_EXPECT (rig.pci for L2) and L2_DEVICES
 # ("BDF BACKEND" lines) from ARGS. Devices without addr= take the lowest free
-# slot from 1 up, in order (passage's rule).
+# slot from 1 up, in order (passage's rule). PT_SYSFS: another /sys (selftest).
 l2_expect() {
   shift
   devices_of "$@" > /tmp/devices
@@ -236,7 +238,7 @@ l2_expect() {
       case $a in *.*) ;; *) a=$a.0 ;; esac
       a=$(printf '%02x.%s' $(( 0x${a%%.*} )) "${a#*.}")
     fi
-    id=$(sed 's/^0x//' "/sys/bus/pci/devices/$b/vendor"):$(sed 's/^0x//' "/sys/bus/pci/devices/$b/device")
+    id=$(sed 's/^0x//' "${PT_SYSFS:-/sys}/bus/pci/devices/$b/vendor"):$(sed 's/^0x//' "${PT_SYSFS:-/sys}/bus/pci/devices/$b/device")
     exp="$exp,00:$a=$id"
   done < /tmp/devices
   L2_EXPECT=${L2_PCI:-$exp}
@@ -273,18 +275,21 @@ during_checks() {
   legacy=$(echo "$L2_DEVICES" | grep -c ' legacy$')
   ndev=$(echo "$L2_DEVICES" | grep -c .)
   containers=$([ "$legacy" -gt 0 ] && echo 1 || echo 0)
-  spaces=$((objects + containers))
+  # iommufd pins an IOAS's pages once a device is attached (an IOAS with no
+  # device pins nothing), once per IOAS however many devices share it.
+  used=$(echo "$L2_DEVICES" | sed -n 's/.* iommufd:\(.*\)/\1/p' | sort -u | grep -c .)
+  spaces=$((used + containers))
   page_count=$(mem_pages "$mem")
   want=$((spaces * page_count))
   val() { echo "$d" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
   pins=$(val pins)
   # Exactly RAM per space; a little slack above for pins not of RAM.
   result "$tag.ioas.pins" "$([ -n "$pins" ] && [ "$pins" -ge "$want" ] && [ "$pins" -le $((want + want / 100 + 64)) ]; echo $?)" \
-    "pinned pages grew by ${pins:-?} while L2 ran; guest RAM is $page_count pages, $spaces IOAS/container(s): expect $want; ${d:-no sample (L2 never printed RIG-BOOT)}"
+    "pinned pages grew by ${pins:-?} while L2 ran; guest RAM is $page_count pages, $spaces IOAS/container(s) with devices: expect $want; ${d:-no sample (L2 never printed RIG-BOOT)}"
   result "$tag.ioas.fds" "$([ -n "$d" ] && [ "$(val iommu)" = "$objects" ] && [ "$(val container)" = "$containers" ] &&
     [ $(( $(val cdevs) + $(val groups) )) -ge "$ndev" ]; echo $?)" \
     "passage holds: ${d:-nothing sampled}; expect iommu=$objects container=$containers and one cdev or group per device ($ndev)"
-  if [ "$objects" -gt 0 ] && [ "$containers" = 0 ]; then
+  if [ "$used" -gt 0 ] && [ "$containers" = 0 ]; then
     rss=$(val rss_shmem_kb)
     result "$tag.ioas.map_file" "$([ -n "$rss" ] && [ -n "$pins" ] && [ "$pins" -ge "$want" ] && [ "$rss" -lt $((page_count * 4)) ]; echo $?)" \
       "RAM $((page_count * 4)) kB pinned $spaces time(s) while passage's RssShmem is ${rss:-?} kB: pinned from the memfd, not through passage's page tables (IOMMU_IOAS_MAP_FILE)"
