@@ -1,5 +1,6 @@
-// passage-noopen [--deny PREFIX]... -- CMD [ARGS...]: runs CMD so that no
-// path under /dev or /sys (or each --deny PREFIX instead) can be opened,
+// passage-noopen [--deny PREFIX]... [--allow PATH]... -- CMD [ARGS...]: runs
+// CMD so that no path under /dev or /sys (or each --deny PREFIX instead),
+// except each --allow PATH exactly, can be opened,
 // stat'ed, listed, executed or otherwise looked up by CMD, its threads or its
 // children, by any libc function or raw system call. The rig runs passage
 // under it to check "every file comes as an fd".
@@ -220,7 +221,8 @@ std::optional<std::string> Resolve(const std::string& path, bool follow) {
 
 class Supervisor {
  public:
-  explicit Supervisor(std::vector<std::string> deny) : deny_(std::move(deny)) {
+  Supervisor(std::vector<std::string> deny, std::vector<std::string> allow)
+      : deny_(std::move(deny)), allow_(std::move(allow)) {
     for (const Syscall& s : Syscalls()) {
       const int nr = seccomp_syscall_resolve_name(s.name);
       if (nr == __NR_SCMP_ERROR) Fail(std::string("libseccomp does not know system call ") + s.name);
@@ -298,6 +300,9 @@ class Supervisor {
   }
 
   bool Denied(const std::string& path) const {
+    for (const std::string& a : allow_) {
+      if (path == a) return false;
+    }
     for (const std::string& d : deny_) {
       if (path == d || path.compare(0, d.size() + 1, d + "/") == 0) return true;
     }
@@ -360,6 +365,7 @@ class Supervisor {
   }
 
   std::vector<std::string> deny_;
+  std::vector<std::string> allow_;
   std::map<int, const Syscall*> by_nr_;
   int violations_ = 0;
 };
@@ -413,9 +419,10 @@ int ReceiveFd(int sock) {
 [[noreturn]] void Usage(const char* why) {
   fprintf(stderr,
           "passage-noopen: %s\n"
-          "usage: passage-noopen [--deny PREFIX]... -- CMD [ARGS...]\n"
-          "  runs CMD; any path lookup under a PREFIX (default /dev and /sys) fails with EPERM\n"
-          "  and is reported; exit status CMD's, or 99 if anything was refused\n",
+          "usage: passage-noopen [--deny PREFIX]... [--allow PATH]... -- CMD [ARGS...]\n"
+          "  runs CMD; any path lookup under a PREFIX (default /dev and /sys), except of a\n"
+          "  PATH, fails with EPERM and is reported; exit status CMD's, or 99 if anything\n"
+          "  was refused\n",
           why);
   exit(kSetupStatus);
 }
@@ -423,13 +430,16 @@ int ReceiveFd(int sock) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> deny;
+  std::vector<std::string> deny, allow;
   int i = 1;
   for (; i < argc && strcmp(argv[i], "--") != 0; ++i) {
     if (strcmp(argv[i], "--deny") == 0 && i + 1 < argc) {
       const std::string d = Fold(argv[++i]);
       if (argv[i][0] != '/' || d == "/") Usage("--deny wants an absolute path other than /");
       deny.push_back(d);
+    } else if (strcmp(argv[i], "--allow") == 0 && i + 1 < argc) {
+      if (argv[++i][0] != '/') Usage("--allow wants an absolute path");
+      allow.push_back(Fold(argv[i]));
     } else {
       Usage((std::string("unknown argument '") + argv[i] + "'").c_str());
     }
@@ -437,7 +447,7 @@ int main(int argc, char** argv) {
   if (i + 1 >= argc) Usage("no command after --");
   char** cmd = argv + i + 1;
   if (deny.empty()) deny = {"/dev", "/sys"};
-  Supervisor supervisor(std::move(deny));
+  Supervisor supervisor(std::move(deny), std::move(allow));
 
   int sock[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) Fail("socketpair: " + Errno(errno));

@@ -74,6 +74,12 @@ check "allowed: exit 0 (got $rc)" test "$rc" = 0
 check "allowed: no noopen line" test "$(grep -c noopen "$err")" = 0
 check "allowed: every call worked" test "$(grep -c ': ok$' "$out")" = 12
 
+# --allow lets exactly that path through, and only that one.
+run /dev "$guard" --allow /dev/null -- "$probe" relative
+check "--allow /dev/null: open null in /dev works, exit 3 (got $rc)" test "$rc" = 3 -a ! -s "$err"
+run /tmp "$guard" --allow /dev/null -- "$probe" statx
+check "--allow /dev/null: statx /sys/kernel still refused, exit 99 (got $rc)" test "$rc" = 99
+
 run /tmp "$guard" -- "$probe" exit 7
 check "exit 7 passes through (got $rc)" test "$rc" = 7
 run /tmp "$guard" -- /nonexistent/cmd
