@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,16 +42,22 @@ Result RunPassage(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
+  Result r;
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return {};
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    r.err = std::string("<test: pipe2: ") + std::strerror(errno) + ">";
+    return r;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   pid_t pid;
-  Result r;
-  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) return r;
+  if (const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ); rc != 0) {
+    r.err = "<test: cannot run " + argv_s[0] + ": " + std::strerror(rc) + ">";
+    return r;
+  }
   posix_spawn_file_actions_destroy(&fa);
   close(out[1]);
   close(err[1]);

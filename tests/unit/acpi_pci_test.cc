@@ -4,11 +4,15 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "devices/acpi/acpi_tables.h"
 #include "devices/acpi/aml.h"
@@ -41,34 +45,61 @@ AcpiConfig Config() {
   return c;
 }
 
+// `cmd`'s output (stdout and stderr) and exit status (-1: it could not be
+// run or was killed; the output then says why).
 std::string Run(const std::string& cmd, int* status) {
-  std::string out;
+  *status = -1;
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
+  if (p == nullptr) return "popen(" + cmd + "): " + std::strerror(errno);
+  std::string out;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  if (st == -1) return out + "pclose: " + std::strerror(errno);
+  if (WIFEXITED(st)) {
+    *status = WEXITSTATUS(st);
+  } else {
+    out += "<killed by signal " + std::to_string(WTERMSIG(st)) + ">";
+  }
   return out;
 }
 
-// iasl's disassembly of `table`, or "" (test skipped) without iasl.
-std::string Disassemble(std::span<const uint8_t> table, const std::string& name) {
-  int status = 0;
-  Run("command -v iasl", &status);
-  if (status != 0) return "";
+// Whether iasl (acpica-tools) is an executable in one of $PATH's directories:
+// the one precondition under which the disassembly checks are skipped.
+bool HaveIasl() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path == nullptr ? "" : path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (access(((dir.empty() ? "." : dir) + "/iasl").c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+constexpr char kNoIasl[] =
+    "iasl not found in PATH (Debian package acpica-tools; tests/install-deps.sh installs it)";
+
+// iasl's disassembly of `table` into *dsl. Anything that stops it (no
+// temporary directory, iasl failing or writing nothing) fails the test, with
+// the cause; callers skip beforehand when iasl is not installed.
+void Disassemble(std::span<const uint8_t> table, const std::string& name, std::string* dsl) {
   char dir[] = "/tmp/passage-acpi-pci-XXXXXX";
-  if (mkdtemp(dir) == nullptr) return "";
+  ASSERT_NE(mkdtemp(dir), nullptr) << "mkdtemp(/tmp/passage-acpi-pci-XXXXXX): " << std::strerror(errno);
   const std::string base = std::string(dir) + "/" + name;
   std::ofstream(base + ".dat", std::ios::binary)
       .write(reinterpret_cast<const char*>(table.data()), static_cast<std::streamsize>(table.size()));
+  int status = 0;
   const std::string log = Run("cd '" + std::string(dir) + "' && iasl -d '" + base + ".dat'", &status);
-  std::stringstream dsl;
-  dsl << std::ifstream(base + ".dsl").rdbuf();
-  Run("rm -rf '" + std::string(dir) + "'", &status);
+  std::stringstream out;
+  out << std::ifstream(base + ".dsl").rdbuf();
+  *dsl = out.str();
+  int rm_status = 0;
+  const std::string rm_log = Run("rm -rf '" + std::string(dir) + "'", &rm_status);
+  EXPECT_EQ(rm_status, 0) << rm_log;
+  ASSERT_EQ(status, 0) << "iasl -d " << name << ":\n" << log;
   EXPECT_EQ(log.find("rror"), std::string::npos) << log;
-  return dsl.str();
+  ASSERT_FALSE(dsl->empty()) << "iasl -d wrote no " << name << ".dsl:\n" << log;
 }
 
 TEST(AcpiPci, AddressSpaceDescriptorsEncodeAsTheSpecSays) {
@@ -108,8 +139,9 @@ TEST(AcpiPci, McfgPointsAtEcamForBusZero) {
   std::memcpy(&third, &xsdt[36 + 16], 8);
   EXPECT_EQ(third, 0xe0000 + t->entries.back().offset);
   EXPECT_EQ(t->entries.back().signature, "MCFG");
-  const std::string dsl = Disassemble(mcfg, "MCFG");
-  if (dsl.empty()) GTEST_SKIP() << "iasl not installed";
+  if (!HaveIasl()) GTEST_SKIP() << kNoIasl;
+  std::string dsl;
+  ASSERT_NO_FATAL_FAILURE(Disassemble(mcfg, "MCFG", &dsl));
   EXPECT_NE(dsl.find("Base Address : 00000000E0000000"), std::string::npos) << dsl;
 }
 
@@ -125,8 +157,9 @@ TEST(AcpiPci, NoPciMeansNoMcfgAndNoPci0) {
 TEST(AcpiPci, DsdtDescribesTheRootBridge) {
   auto t = BuildAcpiTables(Config(), 0xe0000, 0x10000);
   ASSERT_TRUE(t.ok()) << t.status();
-  const std::string dsl = Disassemble(t->Table("DSDT"), "DSDT");
-  if (dsl.empty()) GTEST_SKIP() << "iasl not installed";
+  if (!HaveIasl()) GTEST_SKIP() << kNoIasl;
+  std::string dsl;
+  ASSERT_NO_FATAL_FAILURE(Disassemble(t->Table("DSDT"), "DSDT", &dsl));
   for (const char* want : {
            "\n        Device (PCI0)", "Name (_HID, EisaId (\"PNP0A08\")", "Name (_CID, EisaId (\"PNP0A03\")",
            "Name (_SEG, Zero)", "Name (_BBN, Zero)",

@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -154,16 +156,40 @@ struct ShellResult {
   std::string output;
 };
 
+// `cmd`'s output (stdout and stderr) and exit status (-1: it could not be
+// run or was killed; the output then says why).
 ShellResult Shell(const std::string& cmd) {
   ShellResult r;
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
+  if (p == nullptr) {
+    r.output = "popen(" + cmd + "): " + std::strerror(errno);
+    return r;
+  }
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
   const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  if (st == -1) {
+    r.output += std::string("pclose: ") + std::strerror(errno);
+  } else if (WIFEXITED(st)) {
+    r.status = WEXITSTATUS(st);
+  } else {
+    r.output += "<killed by signal " + std::to_string(WTERMSIG(st)) + ">";
+  }
   return r;
+}
+
+// Whether iasl (acpica-tools) is an executable in one of $PATH's directories:
+// the one precondition under which these checks are skipped. (A shell's
+// `command -v` fails the same way when the shell cannot be started.)
+bool HaveIasl() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path == nullptr ? "" : path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (access(((dir.empty() ? "." : dir) + "/iasl").c_str(), X_OK) == 0) return true;
+  }
+  return false;
 }
 
 std::string ReadAll(const std::string& path) {
@@ -176,16 +202,18 @@ std::string ReadAll(const std::string& path) {
 class AcpiIasl : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (Shell("command -v iasl").status != 0) {
-      GTEST_SKIP() << "iasl not installed (Debian package acpica-tools; tests/install-deps.sh "
+    if (!HaveIasl()) {
+      GTEST_SKIP() << "iasl not found in PATH (Debian package acpica-tools; tests/install-deps.sh "
                       "installs it)";
     }
     char dir[] = "/tmp/passage-acpi-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
+    ASSERT_NE(mkdtemp(dir), nullptr) << "mkdtemp(/tmp/passage-acpi-XXXXXX): " << std::strerror(errno);
     dir_ = dir;
   }
   void TearDown() override {
-    if (!dir_.empty()) Shell("rm -rf '" + dir_ + "'");
+    if (dir_.empty()) return;
+    const ShellResult r = Shell("rm -rf '" + dir_ + "'");
+    EXPECT_EQ(r.status, 0) << r.output;
   }
   std::string dir_;
 };

@@ -1,12 +1,12 @@
 # Issue 8: every file handed in as an fd (/dev/kvm, /dev/iommu, the cdev),
-# passage run under the noopen guard (any open of a path under /dev or /sys
-# ends it): edu, then nvme.
+# passage run under passage-noopen (any lookup of a path under /dev or /sys
+# is refused and fails the run): edu, then nvme.
 # rig: bind=1234:11e8,1b36:0010
 # rig: l2=yes
 # rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
 # rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test:/rig/l2bin/edu-test
 # rig: add=lib/passthrough.sh:/rig/passthrough.sh
-# rig: add=$PASSAGE_BUILD_DIR/tests/rig/noopen/libpassage_noopen.so:/rig/lib/libpassage_noopen.so
+# rig: bin=$PASSAGE_BUILD_DIR/tests/rig/noopen/passage-noopen
 # rig: mem=2G
 # L1 gets one vCPU: QEMU's multi-threaded TCG kills a two-vCPU L1 now and
 # then ("Oops: int3") while KVM creates and destroys VMs; L2 then gets one

@@ -5,7 +5,7 @@
 #   boot TAG MEM ARGS...      passage boots L2 with ARGS; imports L2's results
 #                             as TAG.*, then L1's own verdicts (below)
 #   fds_boot TAG MEM CDEV     the same with every file handed in as an fd,
-#                             under the noopen guard
+#                             under passage-noopen (tests/rig/noopen)
 #   bad TAG ARGS...           passage must exit 1 with one error line
 # What L2 is told to expect comes from ARGS (l2_expect): rig.cpus, rig.mem,
 # and rig.pci = the host bridge plus every -device vfio-pci at its addr= (or
@@ -147,10 +147,21 @@ show_log() {
 boot() { l2_boot "" "$@"; }
 
 # fds_boot TAG MEM CDEV: the same with /dev/kvm, /dev/iommu and the cdev
-# handed in as fds 5, 3 and 4, passage under the noopen guard.
+# handed in as fds 5, 3 and 4, passage run by passage-noopen (tests/rig/noopen:
+# a seccomp supervisor that refuses, reports and turns into exit 99 every
+# lookup of a path under /dev or /sys, by any libc route or raw system call).
+# TAG.noopen_fires first shows the guard works in this L1 (a refused open of
+# /dev/zero); TAG.noopen lists what passage was refused, if anything.
 fds_boot() {
-  l2_boot LD_PRELOAD=/rig/lib/libpassage_noopen.so "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
+  passage-noopen -- head -c 1 /dev/zero > /dev/null 2> "/tmp/$1.guard"
+  grc=$?
+  result "$1.noopen_fires" "$([ $grc = 99 ] && grep -q '^noopen: openat("/dev/zero")' "/tmp/$1.guard"; echo $?)" \
+    "passage-noopen -- head /dev/zero: exit $grc; $(head -n 2 "/tmp/$1.guard" | tr '\n' ' ')"
+  # l2_boot runs `env ENV passage ...`: env takes the wrapper as its command.
+  l2_boot "passage-noopen --" "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
     -device vfio-pci,fd=4,iommufd=i0,id=d0 3<>/dev/iommu 4<>"$3" 5<>/dev/kvm
+  refused=$(grep '^noopen: ' "/tmp/$1.err")
+  result "$1.noopen" "$([ -z "$refused" ]; echo $?)" "${refused:-passage looked up no path under /dev or /sys}"
 }
 
 # l2_boot ENV TAG MEM ARGS...: boot's body; ENV (NAME=VALUE, or empty) goes
