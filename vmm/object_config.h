@@ -20,8 +20,12 @@ struct ObjectConfig {
 };
 
 absl::StatusOr<ObjectConfig> ParseObjectConfig(absl::string_view spec);
-// Unique ids, and no fd named twice.
+// Unique ids. (An fd named twice anywhere on the command line is
+// PassedFds::CheckUnique's error.)
 absl::Status ValidateObjectConfigs(const std::vector<ObjectConfig>& objects);
+
+// The --help text for -object: every type with its keys.
+std::string ObjectTypesHelp();
 
 }  // namespace passage
 
