@@ -6,6 +6,7 @@
 
 #include "vmm/config.h"
 #include "vmm/device_registry.h"
+#include "tests/unit/bad_command_line.h"
 
 namespace passage {
 namespace {
@@ -66,71 +67,54 @@ TEST(DeviceConfig, VirtioRng) {
   EXPECT_EQ(fd->config.device_configs[0].props.at("fd"), "7");
 }
 
-// Every error is one line naming -device and what is wrong.
-struct BadDevice {
-  const char* name;  // the test's name: stable, readable
-  std::vector<absl::string_view> args;
-  const char* message;
-};
-
-// gtest prints a parameter it cannot format as raw bytes (pointers included).
-void PrintTo(const BadDevice& c, std::ostream* os) { *os << c.name; }
-
-class BadDeviceTest : public ::testing::TestWithParam<BadDevice> {};
-
-TEST_P(BadDeviceTest, ErrorNamesDeviceAndProblem) {
-  auto cl = Parse(GetParam().args);
-  ASSERT_FALSE(cl.ok());
-  EXPECT_EQ(cl.status().code(), absl::StatusCode::kInvalidArgument);
-  const std::string msg(cl.status().message());
-  EXPECT_EQ(msg.rfind("-device", 0), 0u) << msg;
-  EXPECT_NE(msg.find(GetParam().message), std::string::npos) << msg;
-  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-}
+// Every error is one line starting with -device and saying what is wrong
+// (the test is config_test.cc's). No -kernel: a device's error comes first.
+using testing::BadCase;
+using testing::BadCommandLine;
 
 INSTANTIATE_TEST_SUITE_P(
-    All, BadDeviceTest,
+    Device, BadCommandLine,
     ::testing::Values(
-        BadDevice{"UnknownDevice", {"-device", "e1000"}, "unknown device 'e1000' (known: "},
-        BadDevice{"Empty", {"-device", ""}, "missing device name"},
+        BadCase{"UnknownDevice", {"-device", "e1000"}, "-device", "unknown device 'e1000' (known: "},
+        BadCase{"Empty", {"-device", ""}, "-device", "missing device name"},
         // User text in messages is escaped: still one line.
-        BadDevice{"NewlineAsName", {"-device", "\n"}, "unknown device '\\n'"},
-        BadDevice{"NewlineInKey", {"-device", "virtio-rng-pci,fo\no=1"}, "unknown key 'fo\\no'"},
-        BadDevice{"NewlineInAddr", {"-device", "virtio-rng-pci,addr=3\n"}, "addr='3\\n'"},
-        BadDevice{"NewlineInFd", {"-device", "vfio-pci,fd=\n7"}, "-device vfio-pci: fd='\\n7'"},
-        BadDevice{"NoName", {"-device", "id=x"}, "missing device name"},
-        BadDevice{"RngUnknownKey", {"-device", "virtio-rng-pci,foo=1"},
-                  "-device virtio-rng-pci: unknown key 'foo' (known: addr, id, filename, fd)"},
-        BadDevice{"VfioUnknownKey", {"-device", "vfio-pci,host=00:04.0,foo=1"},
-                  "-device vfio-pci: unknown key 'foo' (known: addr, id, host, sysfsdev, fd, iommufd)"},
-        BadDevice{"NotKeyValue", {"-device", "virtio-rng-pci,id=r,bogus"}, "'bogus' is not key=value"},
-        BadDevice{"KeyTwice", {"-device", "virtio-rng-pci,id=r,id=s"}, "key 'id' given twice"},
-        BadDevice{"IdStartsWithDigit", {"-device", "virtio-rng-pci,id=9lives"}, "id='9lives' must start with a letter"},
-        BadDevice{"IdWithBlank", {"-device", "virtio-rng-pci,id=a b"}, "must start with a letter"},
-        BadDevice{"SlotTooHigh", {"-device", "virtio-rng-pci,id=r,addr=0x20"}, "-device virtio-rng-pci,id=r: addr='0x20'"},
-        BadDevice{"SlotZero", {"-device", "virtio-rng-pci,addr=0"}, "slot 0 holds the host bridge"},
-        BadDevice{"RngFileAndFd", {"-device", "virtio-rng-pci,filename=/a,fd=3"}, "filename= and fd= are exclusive"},
-        BadDevice{"RngFdNegative", {"-device", "virtio-rng-pci,fd=-1"}, "fd='-1' is not a file descriptor number"},
-        BadDevice{"RngFdWord", {"-device", "virtio-rng-pci,fd=x"}, "fd='x'"},
-        BadDevice{"RngFdLeadingBlank", {"-device", "virtio-rng-pci,fd= 7"}, "fd=' 7'"},
-        BadDevice{"RngFdPlus", {"-device", "virtio-rng-pci,fd=+7"}, "fd='+7'"},
-        BadDevice{"RngFdEmpty", {"-device", "virtio-rng-pci,fd="}, "fd=''"},
-        BadDevice{"RngFilenameEmpty", {"-device", "virtio-rng-pci,filename="}, "filename= is empty"},
-        BadDevice{"VfioNoSource", {"-device", "vfio-pci,id=d"}, "exactly one of host=, sysfsdev= or fd="},
-        BadDevice{"VfioHostAndFd", {"-device", "vfio-pci,host=00:04.0,fd=5,iommufd=i"}, "exactly one of"},
-        BadDevice{"VfioHostAndSysfsdev", {"-device", "vfio-pci,host=00:04.0,sysfsdev=/s"}, "exactly one of"},
-        BadDevice{"VfioFdWithoutIommufd", {"-device", "vfio-pci,fd=5"}, "fd= needs iommufd="},
-        BadDevice{"VfioFdNegative", {"-device", "vfio-pci,fd=-2,iommufd=i"}, "fd='-2'"},
-        BadDevice{"VfioBadHost", {"-device", "vfio-pci,host=nonsense"}, "-device vfio-pci: "},
-        BadDevice{"VfioEmptyIommufd", {"-device", "vfio-pci,host=00:04.0,iommufd="}, "iommufd= is empty"},
-        BadDevice{"VfioEmptySysfsdev", {"-device", "vfio-pci,sysfsdev="}, "sysfsdev= is empty"},
-        BadDevice{"DuplicateId", {"-device", "virtio-rng-pci,id=a", "-device", "virtio-rng-pci,id=a"},
-                  "-device virtio-rng-pci,id=a: duplicate id 'a'"},
-        BadDevice{"DuplicateAddr", {"-device", "virtio-rng-pci,id=a,addr=3", "-device", "virtio-rng-pci,id=b,addr=03.0"},
-                  "-device virtio-rng-pci,id=b: addr=03.0 is already used by -device virtio-rng-pci,id=a"},
-        BadDevice{"FunctionWithoutZero", {"-device", "virtio-rng-pci,addr=5.1"},
-                  "addr=05.1 needs a device at function 0 of slot 05"}),
-    [](const ::testing::TestParamInfo<BadDevice>& info) { return std::string(info.param.name); });
+        BadCase{"NewlineAsName", {"-device", "\n"}, "-device", "unknown device '\\n'"},
+        BadCase{"NewlineInKey", {"-device", "virtio-rng-pci,fo\no=1"}, "-device virtio-rng-pci", "unknown key 'fo\\no'"},
+        BadCase{"NewlineInAddr", {"-device", "virtio-rng-pci,addr=3\n"}, "-device virtio-rng-pci", "addr='3\\n'"},
+        BadCase{"NewlineInFd", {"-device", "vfio-pci,fd=\n7"}, "-device vfio-pci", "fd='\\n7'"},
+        BadCase{"NoName", {"-device", "id=x"}, "-device", "missing device name"},
+        BadCase{"RngUnknownKey", {"-device", "virtio-rng-pci,foo=1"}, "-device virtio-rng-pci",
+                ": unknown key 'foo' (known: addr, id, filename, fd)"},
+        BadCase{"VfioUnknownKey", {"-device", "vfio-pci,host=00:04.0,foo=1"}, "-device vfio-pci",
+                ": unknown key 'foo' (known: addr, id, host, sysfsdev, fd, iommufd)"},
+        BadCase{"NotKeyValue", {"-device", "virtio-rng-pci,id=r,bogus"}, "-device", "'bogus' is not key=value"},
+        BadCase{"KeyTwice", {"-device", "virtio-rng-pci,id=r,id=s"}, "-device", "key 'id' given twice"},
+        BadCase{"IdStartsWithDigit", {"-device", "virtio-rng-pci,id=9lives"}, "-device virtio-rng-pci", "id='9lives' must start with a letter"},
+        BadCase{"IdWithBlank", {"-device", "virtio-rng-pci,id=a b"}, "-device virtio-rng-pci", "must start with a letter"},
+        BadCase{"SlotTooHigh", {"-device", "virtio-rng-pci,id=r,addr=0x20"}, "-device virtio-rng-pci,id=r: addr='0x20'"},
+        BadCase{"SlotZero", {"-device", "virtio-rng-pci,addr=0"}, "-device virtio-rng-pci", "slot 0 holds the host bridge"},
+        BadCase{"RngFileAndFd", {"-device", "virtio-rng-pci,filename=/a,fd=3"}, "-device virtio-rng-pci", "filename= and fd= are exclusive"},
+        BadCase{"RngFdNegative", {"-device", "virtio-rng-pci,fd=-1"}, "-device virtio-rng-pci", "fd='-1' is not a file descriptor number"},
+        BadCase{"RngFdWord", {"-device", "virtio-rng-pci,fd=x"}, "-device virtio-rng-pci", "fd='x'"},
+        BadCase{"RngFdLeadingBlank", {"-device", "virtio-rng-pci,fd= 7"}, "-device virtio-rng-pci", "fd=' 7'"},
+        BadCase{"RngFdPlus", {"-device", "virtio-rng-pci,fd=+7"}, "-device virtio-rng-pci", "fd='+7'"},
+        BadCase{"RngFdEmpty", {"-device", "virtio-rng-pci,fd="}, "-device virtio-rng-pci", "fd=''"},
+        BadCase{"RngFilenameEmpty", {"-device", "virtio-rng-pci,filename="}, "-device virtio-rng-pci", "filename= is empty"},
+        BadCase{"VfioNoSource", {"-device", "vfio-pci,id=d"}, "-device vfio-pci,id=d", "exactly one of host=, sysfsdev= or fd="},
+        BadCase{"VfioHostAndFd", {"-device", "vfio-pci,host=00:04.0,fd=5,iommufd=i"}, "-device vfio-pci", "exactly one of"},
+        BadCase{"VfioHostAndSysfsdev", {"-device", "vfio-pci,host=00:04.0,sysfsdev=/s"}, "-device vfio-pci", "exactly one of"},
+        BadCase{"VfioFdWithoutIommufd", {"-device", "vfio-pci,fd=5"}, "-device vfio-pci", "fd= needs iommufd="},
+        BadCase{"VfioFdNegative", {"-device", "vfio-pci,fd=-2,iommufd=i"}, "-device vfio-pci", "fd='-2'"},
+        BadCase{"VfioBadHost", {"-device", "vfio-pci,host=nonsense"}, "-device vfio-pci", "nonsense"},
+        BadCase{"VfioEmptyIommufd", {"-device", "vfio-pci,host=00:04.0,iommufd="}, "-device vfio-pci", "iommufd= is empty"},
+        BadCase{"VfioEmptySysfsdev", {"-device", "vfio-pci,sysfsdev="}, "-device vfio-pci", "sysfsdev= is empty"},
+        BadCase{"DuplicateId", {"-device", "virtio-rng-pci,id=a", "-device", "virtio-rng-pci,id=a"},
+                "-device virtio-rng-pci,id=a", ": duplicate id 'a'"},
+        BadCase{"DuplicateAddr", {"-device", "virtio-rng-pci,id=a,addr=3", "-device", "virtio-rng-pci,id=b,addr=03.0"},
+                "-device virtio-rng-pci,id=b", ": addr=03.0 is already used by -device virtio-rng-pci,id=a"},
+        BadCase{"FunctionWithoutZero", {"-device", "virtio-rng-pci,addr=5.1"}, "-device virtio-rng-pci",
+                "addr=05.1 needs a device at function 0 of slot 05"}),
+    testing::BadCaseName);
 
 TEST(DeviceConfig, VfioPciKeys) {
   auto cl = Parse({"-object", "iommufd,id=i0", "-device", "vfio-pci,host=00:04.0", "-device",
