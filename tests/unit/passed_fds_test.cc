@@ -8,7 +8,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
+#include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "vmm/vm.h"
 
 namespace passage {
 namespace {
@@ -82,6 +85,37 @@ TEST(KvmAdopt, WrongKindOfFdIsClosed) {
             absl::string_view::npos) << kvm.status();
   EXPECT_FALSE(IsOpen(p[0]));
   close(p[1]);
+}
+
+// main's path with four fds at once: the first consumer (-accel kvm) fails,
+// and every fd, taken or not, is closed by the time the VM is given up.
+TEST(PassedFds, AFailingVmCreateLeavesNoPassedFdOpen) {
+  int kvm[2], rng[2];
+  ASSERT_EQ(pipe(kvm), 0);
+  ASSERT_EQ(pipe(rng), 0);
+  const int iommu = eventfd(0, EFD_CLOEXEC);
+  const int cdev = eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(iommu, 0);
+  ASSERT_GE(cdev, 0);
+  const std::string accel = absl::StrCat("kvm,fd=", kvm[0]);
+  const std::string object = absl::StrCat("iommufd,id=i0,fd=", iommu);
+  const std::string vfio = absl::StrCat("vfio-pci,iommufd=i0,fd=", cdev);
+  const std::string rng_arg = absl::StrCat("virtio-rng-pci,fd=", rng[0]);
+  auto cl = ParseCommandLine({"-kernel", "k", "-accel", accel, "-object", object, "-device", vfio, "-device", rng_arg});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  {
+    auto fds = PassedFds::Adopt(PassedFdUses(cl->config));
+    ASSERT_TRUE(fds.ok()) << fds.status();
+    auto vm = Vm::Create(cl->config, *fds);
+    ASSERT_FALSE(vm.ok());
+    EXPECT_NE(vm.status().message().find(absl::StrCat("-accel kvm,fd=", kvm[0], ": not a usable /dev/kvm")),
+              absl::string_view::npos) << vm.status();
+    EXPECT_FALSE(IsOpen(kvm[0])) << "taken by Kvm::Adopt, closed when it failed";
+    EXPECT_EQ(fds->Held().size(), 3u);
+  }
+  for (int fd : {kvm[0], iommu, cdev, rng[0]}) EXPECT_FALSE(IsOpen(fd)) << fd;
+  close(kvm[1]);
+  close(rng[1]);
 }
 
 }  // namespace
