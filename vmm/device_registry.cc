@@ -58,20 +58,6 @@ absl::StatusOr<std::shared_ptr<PciDevice>> CreateRng(const DeviceConfig& config,
 
 // --- vfio-pci ---
 
-absl::StatusOr<std::shared_ptr<PciDevice>> CreateVfioPci(const DeviceConfig& config, const DeviceEnv& env) {
-  if (env.passthrough == nullptr) {  // the fd, if any, stays with env.fds, which closes it
-    return absl::FailedPreconditionError(absl::StrCat(config.Label(), ": this VM has no passthrough side"));
-  }
-  if (config.fd >= 0 && env.fds != nullptr) {  // (unit tests over a fake kernel pass fake numbers)
-    absl::StatusOr<UniqueFd> fd = TakeFd(config, env);
-    if (!fd.ok()) return Named(config, fd.status());
-    (void)fd->release();  // Passthrough owns it now, also when it fails
-  }
-  return env.passthrough->CreateVfioPci(config, *env.irq);
-}
-
-}  // namespace
-
 absl::Status CheckVfioPciConfig(const DeviceConfig& d) {
   const int sources = static_cast<int>(d.props.count("host") + d.props.count("sysfsdev")) + (d.fd >= 0 ? 1 : 0);
   if (sources != 1) {
@@ -93,6 +79,20 @@ absl::Status CheckVfioPciConfig(const DeviceConfig& d) {
   }
   return absl::OkStatus();
 }
+
+absl::StatusOr<std::shared_ptr<PciDevice>> CreateVfioPci(const DeviceConfig& config, const DeviceEnv& env) {
+  if (env.passthrough == nullptr) {  // the fd, if any, stays with env.fds, which closes it
+    return absl::FailedPreconditionError(absl::StrCat(config.Label(), ": this VM has no passthrough side"));
+  }
+  if (config.fd >= 0) {
+    absl::StatusOr<UniqueFd> fd = TakeFd(config, env);
+    if (!fd.ok()) return Named(config, fd.status());
+    (void)fd->release();  // Passthrough owns it now, also when it fails
+  }
+  return env.passthrough->CreateVfioPci(config, *env.irq);
+}
+
+}  // namespace
 
 const std::vector<DeviceKind>& DeviceKinds() {
   static const auto* kinds = new std::vector<DeviceKind>{

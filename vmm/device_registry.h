@@ -52,9 +52,6 @@ std::string DeviceKindsHelp();
 // Builds a parsed -device through its kind's create function.
 absl::StatusOr<std::shared_ptr<PciDevice>> CreateDevice(const DeviceConfig& config, const DeviceEnv& env);
 
-// The vfio-pci kind's check, public for its tests.
-absl::Status CheckVfioPciConfig(const DeviceConfig& config);
-
 }  // namespace passage
 
 #endif  // PASSAGE_VMM_DEVICE_REGISTRY_H_
