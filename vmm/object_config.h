@@ -1,4 +1,5 @@
-// "-object TYPE,id=ID,key=value,...": the objects passage knows. Today one:
+// "-object TYPE,id=ID,key=value,...", checked against the table of object
+// types in object_config.cc (which --help lists), today one:
 //   iommufd,id=ID[,fd=N]   a /dev/iommu instance (or an already-open one)
 // Parse errors are one line naming -object and the id.
 #ifndef PASSAGE_VMM_OBJECT_CONFIG_H_
