@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_join.h"
 #include "memory/memory_map.h"
+#include "vmm/device_registry.h"
 #include "vmm/x86_cpu.h"
 
 namespace passage {
@@ -115,9 +116,9 @@ absl::Status SetAccel(absl::string_view value, VmConfig& c) {
     if (key == "accel") {
       if (v != "kvm") return Bad("-accel", absl::StrCat("only kvm is supported, not '", v, "'"));
     } else if (key == "fd") {
-      if (!absl::SimpleAtoi(v, &c.kvm_fd) || c.kvm_fd < 0) {
-        return Bad("-accel", absl::StrCat("fd='", v, "' is not a file descriptor number"));
-      }
+      absl::StatusOr<int> fd = ParseFdNumber(v);
+      if (!fd.ok()) return Bad("-accel kvm", fd.status().message());
+      c.kvm_fd = *fd;
     } else {
       return Bad("-accel", absl::StrCat("unknown key '", key, "' (known: fd)"));
     }
@@ -141,10 +142,9 @@ const std::map<std::string, Option, std::less<>>& Options() {
       {"dump-dtb", {true, [](auto v, VmConfig& c) { return NonEmpty("-dump-dtb", v, c.dump_dtb); },
                     "FILE write the VM's platform description as a flattened device tree, then exit"}},
       {"device", {true, [](auto v, VmConfig& c) { c.devices.emplace_back(v); return absl::OkStatus(); },
-                  "SPEC   add a device: DRIVER[,id=ID][,addr=SLOT[.FN]][,key=value...]\n"
-                  "                       virtio-rng-pci[,filename=PATH|,fd=N] (default /dev/urandom)"}},
+                  "SPEC   add a device: DRIVER[,id=ID][,addr=SLOT[.FN]][,key=value...]"}},
       {"object", {true, [](auto v, VmConfig& c) { c.objects.emplace_back(v); return absl::OkStatus(); },
-                  "SPEC   add an object"}},
+                  "SPEC   add an object: TYPE,id=ID[,key=value...]"}},
       {"mem-hugepages", {false, [](auto, VmConfig& c) { c.hugepages = true; return absl::OkStatus(); },
                          "    back guest RAM with 2 MiB hugetlb pages"}},
       {"accel", {true, SetAccel, "kvm[,fd=N] always KVM; fd=N: an already-open /dev/kvm"}},
@@ -208,9 +208,6 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
     }
     if (absl::Status s = it->second.set(value, cl.config); !s.ok()) return s;
   }
-  if (cl.config.kernel.empty()) {
-    return absl::InvalidArgumentError("-kernel: required (the image to boot)");
-  }
   for (const std::string& spec : cl.config.devices) {
     absl::StatusOr<DeviceConfig> device = ParseDeviceConfig(spec);
     if (!device.ok()) return device.status();
@@ -223,20 +220,41 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
     cl.config.object_configs.push_back(std::move(*object));
   }
   if (absl::Status s = ValidateObjectConfigs(cl.config.object_configs); !s.ok()) return s;
+  if (absl::Status s = PassedFds::CheckUnique(PassedFdUses(cl.config)); !s.ok()) return s;
   if (!cl.config.timing_marker.empty() && !cl.config.report_timing) {
     return absl::InvalidArgumentError("-timing-marker: only with --report-timing");
   }
   if (!cl.config.initrd.empty() && cl.config.entry != EntryMode::kAuto) {
     return absl::InvalidArgumentError("-initrd: only for a Linux kernel (not with -entry)");
   }
+  // Last, so that `passage -device foo` hears about foo first.
+  if (cl.config.kernel.empty()) {
+    return absl::InvalidArgumentError("-kernel: required (the image to boot)");
+  }
   return cl;
+}
+
+std::vector<FdUse> PassedFdUses(const VmConfig& config) {
+  std::vector<FdUse> uses;
+  if (config.kvm_fd >= 0) uses.push_back({config.kvm_fd, "-accel kvm"});
+  for (const ObjectConfig& o : config.object_configs) {
+    if (o.fd >= 0) uses.push_back({o.fd, o.Label()});
+  }
+  for (const DeviceConfig& d : config.device_configs) {
+    if (d.fd >= 0) uses.push_back({d.fd, d.Label()});
+  }
+  return uses;
 }
 
 std::string UsageText() {
   std::string out =
       "Usage: passage -kernel FILE [options]\n"
       "A small KVM virtual machine monitor for PCI passthrough.\n\nOptions:\n";
-  for (const auto& [name, option] : Options()) absl::StrAppend(&out, "  -", name, " ", option.help, "\n");
+  for (const auto& [name, option] : Options()) {
+    absl::StrAppend(&out, "  -", name, " ", option.help, "\n");
+    if (name == "device") absl::StrAppend(&out, DeviceKindsHelp());
+    if (name == "object") absl::StrAppend(&out, ObjectTypesHelp());
+  }
   absl::StrAppend(&out,
                   "  -h, --help           this text\n"
                   "  --version            print the version\n"

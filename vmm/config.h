@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "vmm/device_config.h"
 #include "vmm/object_config.h"
+#include "vmm/passed_fds.h"
 
 namespace passage {
 
@@ -57,6 +58,11 @@ inline constexpr int kMaxCpus = 255;
 absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view>& args);
 
 std::string UsageText();
+
+// Every fd= of a parsed command line, with the place that named it
+// (-accel, then -object, then -device); ParseCommandLine has checked that no
+// number is named twice.
+std::vector<FdUse> PassedFdUses(const VmConfig& config);
 
 }  // namespace passage
 

@@ -1,7 +1,5 @@
 #include "vmm/device_config.h"
 
-#include <functional>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -9,7 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "vmm/passthrough.h"
+#include "vmm/device_registry.h"
+#include "vmm/passed_fds.h"
 
 namespace passage {
 namespace {
@@ -24,34 +23,6 @@ bool AllOf(absl::string_view s, bool (*pred)(unsigned char)) {
   return true;
 }
 
-
-struct DeviceKind {
-  const char* name;
-  std::vector<std::string> keys;  // besides id and addr
-  std::function<absl::Status(const DeviceConfig&)> check;
-};
-
-absl::Status CheckRng(const DeviceConfig& d) {
-  const bool has_file = d.props.count("filename") > 0;
-  const bool has_fd = d.props.count("fd") > 0;
-  if (has_file && has_fd) return absl::InvalidArgumentError("filename= and fd= are exclusive");
-  if (has_file && d.props.at("filename").empty()) return absl::InvalidArgumentError("filename= is empty");
-  if (has_fd) {
-    int fd = -1;
-    if (!AllOf(d.props.at("fd"), absl::ascii_isdigit) || !absl::SimpleAtoi(d.props.at("fd"), &fd)) {
-      return absl::InvalidArgumentError(absl::StrCat("fd='", absl::CEscape(d.props.at("fd")), "' is not a file descriptor number"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-const std::vector<DeviceKind>& Registry() {
-  static const auto* kinds = new std::vector<DeviceKind>{
-      {"virtio-rng-pci", {"filename", "fd"}, CheckRng},
-      {"vfio-pci", {"host", "sysfsdev", "fd", "iommufd"}, CheckVfioPciConfig},
-  };
-  return *kinds;
-}
 
 // `text` with control characters escaped (\n, \x01, ...), the rest as is.
 std::string OneLine(absl::string_view text) {
@@ -76,6 +47,27 @@ bool ValidId(absl::string_view id) {
 }
 
 }  // namespace
+
+bool HasKey(const std::vector<KeySpec>& keys, absl::string_view key) {
+  for (const KeySpec& k : keys) {
+    if (key == k.name) return true;
+  }
+  return false;
+}
+
+std::string UnknownKeyMessage(absl::string_view key, std::vector<std::string> common,
+                              const std::vector<KeySpec>& keys) {
+  for (const KeySpec& k : keys) common.push_back(k.name);
+  return absl::StrCat("unknown key '", absl::CEscape(key), "' (known: ", absl::StrJoin(common, ", "), ")");
+}
+
+std::string KindHelp(absl::string_view name, absl::string_view help, const std::vector<KeySpec>& keys) {
+  std::string out = absl::StrFormat("      %-16s %s\n", name, help);
+  for (const KeySpec& k : keys) {
+    absl::StrAppendFormat(&out, "        ,%-13s %s\n", absl::StrCat(k.name, "=", k.value), k.help);
+  }
+  return out;
+}
 
 const std::string* KeyValues::Find(absl::string_view key) const {
   for (const auto& [k, v] : pairs) {
@@ -144,12 +136,6 @@ std::string DeviceConfig::Label() const {
   return id.empty() ? absl::StrCat("-device ", driver) : absl::StrCat("-device ", driver, ",id=", id);
 }
 
-std::vector<std::string> KnownDeviceNames() {
-  std::vector<std::string> names;
-  for (const DeviceKind& k : Registry()) names.push_back(k.name);
-  return names;
-}
-
 absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
   if (spec.empty() || spec[0] == ',') return absl::InvalidArgumentError("-device: missing device name");
   absl::StatusOr<KeyValues> kv = ParseKeyValues(spec, "driver");
@@ -158,10 +144,7 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
   const std::string* driver = kv->Find("driver");
   if (driver == nullptr || driver->empty()) return absl::InvalidArgumentError("-device: missing device name");
   d.driver = *driver;
-  const DeviceKind* kind = nullptr;
-  for (const DeviceKind& k : Registry()) {
-    if (d.driver == k.name) kind = &k;
-  }
+  const DeviceKind* kind = FindDeviceKind(d.driver);
   if (kind == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("-device: unknown device '", absl::CEscape(d.driver), "' (known: ",
                                                    absl::StrJoin(KnownDeviceNames(), ", "), ")"));
@@ -184,11 +167,14 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
       d.addr = *slot;
       continue;
     }
-    if (std::find(kind->keys.begin(), kind->keys.end(), key) == kind->keys.end()) {
-      std::vector<std::string> known = kind->keys;
-      known.insert(known.begin(), {"addr", "id"});
-      return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": unknown key '", absl::CEscape(key), "' (known: ",
-                                                     absl::StrJoin(known, ", "), ")"));
+    if (!HasKey(kind->keys, key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(d.Label(), ": ", UnknownKeyMessage(key, {"addr", "id"}, kind->keys)));
+    }
+    if (key == "fd") {
+      absl::StatusOr<int> fd = ParseFdNumber(value);
+      if (!fd.ok()) return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": ", fd.status().message()));
+      d.fd = *fd;
     }
     d.props.emplace(key, value);
   }

@@ -1,7 +1,7 @@
-// QEMU-style "-device DRIVER,key=value,..." parsing and the registry of
-// device names passage knows. Parse errors are one line naming -device (and
-// the device's id when it has one). The key=value splitter is shared with
-// -object and, later, QMP device_add.
+// QEMU-style "-device DRIVER,key=value,..." parsing, checked against the
+// device registry (vmm/device_registry.h). Parse errors are one line naming
+// -device (and the device's id when it has one). The key=value splitter is
+// shared with -object, -accel and, later, QMP device_add.
 #ifndef PASSAGE_VMM_DEVICE_CONFIG_H_
 #define PASSAGE_VMM_DEVICE_CONFIG_H_
 
@@ -26,6 +26,20 @@ struct KeyValues {
 };
 absl::StatusOr<KeyValues> ParseKeyValues(absl::string_view text, absl::string_view implied_key);
 
+// A key that a -device kind or -object type takes, for its checks and --help.
+struct KeySpec {
+  const char* name;   // "host"
+  const char* value;  // what it takes, for --help: "BDF"
+  const char* help;   // one line
+};
+// Whether `key` is one of `keys`.
+bool HasKey(const std::vector<KeySpec>& keys, absl::string_view key);
+// "unknown key 'K' (known: common..., keys...)", K escaped.
+std::string UnknownKeyMessage(absl::string_view key, std::vector<std::string> common,
+                              const std::vector<KeySpec>& keys);
+// The --help lines of one kind: its name and help, then a line per key.
+std::string KindHelp(absl::string_view name, absl::string_view help, const std::vector<KeySpec>& keys);
+
 // A PCI slot/function on bus 0 as QEMU spells it: "SLOT[.FN]", hex.
 struct PciSlot {
   uint8_t slot = 0;
@@ -39,6 +53,7 @@ struct DeviceConfig {
   std::string id;              // empty if not given
   std::optional<PciSlot> addr; // empty: the first free slot
   std::map<std::string, std::string, std::less<>> props;  // driver-specific keys
+  int fd = -1;                 // fd=N (also in props), parsed by ParseFdNumber
   // "-device DRIVER" or "-device DRIVER,id=ID": how messages name it.
   std::string Label() const;
 };
@@ -48,9 +63,6 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec);
 // Checks a VM's devices together: unique ids, unique addresses, function 0
 // present in every slot that uses other functions.
 absl::Status ValidateDeviceConfigs(const std::vector<DeviceConfig>& devices);
-
-// The device names passage knows, for --help and error messages.
-std::vector<std::string> KnownDeviceNames();
 
 }  // namespace passage
 

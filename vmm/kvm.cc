@@ -31,8 +31,9 @@ absl::StatusOr<Kvm> Kvm::Open(const char* path) {
   return Checked(std::move(fd), path);
 }
 
-absl::StatusOr<Kvm> Kvm::Adopt(int fd) {
-  return Checked(UniqueFd(fd), absl::StrCat("-accel kvm,fd=", fd));
+absl::StatusOr<Kvm> Kvm::Adopt(UniqueFd fd) {
+  const std::string what = absl::StrCat("-accel kvm,fd=", fd.get());
+  return Checked(std::move(fd), what);
 }
 
 absl::StatusOr<Kvm> Kvm::Checked(UniqueFd fd, absl::string_view what) {

@@ -18,8 +18,9 @@ namespace passage {
 class Kvm {
  public:
   static absl::StatusOr<Kvm> Open(const char* path = "/dev/kvm");
-  // Takes an already-open /dev/kvm (-accel kvm,fd=N); opens nothing.
-  static absl::StatusOr<Kvm> Adopt(int fd);
+  // Takes an already-open /dev/kvm (-accel kvm,fd=N); opens nothing. The
+  // fd is closed when this fails.
+  static absl::StatusOr<Kvm> Adopt(UniqueFd fd);
   int fd() const { return fd_.get(); }
   int CheckExtension(int cap) const;
   absl::StatusOr<int> VcpuMmapSize() const;

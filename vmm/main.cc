@@ -22,9 +22,10 @@ namespace {
 constexpr int kExitRuntimeError = 1;
 constexpr int kExitUsage = 2;
 
-// Builds and runs the VM; the VM is gone when this returns.
-int RunVm(const passage::VmConfig& config) {
-  absl::StatusOr<std::unique_ptr<passage::Vm>> vm = passage::Vm::Create(config);
+// Builds and runs the VM; the VM and every passed fd are gone when this
+// returns.
+int RunVm(const passage::VmConfig& config, passage::PassedFds fds) {
+  absl::StatusOr<std::unique_ptr<passage::Vm>> vm = passage::Vm::Create(config, fds);
   if (!vm.ok()) {
     std::fprintf(stderr, "passage: %s\n", std::string(vm.status().message()).c_str());
     return kExitRuntimeError;
@@ -97,7 +98,13 @@ int main(int argc, char** argv) {
     case passage::CommandLine::Action::kRun:
       break;
   }
-  const int rc = RunVm(cl->config);
+  // passage owns every fd named on the command line from here on (README).
+  absl::StatusOr<passage::PassedFds> fds = passage::PassedFds::Adopt(passage::PassedFdUses(cl->config));
+  if (!fds.ok()) {
+    std::fprintf(stderr, "passage: %s\n", std::string(fds.status().message()).c_str());
+    return kExitUsage;
+  }
+  const int rc = RunVm(cl->config, std::move(*fds));
   // Everything the VM held is released by now; say what is left.
   if (cl->config.report_resources) ReportResources();
   return rc;

@@ -1,4 +1,5 @@
-// "-object TYPE,id=ID,key=value,...": the objects passage knows. Today one:
+// "-object TYPE,id=ID,key=value,...", checked against the table of object
+// types in object_config.cc (which --help lists), today one:
 //   iommufd,id=ID[,fd=N]   a /dev/iommu instance (or an already-open one)
 // Parse errors are one line naming -object and the id.
 #ifndef PASSAGE_VMM_OBJECT_CONFIG_H_
@@ -20,8 +21,12 @@ struct ObjectConfig {
 };
 
 absl::StatusOr<ObjectConfig> ParseObjectConfig(absl::string_view spec);
-// Unique ids, and no fd named twice.
+// Unique ids. (An fd named twice anywhere on the command line is
+// PassedFds::CheckUnique's error.)
 absl::Status ValidateObjectConfigs(const std::vector<ObjectConfig>& objects);
+
+// The --help text for -object: every type with its keys.
+std::string ObjectTypesHelp();
 
 }  // namespace passage
 

@@ -12,34 +12,6 @@
 
 namespace passage {
 
-absl::Status CheckVfioPciConfig(const DeviceConfig& d) {
-  const int sources = d.props.count("host") + d.props.count("sysfsdev") + d.props.count("fd");
-  if (sources != 1) {
-    return absl::InvalidArgumentError("exactly one of host=, sysfsdev= or fd= names the device");
-  }
-  if (auto it = d.props.find("host"); it != d.props.end()) {
-    if (absl::StatusOr<std::string> bdf = ParseHostBdf(it->second); !bdf.ok()) return bdf.status();
-  }
-  if (auto it = d.props.find("fd"); it != d.props.end()) {
-    int fd = -1;
-    if (!absl::SimpleAtoi(it->second, &fd) || fd < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("fd='", it->second, "' is not a file descriptor number"));
-    }
-    if (!d.props.count("iommufd")) {
-      return absl::InvalidArgumentError(
-          "fd= needs iommufd= (a passed fd is a VFIO cdev, bound through iommufd)");
-    }
-  }
-  if (auto it = d.props.find("sysfsdev"); it != d.props.end() && it->second.empty()) {
-    return absl::InvalidArgumentError("sysfsdev= is empty");
-  }
-  if (auto it = d.props.find("iommufd"); it != d.props.end() && it->second.empty()) {
-    return absl::InvalidArgumentError("iommufd= is empty");
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::unique_ptr<Passthrough>> Passthrough::Create(
     const std::vector<ObjectConfig>& objects, GuestMemory& memory, int vm_fd, Sys* sys) {
   std::unique_ptr<Passthrough> p(new Passthrough(memory, vm_fd, sys));

@@ -28,9 +28,6 @@
 
 namespace passage {
 
-// Checks a vfio-pci -device's keys (for the -device registry).
-absl::Status CheckVfioPciConfig(const DeviceConfig& config);
-
 class Passthrough {
  public:
   // Opens (or adopts) every iommufd object and maps guest RAM into each.

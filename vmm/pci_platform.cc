@@ -1,83 +1,13 @@
 #include "vmm/pci_platform.h"
 
-#include <fcntl.h>
-#include <linux/kvm.h>
-
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "devices/pci/pci_host_bridge.h"
-#include "devices/virtio/virtio_pci.h"
-#include "devices/virtio/virtio_rng.h"
-#include "vmm/kvm.h"
-#include "vmm/kvm_device_memory.h"
-#include "vmm/kvm_irq.h"
+#include "vmm/device_registry.h"
 
 namespace passage {
-namespace {
-
-absl::Status Named(const DeviceConfig& config, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat(config.Label(), ": ", s.message()));
-}
-
-absl::StatusOr<UniqueFd> OpenRngSource(const DeviceConfig& config) {
-  if (auto fd = config.props.find("fd"); fd != config.props.end()) {
-    const int n = std::stoi(fd->second);  // checked by ParseDeviceConfig
-    // A private copy: the passed descriptor stays the caller's.
-    UniqueFd copy(::fcntl(n, F_DUPFD_CLOEXEC, 3));
-    if (!copy.valid()) return ErrnoError(absl::StrCat("fd=", n));
-    return copy;
-  }
-  std::string path = "/dev/urandom";
-  if (auto f = config.props.find("filename"); f != config.props.end()) path = f->second;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return ErrnoError(absl::StrCat("filename=", absl::CEscape(path)));
-  return fd;
-}
-
-}  // namespace
-
-absl::StatusOr<std::shared_ptr<PciDevice>> CreatePciDevice(const DeviceConfig& config,
-                                                           const PciPlatform::Deps& deps) {
-  const std::string name = config.Label().substr(std::string("-device ").size());
-  if (config.driver == "virtio-rng-pci") {
-    absl::StatusOr<UniqueFd> source = OpenRngSource(config);
-    if (!source.ok()) return Named(config, source.status());
-    absl::StatusOr<std::unique_ptr<VirtioRng>> rng = VirtioRng::Create(std::move(*source));
-    if (!rng.ok()) return Named(config, rng.status());
-    absl::StatusOr<std::shared_ptr<VirtioPciDevice>> d =
-        VirtioPciDevice::Create(name, std::move(*rng), *deps.memory, *deps.irq);
-    if (!d.ok()) return Named(config, d.status());
-    return std::shared_ptr<PciDevice>(std::move(*d));
-  }
-  if (deps.create_device) return deps.create_device(config, *deps.irq);
-  return absl::InvalidArgumentError(absl::StrCat(config.Label(), ": no such device"));
-}
-
-absl::StatusOr<std::unique_ptr<PciPlatform>> PciPlatform::CreateForKvm(
-    const VmConfig& config, int vm_fd, GuestMemory& memory, IoBus& pio, IoBus& mmio,
-    PciDeviceFactory create_device) {
-  const int routes = Ioctl(vm_fd, KVM_CHECK_EXTENSION, static_cast<unsigned long>(KVM_CAP_IRQ_ROUTING));
-  const int slots = Ioctl(vm_fd, KVM_CHECK_EXTENSION, static_cast<unsigned long>(KVM_CAP_NR_MEMSLOTS));
-  if (routes <= static_cast<int>(kIoapicPins)) {
-    return absl::FailedPreconditionError("KVM has no GSI routing (KVM_CAP_IRQ_ROUTING)");
-  }
-  auto irq = std::make_unique<KvmIrqRouting>(vm_fd, static_cast<uint32_t>(routes));
-  auto device_memory = std::make_unique<KvmDeviceMemory>(vm_fd, static_cast<uint32_t>(std::max(slots, 0)));
-  Deps deps{&memory, &pio, &mmio, irq.get(), device_memory.get(), std::move(create_device)};
-  return Build(config, deps, std::move(irq), std::move(device_memory));
-}
 
 absl::StatusOr<std::unique_ptr<PciPlatform>> PciPlatform::Create(const VmConfig& config, const Deps& deps) {
-  return Build(config, deps, nullptr, nullptr);
-}
-
-absl::StatusOr<std::unique_ptr<PciPlatform>> PciPlatform::Build(
-    const VmConfig& config, const Deps& deps, std::unique_ptr<InterruptController> owned_irq,
-    std::unique_ptr<DeviceMemoryMapper> owned_device_memory) {
   std::unique_ptr<PciPlatform> p(new PciPlatform(DefaultPciWindows(deps.memory->ram_size()), deps));
-  // Declared before the bus, so destroyed after it.
-  p->owned_irq_ = std::move(owned_irq);
-  p->owned_device_memory_ = std::move(owned_device_memory);
   p->allocator_ = std::make_unique<PciBarAllocator>(p->windows_);
   p->mapper_ = std::make_unique<PciBarMapper>(p->windows_, *deps.pio, *deps.mmio, deps.device_memory);
   p->bus_ = std::make_unique<PciBus>(*p->allocator_, *p->mapper_, deps.irq);
@@ -107,7 +37,8 @@ absl::StatusOr<std::unique_ptr<PciPlatform>> PciPlatform::Build(
 }
 
 absl::Status PciPlatform::AddDevice(const DeviceConfig& config, const PciAddress& address) {
-  absl::StatusOr<std::shared_ptr<PciDevice>> device = CreatePciDevice(config, deps_);
+  absl::StatusOr<std::shared_ptr<PciDevice>> device =
+      CreateDevice(config, {deps_.memory, deps_.irq, deps_.passthrough, deps_.fds});
   if (!device.ok()) return device.status();
   if (absl::Status s = bus_->Add(address, std::move(*device)); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("-device ", s.message()));

@@ -6,7 +6,6 @@
 #define PASSAGE_VMM_PCI_PLATFORM_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,9 +38,8 @@ struct PciFunctionInfo {
   std::vector<Bar> bars;
 };
 
-// Builds a device for a -device the platform does not know itself.
-using PciDeviceFactory =
-    std::function<absl::StatusOr<std::shared_ptr<PciDevice>>(const DeviceConfig&, InterruptController&)>;
+class Passthrough;
+class PassedFds;
 
 class PciPlatform {
  public:
@@ -51,17 +49,13 @@ class PciPlatform {
     IoBus* mmio = nullptr;
     InterruptController* irq = nullptr;
     DeviceMemoryMapper* device_memory = nullptr;  // may be null
-    // Builds the drivers this file does not know (vfio-pci, from the
-    // passthrough side); may be empty.
-    PciDeviceFactory create_device;
+    Passthrough* passthrough = nullptr;  // may be null: no vfio-pci then
+    PassedFds* fds = nullptr;  // the command line's fds; may be null: no fd= then
   };
 
-  // Builds the platform on `deps` (which must outlive it).
+  // Builds the platform on `deps` (which must outlive it); every -device
+  // through the device registry (vmm/device_registry.h).
   static absl::StatusOr<std::unique_ptr<PciPlatform>> Create(const VmConfig& config, const Deps& deps);
-  // The same over KVM: GSI routing and irqfds, device memslots.
-  static absl::StatusOr<std::unique_ptr<PciPlatform>> CreateForKvm(
-      const VmConfig& config, int vm_fd, GuestMemory& memory, IoBus& pio, IoBus& mmio,
-      PciDeviceFactory create_device = {});
   ~PciPlatform();
 
   PciBus& bus() { return *bus_; }
@@ -75,26 +69,16 @@ class PciPlatform {
 
  private:
   PciPlatform(const PciWindows& windows, const Deps& deps) : windows_(windows), deps_(deps) {}
-  static absl::StatusOr<std::unique_ptr<PciPlatform>> Build(
-      const VmConfig& config, const Deps& deps, std::unique_ptr<InterruptController> owned_irq,
-      std::unique_ptr<DeviceMemoryMapper> owned_device_memory);
   absl::Status AddDevice(const DeviceConfig& config, const PciAddress& address);
 
   const PciWindows windows_;
   Deps deps_;
-  std::unique_ptr<InterruptController> owned_irq_;
-  std::unique_ptr<DeviceMemoryMapper> owned_device_memory_;
   std::unique_ptr<PciBarAllocator> allocator_;
   std::unique_ptr<PciBarMapper> mapper_;
   std::unique_ptr<PciBus> bus_;
   bool ports_registered_ = false;
   bool ecam_registered_ = false;
 };
-
-// Opens what a -device needs and builds it (the device registry's runtime
-// half; vmm/device_config.cc is the parsing half).
-absl::StatusOr<std::shared_ptr<PciDevice>> CreatePciDevice(const DeviceConfig& config,
-                                                           const PciPlatform::Deps& deps);
 
 }  // namespace passage
 

@@ -55,36 +55,15 @@ class TerminalMode {
 
 }  // namespace
 
-absl::Status KvmMemslots::OnRegionAdded(const MemoryRegion& region) {
-  absl::MutexLock lock(&mu_);
-  kvm_userspace_memory_region slot{};
-  slot.slot = next_slot_;
-  slot.guest_phys_addr = region.gpa;
-  slot.memory_size = region.size;
-  slot.userspace_addr = reinterpret_cast<uint64_t>(region.host);
-  if (Ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &slot) != 0) {
-    return ErrnoError(absl::StrCat("KVM_SET_USER_MEMORY_REGION for RAM at 0x", absl::Hex(region.gpa)));
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds& fds) {
+  absl::StatusOr<Kvm> kvm = absl::InternalError("no KVM");
+  if (config.kvm_fd >= 0) {
+    absl::StatusOr<UniqueFd> fd = fds.Take(config.kvm_fd);
+    if (!fd.ok()) return absl::Status(fd.status().code(), absl::StrCat("-accel kvm: ", fd.status().message()));
+    kvm = Kvm::Adopt(std::move(*fd));
+  } else {
+    kvm = Kvm::Open();
   }
-  slots_.emplace_back(region.gpa, next_slot_++);
-  return absl::OkStatus();
-}
-
-void KvmMemslots::OnRegionRemoved(const MemoryRegion& region) {
-  absl::MutexLock lock(&mu_);
-  for (auto it = slots_.begin(); it != slots_.end(); ++it) {
-    if (it->first != region.gpa) continue;
-    kvm_userspace_memory_region slot{};
-    slot.slot = it->second;
-    slot.guest_phys_addr = region.gpa;
-    slot.memory_size = 0;  // deletes the slot
-    Ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &slot);
-    slots_.erase(it);
-    return;
-  }
-}
-
-absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
-  absl::StatusOr<Kvm> kvm = config.kvm_fd >= 0 ? Kvm::Adopt(config.kvm_fd) : Kvm::Open();
   if (!kvm.ok()) return kvm.status();
   std::unique_ptr<Vm> vm(new Vm(std::move(*kvm)));
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
@@ -100,6 +79,11 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
     return ErrnoError("KVM_SET_TSS_ADDR");
   }
   if (Ioctl(vm->vm_fd(), KVM_CREATE_IRQCHIP, 0ul) != 0) return ErrnoError("KVM_CREATE_IRQCHIP");
+  const int routes = Ioctl(vm->vm_fd(), KVM_CHECK_EXTENSION, static_cast<unsigned long>(KVM_CAP_IRQ_ROUTING));
+  if (routes <= static_cast<int>(kIoapicPins)) {
+    return absl::FailedPreconditionError("KVM has no GSI routing (KVM_CAP_IRQ_ROUTING)");
+  }
+  vm->irq_ = std::make_unique<KvmIrqRouting>(vm->vm_fd(), static_cast<uint32_t>(routes));
   kvm_pit_config pit{};
   pit.flags = KVM_PIT_SPEAKER_DUMMY;
   if (Ioctl(vm->vm_fd(), KVM_CREATE_PIT2, &pit) != 0) return ErrnoError("KVM_CREATE_PIT2");
@@ -109,17 +93,19 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
   if (!memory.ok()) return memory.status();
   vm->memory_ = std::move(*memory);
   vm->hugepages_ = config.hugepages;
-  vm->memslots_ = std::make_unique<KvmMemslots>(vm->vm_fd());
+  // 32: what KVM offered before it could say (KVM_CAP_NR_MEMSLOTS).
+  const int slots = Ioctl(vm->vm_fd(), KVM_CHECK_EXTENSION, static_cast<unsigned long>(KVM_CAP_NR_MEMSLOTS));
+  vm->memslots_ = std::make_unique<KvmMemslots>(vm->vm_fd(), static_cast<uint32_t>(slots > 0 ? slots : 32));
   if (absl::Status s = vm->memory_->AddListener(vm->memslots_.get()); !s.ok()) return s;
 
-  if (absl::Status s = vm->CreatePlatform(config); !s.ok()) return s;
+  if (absl::Status s = vm->CreatePlatform(config, fds); !s.ok()) return s;
   LinuxBootPlatform boot_platform;
   if (absl::Status s = vm->CreateAcpi(config, boot_platform); !s.ok()) return s;
   if (absl::Status s = vm->CreateVcpus(config, boot_platform); !s.ok()) return s;
   return vm;
 }
 
-absl::Status Vm::CreatePlatform(const VmConfig& config) {
+absl::Status Vm::CreatePlatform(const VmConfig& config, PassedFds& fds) {
   int out_fd = -1;
   switch (config.serial.kind) {
     case SerialConfig::Kind::kStdio:
@@ -138,7 +124,7 @@ absl::Status Vm::CreatePlatform(const VmConfig& config) {
       break;
   }
   uart_ = std::make_shared<Uart8250>(out_fd, [this](bool level) {
-    (void)SetIrqLine(Uart8250::kCom1Irq, level);
+    (void)irq_->SetLevel(Uart8250::kCom1Irq, level);
   });
   std::shared_ptr<IoHandler> com1 = uart_;
   if (config.report_timing) {
@@ -196,27 +182,31 @@ absl::Status Vm::CreatePlatform(const VmConfig& config) {
       {"debug", "passage,debug-mmio", Bus::kMmio, kDebugMmioStart, DebugDevice::kMmioSize, -1},
   };
   platform_.stdout_device = "serial";
-  return CreatePci(config);
+  return CreatePci(config, fds);
 }
 
-absl::Status Vm::CreatePci(const VmConfig& config) {
+absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
   // Passthrough first: its iommufd objects map guest RAM before any device
   // is bound, and it outlives the devices it creates.
   bool wants_vfio = !config.object_configs.empty();
   for (const DeviceConfig& d : config.device_configs) wants_vfio |= d.driver == "vfio-pci";
   if (wants_vfio) {
+    std::vector<UniqueFd> object_fds;
+    for (const ObjectConfig& o : config.object_configs) {
+      if (o.fd < 0) continue;
+      absl::StatusOr<UniqueFd> fd = fds.Take(o.fd);
+      if (!fd.ok()) return absl::Status(fd.status().code(), absl::StrCat(o.Label(), ": ", fd.status().message()));
+      object_fds.push_back(std::move(*fd));
+    }
+    // Passthrough::Create owns the object fds from here, also when it fails.
+    for (UniqueFd& fd : object_fds) (void)fd.release();
     absl::StatusOr<std::unique_ptr<Passthrough>> p =
         Passthrough::Create(config.object_configs, *memory_, vm_fd());
     if (!p.ok()) return p.status();
     passthrough_ = std::move(*p);
   }
-  PciDeviceFactory factory = [this](const DeviceConfig& d, InterruptController& irq)
-      -> absl::StatusOr<std::shared_ptr<PciDevice>> {
-    if (d.driver == "vfio-pci" && passthrough_ != nullptr) return passthrough_->CreateVfioPci(d, irq);
-    return absl::InvalidArgumentError(absl::StrCat(d.Label(), ": no such device"));
-  };
-  absl::StatusOr<std::unique_ptr<PciPlatform>> pci =
-      PciPlatform::CreateForKvm(config, vm_fd(), *memory_, pio_, mmio_, std::move(factory));
+  absl::StatusOr<std::unique_ptr<PciPlatform>> pci = PciPlatform::Create(
+      config, {memory_.get(), &pio_, &mmio_, irq_.get(), memslots_.get(), passthrough_.get(), &fds});
   if (!pci.ok()) return pci.status();
   pci_ = std::move(*pci);
   PlatformDescription::Pci& d = platform_.pci;
@@ -340,14 +330,6 @@ Vm::~Vm() {
   pci_.reset();          // devices stop their workers while guest memory is still there
   passthrough_.reset();  // then DMA spaces unmap guest RAM and VFIO files close
   if (memory_ != nullptr && memslots_ != nullptr) memory_->RemoveListener(memslots_.get());
-}
-
-absl::Status Vm::SetIrqLine(uint32_t gsi, bool level) {
-  kvm_irq_level irq{};
-  irq.irq = gsi;
-  irq.level = level ? 1 : 0;
-  if (Ioctl(vm_fd(), KVM_IRQ_LINE, &irq) != 0) return ErrnoError(absl::StrCat("KVM_IRQ_LINE ", gsi));
-  return absl::OkStatus();
 }
 
 void Vm::RequestStop(StopRequest request) {

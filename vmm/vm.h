@@ -21,7 +21,10 @@
 #include "vmm/boot_report.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "vmm/kvm_irq.h"
+#include "vmm/kvm_memslots.h"
 #include "vmm/linux_loader.h"
+#include "vmm/passed_fds.h"
 #include "vmm/passthrough.h"
 #include "vmm/pci_platform.h"
 #include "vmm/platform_fdt.h"
@@ -29,24 +32,12 @@
 
 namespace passage {
 
-// Keeps KVM memslots in step with guest RAM.
-class KvmMemslots : public MemoryListener {
- public:
-  explicit KvmMemslots(int vm_fd) : vm_fd_(vm_fd) {}
-  absl::Status OnRegionAdded(const MemoryRegion& region) override;
-  void OnRegionRemoved(const MemoryRegion& region) override;
-
- private:
-  const int vm_fd_;
-  absl::Mutex mu_;
-  std::vector<std::pair<uint64_t, uint32_t>> slots_ ABSL_GUARDED_BY(mu_);  // gpa -> slot
-  uint32_t next_slot_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
 class Vm {
  public:
   // Builds the whole VM (memory, devices, image, vCPUs) without running it.
-  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
+  // Each consumer takes its fd from `fds` (the command line's fd= list)
+  // right before use; what is left there when this fails stays with `fds`.
+  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config, PassedFds& fds);
   ~Vm();
 
   // Runs the vCPUs until the guest ends the VM; returns passage's exit status
@@ -60,8 +51,8 @@ class Vm {
   IoBus& pio() { return pio_; }
   IoBus& mmio() { return mmio_; }
   int vm_fd() const { return vm_fd_.get(); }
-  // Drives an in-kernel irqchip input pin (KVM_IRQ_LINE).
-  absl::Status SetIrqLine(uint32_t gsi, bool level);
+  // The in-kernel irqchip: pins (the UART's IRQ 4, INTx), GSI routes, irqfds.
+  InterruptController& irq() { return *irq_; }
 
   // What the VM is made of (memory map, vCPUs, devices, ACPI, boot).
   const PlatformDescription& platform() const { return platform_; }
@@ -74,9 +65,9 @@ class Vm {
 
  private:
   explicit Vm(Kvm kvm) : kvm_(std::move(kvm)) {}
-  absl::Status CreatePlatform(const VmConfig& config);
+  absl::Status CreatePlatform(const VmConfig& config, PassedFds& fds);
   // The PCI host bridge and the -device devices (called by CreatePlatform).
-  absl::Status CreatePci(const VmConfig& config);
+  absl::Status CreatePci(const VmConfig& config, PassedFds& fds);
   // ACPI tables and the reset-vector stub into guest memory; the e820 ranges
   // they and the holes need.
   absl::Status CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform);
@@ -86,7 +77,8 @@ class Vm {
   UniqueFd vm_fd_;
   UniqueFd serial_file_;
   std::unique_ptr<GuestMemory> memory_;
-  std::unique_ptr<KvmMemslots> memslots_;
+  std::unique_ptr<KvmMemslots> memslots_;  // RAM and device memory, one numbering
+  std::unique_ptr<KvmIrqRouting> irq_;
   IoBus pio_{"port I/O"};
   IoBus mmio_{"MMIO"};
   std::shared_ptr<Uart8250> uart_;

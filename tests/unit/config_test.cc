@@ -4,6 +4,8 @@
 
 #include <initializer_list>
 
+#include "tests/unit/bad_command_line.h"
+
 namespace passage {
 namespace {
 
@@ -52,42 +54,97 @@ TEST(CommandLine, HelpAndVersionWinWithoutKernel) {
   EXPECT_NE(UsageText().find("-kernel"), std::string::npos);
 }
 
-// Every error is one line and names the flag it is about.
-struct BadCase {
-  std::vector<absl::string_view> args;
-  const char* flag;
-};
+TEST(CommandLine, HelpListsDevicesAndObjectsWithTheirKeys) {
+  const std::string help = UsageText();
+  for (const char* text : {"vfio-pci", ",host=BDF", ",sysfsdev=PATH", ",iommufd=ID", ",fd=N", "virtio-rng-pci",
+                           ",filename=PATH", "iommufd,id=ID", "an open /dev/iommu", "an open VFIO cdev"}) {
+    EXPECT_NE(help.find(text), std::string::npos) << text << " missing from:\n" << help;
+  }
+}
 
-class BadCommandLine : public ::testing::TestWithParam<BadCase> {};
+TEST(CommandLine, PassedFdsAreListedWithTheirPlaces) {
+  auto cl = Parse({"-kernel", "k", "-accel", "kvm,fd=5", "-object", "iommufd,id=i0,fd=3", "-device",
+                   "vfio-pci,fd=4,iommufd=i0,id=d0", "-device", "virtio-rng-pci,fd=0"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  const std::vector<FdUse> uses = PassedFdUses(cl->config);
+  ASSERT_EQ(uses.size(), 4u);
+  EXPECT_EQ(uses[0].fd, 5);
+  EXPECT_EQ(uses[0].where, "-accel kvm");
+  EXPECT_EQ(uses[1].fd, 3);
+  EXPECT_EQ(uses[1].where, "-object iommufd,id=i0");
+  EXPECT_EQ(uses[2].fd, 4);
+  EXPECT_EQ(uses[2].where, "-device vfio-pci,id=d0");
+  EXPECT_EQ(uses[3].fd, 0);
+  EXPECT_EQ(uses[3].where, "-device virtio-rng-pci");
+  EXPECT_TRUE(PassedFdUses(Parse({"-kernel", "k"})->config).empty());
+}
+
+using testing::BadCase;
+using testing::BadCommandLine;
 
 TEST_P(BadCommandLine, ErrorNamesFlag) {
   auto cl = ParseCommandLine(GetParam().args);
   ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().code(), absl::StatusCode::kInvalidArgument);
   const std::string msg(cl.status().message());
-  EXPECT_NE(msg.find(GetParam().flag), std::string::npos) << msg;
+  EXPECT_EQ(msg.rfind(GetParam().flag, 0), 0u) << msg;
+  EXPECT_NE(msg.find(GetParam().message), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }
 
 INSTANTIATE_TEST_SUITE_P(
     All, BadCommandLine,
-    ::testing::Values(BadCase{{"-m", "1X", "-kernel", "k"}, "-m"},
-                      BadCase{{"-m", "8K", "-kernel", "k"}, "-m"},
-                      BadCase{{"-m", "size=", "-kernel", "k"}, "-m"},
-                      BadCase{{"-smp", "0", "-kernel", "k"}, "-smp"},
-                      BadCase{{"-smp", "256", "-kernel", "k"}, "-smp"},
-                      BadCase{{"-smp", "two", "-kernel", "k"}, "-smp"},
-                      BadCase{{"-smp", "cpus=2,sockets=2", "-kernel", "k"}, "-smp"},
-                      BadCase{{"-serial", "tcp:1", "-kernel", "k"}, "-serial"},
-                      BadCase{{"-entry", "protected", "-kernel", "k"}, "-entry"},
-                      BadCase{{"-kernel"}, "-kernel"},
-                      BadCase{{"-m", "1G"}, "-kernel"},
-                      BadCase{{"-kernel", ""}, "-kernel"},
-                      BadCase{{"-bogus", "-kernel", "k"}, "-bogus"},
-                      BadCase{{"--nographic=1", "-kernel", "k"}, "-nographic"},
-                      BadCase{{"stray", "-kernel", "k"}, "stray"},
-                      BadCase{{"-device", "nosuch,id=x", "-kernel", "k"}, "-device"},
-                      BadCase{{"-object", "nosuch,id=x", "-kernel", "k"}, "-object"},
-                      BadCase{{"-kernel", "k", "-entry", "long", "-initrd", "r"}, "-initrd"}));
+    ::testing::Values(BadCase{"MemoryUnit", {"-m", "1X", "-kernel", "k"}, "-m"},
+                      BadCase{"MemoryTooSmall", {"-m", "8K", "-kernel", "k"}, "-m"},
+                      BadCase{"MemoryEmptySize", {"-m", "size=", "-kernel", "k"}, "-m"},
+                      BadCase{"SmpZero", {"-smp", "0", "-kernel", "k"}, "-smp"},
+                      BadCase{"SmpTooMany", {"-smp", "256", "-kernel", "k"}, "-smp"},
+                      BadCase{"SmpWord", {"-smp", "two", "-kernel", "k"}, "-smp"},
+                      BadCase{"SmpTopology", {"-smp", "cpus=2,sockets=2", "-kernel", "k"}, "-smp"},
+                      BadCase{"SerialBackend", {"-serial", "tcp:1", "-kernel", "k"}, "-serial"},
+                      BadCase{"EntryMode", {"-entry", "protected", "-kernel", "k"}, "-entry"},
+                      BadCase{"KernelMissingValue", {"-kernel"}, "-kernel"},
+                      BadCase{"KernelMissing", {"-m", "1G"}, "-kernel", "required"},
+                      BadCase{"KernelEmpty", {"-kernel", ""}, "-kernel"},
+                      BadCase{"UnknownOption", {"-bogus", "-kernel", "k"}, "-bogus"},
+                      BadCase{"FlagWithValue", {"--nographic=1", "-kernel", "k"}, "-nographic"},
+                      BadCase{"StrayArgument", {"stray", "-kernel", "k"}, "unexpected argument 'stray'"},
+                      BadCase{"UnknownDevice", {"-device", "nosuch,id=x", "-kernel", "k"}, "-device"},
+                      BadCase{"UnknownObject", {"-object", "nosuch,id=x", "-kernel", "k"}, "-object"},
+                      BadCase{"InitrdWithEntry", {"-kernel", "k", "-entry", "long", "-initrd", "r"}, "-initrd"},
+                      // Usage errors come before "-kernel is required".
+                      BadCase{"UnknownDeviceWithoutKernel", {"-device", "foo"}, "-device", "unknown device 'foo'"},
+                      BadCase{"UnknownObjectWithoutKernel", {"-object", "foo,id=x"}, "-object", "unknown object type 'foo'"},
+                      BadCase{"VfioFdWithoutIommufdWithoutKernel", {"-device", "vfio-pci,fd=3"}, "-device vfio-pci",
+                              "fd= needs iommufd="},
+                      BadCase{"AccelBadFdWithoutKernel", {"-accel", "kvm,fd=x"}, "-accel kvm", "fd='x'"},
+                      // One strict fd= parser for -accel, -object and -device.
+                      BadCase{"AccelFdPlus", {"-accel", "kvm,fd=+3", "-kernel", "k"}, "-accel kvm", "fd='+3'"},
+                      BadCase{"AccelFdBlank", {"-accel", "kvm,fd= 3", "-kernel", "k"}, "-accel kvm", "fd=' 3'"},
+                      BadCase{"AccelFdNegative", {"-accel", "kvm,fd=-1", "-kernel", "k"}, "-accel kvm", "fd='-1'"},
+                      BadCase{"AccelFdHuge", {"-accel", "kvm,fd=99999999999", "-kernel", "k"}, "-accel kvm",
+                              "not a file descriptor number"},
+                      BadCase{"ObjectFdPlus", {"-object", "iommufd,id=i,fd=+3", "-kernel", "k"}, "-object iommufd,id=i",
+                              "fd='+3' is not a file descriptor number"},
+                      BadCase{"ObjectFdBlank", {"-object", "iommufd,id=i,fd=3 ", "-kernel", "k"}, "-object iommufd,id=i",
+                              "fd='3 '"},
+                      BadCase{"DeviceFdPlus", {"-device", "vfio-pci,fd=+3,iommufd=i", "-kernel", "k"},
+                              "-device vfio-pci", "fd='+3'"},
+                      // The same fd named twice, across -accel, -object and -device.
+                      BadCase{"FdAccelAndObject", {"-accel", "kvm,fd=3", "-object", "iommufd,id=i0,fd=3", "-kernel", "k"},
+                              "-object iommufd,id=i0", "fd=3 is already used by -accel kvm"},
+                      BadCase{"FdObjectAndDevice",
+                              {"-object", "iommufd,id=i0,fd=4", "-device", "vfio-pci,fd=4,iommufd=i0,id=d0", "-kernel", "k"},
+                              "-device vfio-pci,id=d0", "fd=4 is already used by -object iommufd,id=i0"},
+                      BadCase{"FdTwoObjects",
+                              {"-object", "iommufd,id=a,fd=3", "-object", "iommufd,id=b,fd=3", "-kernel", "k"},
+                              "-object iommufd,id=b", "fd=3 is already used by -object iommufd,id=a"},
+                      BadCase{"FdTwoDevices",
+                              {"-device", "virtio-rng-pci,fd=0", "-device", "virtio-rng-pci,id=r,fd=0", "-kernel", "k"},
+                              "-device virtio-rng-pci,id=r", "fd=0 is already used by -device virtio-rng-pci"},
+                      BadCase{"FdAccelAndDevice", {"-accel", "kvm,fd=7", "-device", "virtio-rng-pci,fd=7"},
+                              "-device virtio-rng-pci", "fd=7 is already used by -accel kvm"}),
+    testing::BadCaseName);
 
 }  // namespace
 }  // namespace passage

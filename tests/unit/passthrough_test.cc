@@ -17,50 +17,12 @@ using testing::FakeInterruptController;
 using testing::FakeKernel;
 using testing::FakeVfioPci;
 
-TEST(ObjectConfig, Iommufd) {
-  auto o = ParseObjectConfig("iommufd,id=iommufd0");
-  ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(o->type, "iommufd");
-  EXPECT_EQ(o->id, "iommufd0");
-  EXPECT_EQ(o->fd, -1);
-  auto f = ParseObjectConfig("iommufd,id=x,fd=7");
-  ASSERT_TRUE(f.ok());
-  EXPECT_EQ(f->fd, 7);
-}
-
-TEST(ObjectConfig, BadInputNamesTheFlag) {
-  for (const char* bad : {"", "memory-backend-ram,id=m", "iommufd", "iommufd,id=", "iommufd,id=1x",
-                          "iommufd,id=a,fd=-1", "iommufd,id=a,fd=x", "iommufd,id=a,bogus=1",
-                          "iommufd,id=a,id=b"}) {
-    auto o = ParseObjectConfig(bad);
-    ASSERT_FALSE(o.ok()) << bad;
-    EXPECT_EQ(std::string(o.status().message()).rfind("-object", 0), 0u) << o.status();
-  }
-  auto a = ParseObjectConfig("iommufd,id=a,fd=3");
-  auto b = ParseObjectConfig("iommufd,id=a");
-  auto c = ParseObjectConfig("iommufd,id=c,fd=3");
-  EXPECT_FALSE(ValidateObjectConfigs({*a, *b}).ok()) << "duplicate id";
-  EXPECT_FALSE(ValidateObjectConfigs({*a, *c}).ok()) << "one fd, two objects";
-}
-
 DeviceConfig Vfio(std::map<std::string, std::string, std::less<>> props) {
   DeviceConfig d;
   d.driver = "vfio-pci";
   d.id = "dev0";
   d.props = std::move(props);
   return d;
-}
-
-TEST(VfioPciConfig, KeysAreChecked) {
-  EXPECT_TRUE(CheckVfioPciConfig(Vfio({{"host", "00:04.0"}})).ok());
-  EXPECT_TRUE(CheckVfioPciConfig(Vfio({{"host", "0000:00:04.0"}, {"iommufd", "i0"}})).ok());
-  EXPECT_TRUE(CheckVfioPciConfig(Vfio({{"fd", "5"}, {"iommufd", "i0"}})).ok());
-  EXPECT_FALSE(CheckVfioPciConfig(Vfio({})).ok()) << "no device named";
-  EXPECT_FALSE(CheckVfioPciConfig(Vfio({{"host", "00:04.0"}, {"fd", "5"}})).ok());
-  EXPECT_FALSE(CheckVfioPciConfig(Vfio({{"fd", "5"}})).ok()) << "fd needs iommufd";
-  EXPECT_FALSE(CheckVfioPciConfig(Vfio({{"host", "nonsense"}})).ok());
-  EXPECT_FALSE(CheckVfioPciConfig(Vfio({{"fd", "-2"}, {"iommufd", "i0"}})).ok());
-  EXPECT_FALSE(CheckVfioPciConfig(Vfio({{"host", "00:04.0"}, {"iommufd", ""}})).ok());
 }
 
 class PassthroughTest : public ::testing::Test {

@@ -3,12 +3,17 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/pci_regs.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "tests/unit/fake_interrupt_controller.h"
+#include "vmm/device_registry.h"
+#include "vmm/passed_fds.h"
 
 namespace passage {
 namespace {
@@ -20,7 +25,11 @@ class PciPlatformTest : public ::testing::Test {
     args.insert(args.begin(), {"-kernel", "k", "-m", "64M"});
     absl::StatusOr<CommandLine> cl = ParseCommandLine(args);
     if (!cl.ok()) return cl.status();
-    return PciPlatform::Create(cl->config, {memory_.get(), &pio_, &mmio_, &irq_, nullptr, {}});
+    // As main does: the command line's fds are passage's from here.
+    absl::StatusOr<PassedFds> fds = PassedFds::Adopt(PassedFdUses(cl->config));
+    if (!fds.ok()) return fds.status();
+    fds_ = std::move(*fds);
+    return PciPlatform::Create(cl->config, {memory_.get(), &pio_, &mmio_, &irq_, nullptr, nullptr, &fds_});
   }
   uint32_t ConfigRead(uint8_t slot, uint8_t reg) {
     uint32_t address = 0x80000000u | slot << 11 | reg;
@@ -44,7 +53,10 @@ class PciPlatformTest : public ::testing::Test {
   IoBus pio_{"pio"};
   IoBus mmio_{"mmio"};
   testing::FakeInterruptController irq_;
+  PassedFds fds_;
 };
+
+bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
 TEST_F(PciPlatformTest, HostBridgeAloneWithoutDevices) {
   auto p = Build({});
@@ -100,19 +112,52 @@ TEST_F(PciPlatformTest, RuntimeErrorsNameTheDevice) {
   ::close(closed);
   auto bad_fd = Build({"-device", absl::StrCat("virtio-rng-pci,fd=", closed).c_str()});
   ASSERT_FALSE(bad_fd.ok());
-  EXPECT_NE(bad_fd.status().message().find(absl::StrCat("fd=", closed)), absl::string_view::npos) << bad_fd.status();
+  EXPECT_NE(bad_fd.status().message().find(absl::StrCat("-device virtio-rng-pci: fd=", closed, " is not an open")),
+            absl::string_view::npos) << bad_fd.status();
 }
 
-TEST_F(PciPlatformTest, PassedFdIsUsedAndStaysOpen) {
+// passage owns a passed fd: the device reads it and closes it when it goes.
+TEST_F(PciPlatformTest, PassedFdIsTheDevicesAndClosedWithIt) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const std::string arg = absl::StrCat("virtio-rng-pci,fd=", fds[0]);
   auto p = Build({"-device", arg});
   ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(fds_.Held().empty());
+  EXPECT_TRUE(IsOpen(fds[0]));
   p->reset();
-  EXPECT_EQ(fcntl(fds[0], F_GETFD), 0);  // ours to close: passage used a copy
-  close(fds[0]);
+  EXPECT_FALSE(IsOpen(fds[0]));
   close(fds[1]);
+}
+
+// Several fds at once, and a device in the middle fails: the one a device
+// already took, the one the failing device was given and the ones no
+// consumer reached are all closed.
+TEST_F(PciPlatformTest, EveryPassedFdIsClosedWhenTheBuildFails) {
+  int rng_a[2], rng_c[2];
+  ASSERT_EQ(pipe(rng_a), 0);
+  ASSERT_EQ(pipe(rng_c), 0);
+  const int vfio_b = eventfd(0, EFD_CLOEXEC);
+  const int iommu_d = eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(vfio_b, 0);
+  ASSERT_GE(iommu_d, 0);
+  const std::string a = absl::StrCat("virtio-rng-pci,id=a,addr=3,fd=", rng_a[0]);
+  const std::string b = absl::StrCat("vfio-pci,id=b,iommufd=i0,fd=", vfio_b);
+  const std::string c = absl::StrCat("virtio-rng-pci,id=c,fd=", rng_c[0]);
+  const std::string d = absl::StrCat("iommufd,id=i0,fd=", iommu_d);
+  // No passthrough side here, so vfio-pci fails (after "a", before "c").
+  auto p = Build({"-object", d, "-device", a, "-device", b, "-device", c});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("-device vfio-pci,id=b"), absl::string_view::npos) << p.status();
+  EXPECT_FALSE(IsOpen(rng_a[0])) << "taken by a, closed with it";
+  std::vector<int> untaken = {vfio_b, rng_c[0], iommu_d};  // b failed before taking its fd
+  std::sort(untaken.begin(), untaken.end());
+  EXPECT_EQ(fds_.Held(), untaken);
+  fds_ = PassedFds();  // what main's RunVm does when Vm::Create fails
+  for (int fd : {rng_a[0], vfio_b, rng_c[0], iommu_d}) EXPECT_FALSE(IsOpen(fd)) << fd;
+  for (int fd : {rng_a[1], rng_c[1]}) EXPECT_TRUE(IsOpen(fd)) << "not passed: " << fd;
+  close(rng_a[1]);
+  close(rng_c[1]);
 }
 
 TEST_F(PciPlatformTest, NoFreeSlotIsAnError) {
@@ -124,22 +169,26 @@ TEST_F(PciPlatformTest, NoFreeSlotIsAnError) {
   EXPECT_NE(p.status().message().find("no free PCI slot"), absl::string_view::npos) << p.status();
 }
 
-TEST_F(PciPlatformTest, OtherDriversComeFromTheFactory) {
+// Every -device kind is built through the one registry.
+TEST_F(PciPlatformTest, DevicesComeFromTheRegistry) {
+  for (const char* name : {"vfio-pci", "virtio-rng-pci"}) {
+    const DeviceKind* kind = FindDeviceKind(name);
+    ASSERT_NE(kind, nullptr) << name;
+    EXPECT_NE(kind->create, nullptr);
+    EXPECT_NE(kind->check, nullptr);
+    EXPECT_FALSE(kind->keys.empty());
+  }
+  EXPECT_EQ(FindDeviceKind("e1000"), nullptr);
   DeviceConfig other;
   other.driver = "vfio-pci";
   other.id = "x";
-  PciPlatform::Deps deps{memory_.get(), &pio_, &mmio_, &irq_, nullptr, {}};
-  auto none = CreatePciDevice(other, deps);
+  other.props["host"] = "00:04.0";
+  auto none = CreateDevice(other, {memory_.get(), &irq_, nullptr, nullptr});
   ASSERT_FALSE(none.ok());
-  EXPECT_NE(none.status().message().find("-device vfio-pci,id=x"), absl::string_view::npos);
-  InterruptController* seen = nullptr;
-  deps.create_device = [&](const DeviceConfig& c, InterruptController& irq) -> absl::StatusOr<std::shared_ptr<PciDevice>> {
-    seen = &irq;
-    return absl::UnimplementedError(c.Label());
-  };
-  auto built = CreatePciDevice(other, deps);
-  EXPECT_EQ(built.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(seen, &irq_);
+  EXPECT_NE(none.status().message().find("-device vfio-pci,id=x: this VM has no passthrough side"),
+            absl::string_view::npos) << none.status();
+  other.driver = "e1000";
+  EXPECT_FALSE(CreateDevice(other, {memory_.get(), &irq_, nullptr, nullptr}).ok());
 }
 
 }  // namespace
