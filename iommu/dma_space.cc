@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "memory/unique_fd.h"
 
 namespace passage {
@@ -77,6 +79,28 @@ absl::Status DmaSpace::IoctlResult(int result, absl::string_view what, uint64_t 
 void DmaSpace::ForgetAll() {
   absl::MutexLock lock(&mu_);
   mappings_.clear();
+}
+
+std::string DescribeReservedOverlap(Sys* sys, const std::string& reserved_regions_path,
+                                    const std::map<uint64_t, uint64_t>& mappings) {
+  const std::string fallback = "reserved IOVA ranges";
+  if (reserved_regions_path.empty()) return fallback;
+  absl::StatusOr<std::string> text = sys->ReadFile(reserved_regions_path);
+  if (!text.ok()) return fallback;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    uint64_t start = 0, last = 0;
+    if (f.size() < 2 || !absl::SimpleHexAtoi(f[0], &start) || !absl::SimpleHexAtoi(f[1], &last)) {
+      continue;
+    }
+    for (const auto& [iova, size] : mappings) {
+      if (iova <= last && start <= iova + size - 1) {
+        return absl::StrCat("reserved IOVA range 0x", absl::Hex(start), "-0x", absl::Hex(last),
+                            f.size() > 2 ? absl::StrCat(" (", f[2], ")") : "");
+      }
+    }
+  }
+  return fallback;
 }
 
 absl::Status CheckIovaAllowed(const std::string& space, uint64_t iova, uint64_t size,

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "iommu/sys.h"
 #include "memory/guest_memory.h"
 
 namespace passage {
@@ -80,6 +81,15 @@ class DmaSpace : public MemoryListener {
   mutable absl::Mutex mu_;
   std::map<uint64_t, uint64_t> mappings_ ABSL_GUARDED_BY(mu_);
 };
+
+// When the kernel refuses a device or group whose reserved regions overlap
+// live mappings, it does not say which: this reads the group's sysfs
+// `reserved_regions` ("0x...fee00000 0x...feefffff msi" per line) and names
+// the first region a mapping hits, e.g. "reserved IOVA range
+// 0xfee00000-0xfeefffff (msi)". Without the file (fd-only use): a generic
+// "reserved IOVA ranges" text.
+std::string DescribeReservedOverlap(Sys* sys, const std::string& reserved_regions_path,
+                                    const std::map<uint64_t, uint64_t>& mappings);
 
 // Checks that [iova, iova+size) lies inside one of `allowed`; otherwise the
 // error names the reserved range it hits, e.g. "... 0xfee00000-0xfeefffff".

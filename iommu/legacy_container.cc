@@ -66,11 +66,12 @@ absl::StatusOr<int> LegacyContainer::AcquireGroup(int id, const std::string& dev
       const int err = errno;
       if (err == EINVAL && !mappings().empty()) {
         // type1 refuses a group whose reserved regions overlap live mappings.
-        return absl::FailedPreconditionError(absl::StrCat(
-            device, ": vfio group ", id, " cannot join the ", name_,
-            ": its reserved IOVA ranges (e.g. the MSI window 0xfee00000-0xfeefffff) overlap "
-            "guest RAM mapped there (",
-            std::strerror(err), ")"));
+        const std::string range = DescribeReservedOverlap(
+            sys_, absl::StrCat("/sys/kernel/iommu_groups/", id, "/reserved_regions"), mappings());
+        return absl::FailedPreconditionError(
+            absl::StrCat(device, ": vfio group ", id, " cannot join the ", name_,
+                         ": guest RAM mapped there overlaps the group's ", range, " (",
+                         std::strerror(err), ")"));
       }
       return ErrnoError(absl::StrCat(device, ": vfio group ", id, ": VFIO_GROUP_SET_CONTAINER"),
                         err);

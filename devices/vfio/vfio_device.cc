@@ -188,10 +188,12 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
     const int err = errno;
     if (err == EADDRINUSE) {
       // iommufd refuses a device whose reserved regions overlap a mapping.
-      return absl::FailedPreconditionError(absl::StrCat(
-          o.id, ": the device's reserved IOVA ranges (e.g. the x86 MSI window "
-          "0xfee00000-0xfeefffff) overlap guest RAM mapped in ", iommufd.name(), " (",
-          std::strerror(err), ")"));
+      const std::string range = DescribeReservedOverlap(
+          sys, o.sysfs_path.empty() ? "" : o.sysfs_path + "/iommu_group/reserved_regions",
+          iommufd.mappings());
+      return absl::FailedPreconditionError(
+          absl::StrCat(o.id, ": guest RAM mapped in ", iommufd.name(),
+                       " overlaps the device's ", range, " (", std::strerror(err), ")"));
     }
     return ErrnoError(absl::StrCat(o.id, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS of ",
                                  iommufd.name()), err);

@@ -74,6 +74,7 @@ class FakeKernel : public Sys {
   std::map<std::string, std::string> links;
   std::map<std::string, std::vector<std::string>> dirs;
   std::set<std::string> paths;
+  std::map<std::string, std::string> files;  // ReadFile contents
   // Devices by cdev path ("/dev/vfio/devices/vfio0") and by BDF for groups.
   std::map<std::string, FakeVfioPci*> cdevs;
   std::map<std::string, FakeVfioPci*> group_devices;
@@ -192,6 +193,11 @@ class FakeKernel : public Sys {
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
     auto it = dirs.find(path);
     if (it == dirs.end()) return absl::NotFoundError(path);
+    return it->second;
+  }
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    auto it = files.find(path);
+    if (it == files.end()) return absl::NotFoundError(path);
     return it->second;
   }
   bool Exists(const std::string& path) override {

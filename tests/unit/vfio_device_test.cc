@@ -217,17 +217,35 @@ TEST_F(VfioDeviceTest, ReservedWindowShowsInTheIoasOnlyOnceAttached) {
 // kernel then refuses the attach (EADDRINUSE) and passage says why.
 TEST_F(VfioDeviceTest, RamInTheReservedWindowKernelRefusesAttach) {
   dev_.reserved = {kMsiWindow};
+  kernel_.files[std::string(kSysfs) + "/iommu_group/reserved_regions"] =
+      "0x00000000fee00000 0x00000000feefffff msi\n";
   uint8_t page[4096];
   ASSERT_TRUE(iommufd_->Map({0xfee00000, 0x1000, page, -1, 0}).ok());
   auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
   ASSERT_FALSE(dev.ok());
   const std::string msg(dev.status().message());
-  EXPECT_EQ(msg.rfind("dev0: ", 0), 0u) << msg;
-  EXPECT_NE(msg.find("0xfee00000-0xfeefffff"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("iommufd0"), std::string::npos) << msg;
+  EXPECT_EQ(msg, "dev0: guest RAM mapped in iommufd0 overlaps the device's reserved IOVA range "
+                 "0xfee00000-0xfeefffff (msi) (Address already in use)");
   EXPECT_EQ(dev_.attached_pt, 0u);
   EXPECT_EQ(dev_.bound_iommufd, -1) << "closed, so unbound";
   EXPECT_EQ(kernel_.open_fds(), 1u) << "only the iommufd";
+}
+
+// With a passed fd there is no sysfs path to read the regions from: the
+// message still names the device and the object, and the open is undone.
+TEST_F(VfioDeviceTest, KernelRefusalWithoutSysfsStillNamesDeviceAndObject) {
+  dev_.reserved = {kMsiWindow};
+  uint8_t page[4096];
+  ASSERT_TRUE(iommufd_->Map({0xfee00000, 0x1000, page, -1, 0}).ok());
+  const int fd = kernel_.Open("/dev/vfio/devices/vfio0", 0);
+  auto dev = VfioDevice::OpenWithIommufd({"dev0", "", fd}, *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_EQ(msg.rfind("dev0: guest RAM mapped in iommufd0 overlaps the device's reserved IOVA "
+                      "ranges", 0),
+            0u)
+      << msg;
+  EXPECT_FALSE(kernel_.is_open(fd));
 }
 
 // A kernel that lets the attach through: passage's own check after attach
@@ -282,12 +300,14 @@ TEST_F(VfioDeviceTest, LegacyGroupJoiningOverMappedRamIsRefused) {
   ASSERT_TRUE(first.ok()) << first.status();
   uint8_t page[4096];
   ASSERT_TRUE((*container)->Map({0xfee00000, 0x1000, page, -1, 0}).ok());
+  kernel_.files["/sys/kernel/iommu_groups/6/reserved_regions"] =
+      "0x00000000fee00000 0x00000000feefffff msi\n";
   const size_t fds = kernel_.open_fds();
   auto second = VfioDevice::OpenWithContainer({"dev1", sysfs2, -1}, **container, &kernel_);
   ASSERT_FALSE(second.ok());
   const std::string msg(second.status().message());
   EXPECT_EQ(msg.rfind("dev1: vfio group 6", 0), 0u) << msg;
-  EXPECT_NE(msg.find("0xfee00000-0xfeefffff"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reserved IOVA range 0xfee00000-0xfeefffff (msi)"), std::string::npos) << msg;
   EXPECT_EQ(kernel_.open_fds(), fds);
   EXPECT_EQ(kernel_.groups_in_container, (std::set<int>{5}));
 }
