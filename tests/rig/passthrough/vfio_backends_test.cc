@@ -5,7 +5,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/kvm.h>
 #include <linux/vfio.h>
+#include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -230,6 +232,75 @@ TEST_F(VfioBackends, RamInTheMsiWindowRefusesTheAttach) {
     ASSERT_TRUE(dev.ok()) << dev.status();
   }
   iommufd->reset();
+}
+
+// The shape passage promises: several devices on one -object iommufd share
+// its one IOAS and its one set of RAM mappings. edu does DMA through it
+// while nvme (QEMU's, 1b36:0010) sits attached to the same IOAS.
+TEST_F(VfioBackends, EduAndNvmeShareOneIoas) {
+  const std::string nvme = FindPci("1b36", "0010");
+  ASSERT_FALSE(nvme.empty()) << "no nvme device (1b36:0010) in the rig";
+  auto iommufd = Iommufd::Create({"iommufd0"});
+  ASSERT_TRUE(iommufd.ok()) << iommufd.status();
+  ASSERT_TRUE(memory_->AddListener(iommufd->get()).ok());
+  const auto mappings = (*iommufd)->mappings();
+  {
+    auto edu = VfioDevice::OpenWithIommufd({"edu", edu_, -1}, **iommufd);
+    ASSERT_TRUE(edu.ok()) << edu.status();
+    auto disk = VfioDevice::OpenWithIommufd({"nvme", nvme, -1}, **iommufd);
+    ASSERT_TRUE(disk.ok()) << disk.status();
+    EXPECT_EQ((*iommufd)->mappings(), mappings) << "no mapping per device";
+    auto config = (*disk)->RegionInfo(VFIO_PCI_CONFIG_REGION_INDEX);
+    ASSERT_TRUE(config.ok());
+    EXPECT_EQ(Read32(**disk, *config, 0), 0x00101b36u);
+    RunEduDma(**edu);
+  }
+  memory_->RemoveListener(iommufd->get());
+  EXPECT_TRUE((*iommufd)->mappings().empty());
+  iommufd->reset();
+}
+
+// KVM-VFIO learns about the cdev before it binds (as QEMU orders it), and
+// about the group on the legacy path; the real kernel accepts both orders
+// and DMA still works. FILE_DEL at close lets the device go at once.
+TEST_F(VfioBackends, KvmVfioFileAddedBeforeBind) {
+  const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(kvm, 0) << "no /dev/kvm in L1";
+  const int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+  ASSERT_GE(vm, 0);
+  {
+    KvmVfio kvm_vfio(vm, &Sys::Real());
+    auto iommufd = Iommufd::Create({"iommufd0"});
+    ASSERT_TRUE(iommufd.ok()) << iommufd.status();
+    ASSERT_TRUE(memory_->AddListener(iommufd->get()).ok());
+    {
+      VfioDevice::Options o{"edu", edu_, -1, &kvm_vfio};
+      auto dev = VfioDevice::OpenWithIommufd(o, **iommufd);
+      ASSERT_TRUE(dev.ok()) << dev.status();
+      RunEduDma(**dev);
+    }
+    {
+      // Closed and deleted from KVM-VFIO: the cdev opens and binds again.
+      VfioDevice::Options o{"edu-again", edu_, -1, &kvm_vfio};
+      auto dev = VfioDevice::OpenWithIommufd(o, **iommufd);
+      ASSERT_TRUE(dev.ok()) << dev.status();
+    }
+    memory_->RemoveListener(iommufd->get());
+    iommufd->reset();
+    auto container = LegacyContainer::Create();
+    ASSERT_TRUE(container.ok()) << container.status();
+    {
+      VfioDevice::Options o{"edu", edu_, -1, &kvm_vfio};
+      auto dev = VfioDevice::OpenWithContainer(o, **container);
+      ASSERT_TRUE(dev.ok()) << dev.status();
+      ASSERT_TRUE(memory_->AddListener(container->get()).ok());
+      RunEduDma(**dev);
+      memory_->RemoveListener(container->get());
+    }
+    container->reset();
+  }
+  close(vm);
+  close(kvm);
 }
 
 TEST_F(VfioBackends, TwoIommufdObjectsEachMapAllRam) {
