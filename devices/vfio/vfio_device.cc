@@ -321,34 +321,30 @@ absl::StatusOr<VfioIrqInfo> VfioDevice::IrqInfo(uint32_t index) const {
   return VfioIrqInfo{info.flags, info.count};
 }
 
-absl::Status VfioDevice::ReadRegion(const VfioRegionInfo& region, uint64_t offset,
-                                    std::span<uint8_t> data) const {
-  if (offset > region.size || data.size() > region.size - offset) {
-    return absl::OutOfRangeError(absl::StrCat(id_, ": read of region ", region.index,
-                                              " at 0x", absl::Hex(offset), " out of range"));
+absl::Status VfioDevice::RegionIo(const VfioRegionInfo& region, uint64_t offset, void* data,
+                                  size_t size, bool write) const {
+  const char* what = write ? ": write of region " : ": read of region ";
+  if (offset > region.size || size > region.size - offset) {
+    return absl::OutOfRangeError(
+        absl::StrCat(id_, what, region.index, " at 0x", absl::Hex(offset), " out of range"));
   }
-  const ssize_t n = sys_->Pread(fd(), data.data(), data.size(),
-                                static_cast<off_t>(region.offset + offset));
-  if (n != static_cast<ssize_t>(data.size())) {
-    return ErrnoError(absl::StrCat(id_, ": read of region ", region.index, " at 0x",
-                                 absl::Hex(offset)), n < 0 ? errno : EIO);
+  const off_t at = static_cast<off_t>(region.offset + offset);
+  const ssize_t n = write ? sys_->Pwrite(fd(), data, size, at) : sys_->Pread(fd(), data, size, at);
+  if (n != static_cast<ssize_t>(size)) {
+    return ErrnoError(absl::StrCat(id_, what, region.index, " at 0x", absl::Hex(offset)),
+                      n < 0 ? errno : EIO);
   }
   return absl::OkStatus();
 }
 
+absl::Status VfioDevice::ReadRegion(const VfioRegionInfo& region, uint64_t offset,
+                                    std::span<uint8_t> data) const {
+  return RegionIo(region, offset, data.data(), data.size(), false);
+}
+
 absl::Status VfioDevice::WriteRegion(const VfioRegionInfo& region, uint64_t offset,
                                      std::span<const uint8_t> data) const {
-  if (offset > region.size || data.size() > region.size - offset) {
-    return absl::OutOfRangeError(absl::StrCat(id_, ": write of region ", region.index,
-                                              " at 0x", absl::Hex(offset), " out of range"));
-  }
-  const ssize_t n = sys_->Pwrite(fd(), data.data(), data.size(),
-                                 static_cast<off_t>(region.offset + offset));
-  if (n != static_cast<ssize_t>(data.size())) {
-    return ErrnoError(absl::StrCat(id_, ": write of region ", region.index, " at 0x",
-                                 absl::Hex(offset)), n < 0 ? errno : EIO);
-  }
-  return absl::OkStatus();
+  return RegionIo(region, offset, const_cast<uint8_t*>(data.data()), data.size(), true);
 }
 
 absl::Status VfioDevice::SetIrqEventfds(uint32_t index, uint32_t start,

@@ -124,6 +124,9 @@ class VfioDevice {
   VfioDevice(Sys* sys, std::string id) : sys_(sys), id_(std::move(id)) {}
   absl::Status ReadInfo();
   absl::Status HotReset() const;
+  // Pread/Pwrite of [offset, offset+size) in `region`, range-checked first.
+  absl::Status RegionIo(const VfioRegionInfo& region, uint64_t offset, void* data, size_t size,
+                        bool write) const;
 
   Sys* const sys_;
   const std::string id_;
