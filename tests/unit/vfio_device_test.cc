@@ -4,8 +4,11 @@
 #include <linux/vfio.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <set>
 
+#include "iommu/vfio_info.h"
 #include "tests/unit/fake_kernel.h"
 
 namespace passage {
@@ -195,6 +198,34 @@ TEST_F(VfioDeviceTest, LegacyPathRefusesPassedFd) {
   ASSERT_FALSE(dev.ok());
   EXPECT_NE(std::string(dev.status().message()).find("iommufd="), std::string::npos);
   EXPECT_FALSE(kernel_.is_open(fd)) << "passage owns passed fds, also on errors";
+}
+
+// ---- the capability-chain walk ----------------------------------------------
+
+TEST(VfioInfoCaps, BoundedAndBoundsChecked) {
+  std::vector<uint8_t> buf(64, 0);
+  auto put = [&](uint32_t off, uint16_t id, uint32_t next) {
+    vfio_info_cap_header h{id, 1, next};
+    std::memcpy(buf.data() + off, &h, sizeof(h));
+  };
+  put(16, 7, 32);
+  put(32, 8, 0);
+  auto caps = VfioInfoCaps(buf, 16, 16);
+  ASSERT_EQ(caps.size(), 2u);
+  EXPECT_EQ(caps[0].id, 7);
+  EXPECT_EQ(caps[1].id, 8);
+  EXPECT_EQ(caps[1].bytes.size(), 32u) << "a capability cannot reach past the buffer";
+  EXPECT_EQ((caps[1].As<std::array<uint8_t, 33>>()), nullptr);
+  // A chain that loops stops after 64 hops; one that points into the fixed
+  // struct or past the end stops there.
+  put(32, 8, 16);
+  EXPECT_EQ(VfioInfoCaps(buf, 16, 16).size(), 64u);
+  put(32, 8, 8);
+  EXPECT_EQ(VfioInfoCaps(buf, 16, 16).size(), 2u);
+  put(32, 8, 60);
+  EXPECT_EQ(VfioInfoCaps(buf, 16, 16).size(), 2u) << "header would cross the end";
+  EXPECT_TRUE(VfioInfoCaps(buf, 16, 0).empty());
+  EXPECT_TRUE(VfioInfoCaps(buf, 16, 4).empty());
 }
 
 // ---- reserved IOVA ranges appear with the attach ---------------------------
