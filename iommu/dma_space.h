@@ -2,15 +2,23 @@
 // at IOVA == guest-physical address. Implementations: Iommufd (one IOAS) and
 // LegacyContainer (VFIO type1v2). A DmaSpace is a MemoryListener, so adding
 // it to GuestMemory maps all RAM and keeps it in step.
+//
+// The base owns what both backends share: the table of live mappings, the
+// reserved-range checks, and unmapping on destruction. A backend only issues
+// its ioctls (MapIoctl/UnmapIoctl/AllowedRanges), like rust-vmm's VfioOps.
 #ifndef PASSAGE_IOMMU_DMA_SPACE_H_
 #define PASSAGE_IOMMU_DMA_SPACE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "iommu/sys.h"
 #include "memory/guest_memory.h"
 
 namespace passage {
@@ -33,16 +41,55 @@ struct DmaMapping {
 
 class DmaSpace : public MemoryListener {
  public:
+  // Backends must call UnmapAll() in their destructor, while their fd is open.
+  ~DmaSpace() override = default;
+
   // A short name for messages ("iommufd0", "vfio container").
   virtual const std::string& name() const = 0;
-  virtual absl::Status Map(const DmaMapping& mapping) = 0;
-  virtual absl::Status Unmap(uint64_t iova, uint64_t size) = 0;
-  // The IOVA ranges devices can currently reach.
+  // The IOVA ranges devices can currently reach. They shrink as devices
+  // attach: a device's reserved regions (the x86 MSI window) only show then.
   virtual absl::StatusOr<std::vector<IovaRange>> AllowedRanges() = 0;
+
+  // Checks the range against AllowedRanges(), maps it and records it.
+  absl::Status Map(const DmaMapping& mapping) ABSL_LOCKS_EXCLUDED(mu_);
+  // Unmaps a recorded mapping; a range not (or no longer) mapped is a no-op.
+  absl::Status Unmap(uint64_t iova, uint64_t size) ABSL_LOCKS_EXCLUDED(mu_);
+  // Mappings currently live, iova -> size.
+  std::map<uint64_t, uint64_t> mappings() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Called after a device attached: every live mapping must still lie in the
+  // allowed ranges. The error names the reserved range and `device`.
+  absl::Status CheckMappingsAfterAttach(const std::string& device);
 
   absl::Status OnRegionAdded(const MemoryRegion& region) override;
   void OnRegionRemoved(const MemoryRegion& region) override;
+
+ protected:
+  // The backend's ioctls; the base holds no lock while calling them.
+  virtual absl::Status MapIoctl(const DmaMapping& mapping) = 0;
+  virtual absl::Status UnmapIoctl(uint64_t iova, uint64_t size) = 0;
+  // Unmaps everything still mapped, newest (highest IOVA) first.
+  void UnmapAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets every mapping without an ioctl (the kernel dropped them).
+  void ForgetAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // A map/unmap ioctl's result (0 or -1 with errno) as a Status; an error
+  // reads "<space>: <what> 0x<iova>+0x<size>: <strerror>".
+  absl::Status IoctlResult(int result, absl::string_view what, uint64_t iova,
+                           uint64_t size) const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, uint64_t> mappings_ ABSL_GUARDED_BY(mu_);
 };
+
+// When the kernel refuses a device or group whose reserved regions overlap
+// live mappings, it does not say which: this reads the group's sysfs
+// `reserved_regions` ("0x...fee00000 0x...feefffff msi" per line) and names
+// the first region a mapping hits, e.g. "reserved IOVA range
+// 0xfee00000-0xfeefffff (msi)". Without the file (fd-only use): a generic
+// "reserved IOVA ranges" text.
+std::string DescribeReservedOverlap(Sys* sys, const std::string& reserved_regions_path,
+                                    const std::map<uint64_t, uint64_t>& mappings);
 
 // Checks that [iova, iova+size) lies inside one of `allowed`; otherwise the
 // error names the reserved range it hits, e.g. "... 0xfee00000-0xfeefffff".

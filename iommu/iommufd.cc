@@ -39,16 +39,7 @@ absl::StatusOr<std::unique_ptr<Iommufd>> Iommufd::Create(const Options& options,
 
 Iommufd::~Iommufd() {
   if (!fd_.valid()) return;
-  std::map<uint64_t, uint64_t> left;
-  {
-    absl::MutexLock lock(&mu_);
-    left = mappings_;
-  }
-  for (auto it = left.rbegin(); it != left.rend(); ++it) {
-    if (absl::Status s = Unmap(it->first, it->second); !s.ok()) {
-      std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
-    }
-  }
+  UnmapAll();
   if (ioas_id_ != 0) {
     iommu_destroy destroy{};
     destroy.size = sizeof(destroy);
@@ -78,11 +69,7 @@ absl::StatusOr<std::vector<IovaRange>> Iommufd::AllowedRanges() {
   return absl::InternalError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES keeps growing"));
 }
 
-absl::Status Iommufd::Map(const DmaMapping& m) {
-  absl::StatusOr<std::vector<IovaRange>> allowed = AllowedRanges();
-  if (!allowed.ok()) return allowed.status();
-  if (absl::Status s = CheckIovaAllowed(id_, m.iova, m.size, *allowed); !s.ok()) return s;
-
+absl::Status Iommufd::MapIoctl(const DmaMapping& m) {
   const uint32_t flags =
       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
   bool mapped = false;
@@ -95,12 +82,12 @@ absl::Status Iommufd::Map(const DmaMapping& m) {
     map.start = m.fd_offset;
     map.length = m.size;
     map.iova = m.iova;
-    if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP_FILE, &map) == 0) {
+    const int r = sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP_FILE, &map);
+    if (r == 0) {
       mapped = true;
       used_map_file_ = true;
     } else if (errno != ENOTTY && errno != EOPNOTSUPP) {
-      return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_MAP_FILE of guest RAM at 0x",
-                                   absl::Hex(m.iova), "+0x", absl::Hex(m.size)));
+      return IoctlResult(r, "IOMMU_IOAS_MAP_FILE of guest RAM at", m.iova, m.size);
     } else {
       map_file_ = false;  // older kernel: use user VA mappings from now on
     }
@@ -113,35 +100,24 @@ absl::Status Iommufd::Map(const DmaMapping& m) {
     map.user_va = reinterpret_cast<uint64_t>(m.host);
     map.length = m.size;
     map.iova = m.iova;
-    if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP, &map) != 0) {
-      return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_MAP of guest RAM at 0x", absl::Hex(m.iova),
-                                   "+0x", absl::Hex(m.size)));
+    if (absl::Status s = IoctlResult(sys_->Ioctl(fd_.get(), IOMMU_IOAS_MAP, &map),
+                                     "IOMMU_IOAS_MAP of guest RAM at", m.iova, m.size);
+        !s.ok()) {
+      return s;
     }
     used_map_file_ = false;
   }
-  absl::MutexLock lock(&mu_);
-  mappings_[m.iova] = m.size;
   return absl::OkStatus();
 }
 
-absl::Status Iommufd::Unmap(uint64_t iova, uint64_t size) {
+absl::Status Iommufd::UnmapIoctl(uint64_t iova, uint64_t size) {
   iommu_ioas_unmap unmap{};
   unmap.size = sizeof(unmap);
   unmap.ioas_id = ioas_id_;
   unmap.iova = iova;
   unmap.length = size;
-  if (sys_->Ioctl(fd_.get(), IOMMU_IOAS_UNMAP, &unmap) != 0) {
-    return ErrnoError(absl::StrCat(id_, ": IOMMU_IOAS_UNMAP 0x", absl::Hex(iova), "+0x",
-                                 absl::Hex(size)));
-  }
-  absl::MutexLock lock(&mu_);
-  mappings_.erase(iova);
-  return absl::OkStatus();
-}
-
-std::map<uint64_t, uint64_t> Iommufd::mappings() const {
-  absl::MutexLock lock(&mu_);
-  return mappings_;
+  return IoctlResult(sys_->Ioctl(fd_.get(), IOMMU_IOAS_UNMAP, &unmap), "IOMMU_IOAS_UNMAP", iova,
+                     size);
 }
 
 }  // namespace passage

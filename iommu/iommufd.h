@@ -5,13 +5,11 @@
 #define PASSAGE_IOMMU_IOMMUFD_H_
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "iommu/dma_space.h"
 #include "iommu/sys.h"
 
@@ -34,14 +32,14 @@ class Iommufd : public DmaSpace {
   int fd() const { return fd_.get(); }
   uint32_t ioas_id() const { return ioas_id_; }
 
-  absl::Status Map(const DmaMapping& mapping) override ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status Unmap(uint64_t iova, uint64_t size) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<IovaRange>> AllowedRanges() override;
 
   // How the last mapping was made (for reports and tests).
   bool used_map_file() const { return used_map_file_; }
-  // Mappings currently live, iova -> size.
-  std::map<uint64_t, uint64_t> mappings() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ protected:
+  absl::Status MapIoctl(const DmaMapping& mapping) override;
+  absl::Status UnmapIoctl(uint64_t iova, uint64_t size) override;
 
  private:
   Iommufd(Sys* sys, std::string id, SysFd fd, bool map_file)
@@ -53,8 +51,6 @@ class Iommufd : public DmaSpace {
   uint32_t ioas_id_ = 0;
   bool map_file_;
   bool used_map_file_ = false;
-  mutable absl::Mutex mu_;
-  std::map<uint64_t, uint64_t> mappings_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace passage

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "iommu/vfio_info.h"
 #include "memory/unique_fd.h"
 
 namespace passage {
@@ -28,140 +29,141 @@ absl::StatusOr<std::unique_ptr<LegacyContainer>> LegacyContainer::Create(int fd,
 }
 
 LegacyContainer::~LegacyContainer() {
-  std::map<uint64_t, uint64_t> left = mappings();
-  for (auto it = left.rbegin(); it != left.rend(); ++it) {
-    if (absl::Status s = Unmap(it->first, it->second); !s.ok()) {
-      std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
-    }
-  }
-  std::map<int, int> groups;
+  UnmapAll();
+  absl::MutexLock lock(&groups_mu_);
+  while (!groups_.empty()) LeaveLocked(groups_.begin()->first);
+}
+
+absl::StatusOr<int> LegacyContainer::AcquireGroup(int id, const std::string& device) {
   {
-    absl::MutexLock lock(&mu_);
-    groups = groups_;
-  }
-  for (auto& [id, gfd] : groups) RemoveGroup(gfd, id);
-}
-
-absl::Status LegacyContainer::AddGroup(int group_fd, int group_id) {
-  vfio_group_status status{};
-  status.argsz = sizeof(status);
-  if (sys_->Ioctl(group_fd, VFIO_GROUP_GET_STATUS, &status) != 0) {
-    return ErrnoError(absl::StrCat("vfio group ", group_id, ": VFIO_GROUP_GET_STATUS"));
-  }
-  if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "vfio group ", group_id,
-        " is not viable: bind every device in the group to vfio-pci (or unbind it)"));
-  }
-  absl::MutexLock lock(&mu_);
-  if (groups_.count(group_id)) return absl::OkStatus();  // devices share groups
-  int container = fd_.get();
-  if (sys_->Ioctl(group_fd, VFIO_GROUP_SET_CONTAINER, &container) != 0) {
-    return ErrnoError(absl::StrCat("vfio group ", group_id, ": VFIO_GROUP_SET_CONTAINER"));
-  }
-  if (!iommu_set_) {
-    if (sys_->Ioctl(fd_.get(), VFIO_SET_IOMMU,
-                    reinterpret_cast<void*>(static_cast<uintptr_t>(VFIO_TYPE1v2_IOMMU))) != 0) {
-      const int err = errno;
-      sys_->Ioctl(group_fd, VFIO_GROUP_UNSET_CONTAINER, nullptr);
-      return ErrnoError("vfio container: VFIO_SET_IOMMU type1v2", err);
+    absl::MutexLock lock(&groups_mu_);
+    auto it = groups_.find(id);
+    if (it != groups_.end()) {  // devices share groups
+      ++it->second.users;
+      return it->second.fd.get();
     }
-    iommu_set_ = true;
+    const std::string path = absl::StrCat("/dev/vfio/", id);
+    SysFd fd(sys_, sys_->Open(path.c_str(), O_RDWR));
+    if (!fd.valid()) {
+      if (errno == EBUSY) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            device, ": vfio group ", id, " is in use by another process (", path, ")"));
+      }
+      return ErrnoError(absl::StrCat(device, ": opening ", path));
+    }
+    vfio_group_status status{};
+    status.argsz = sizeof(status);
+    if (sys_->Ioctl(fd.get(), VFIO_GROUP_GET_STATUS, &status) != 0) {
+      return ErrnoError(absl::StrCat(device, ": vfio group ", id, ": VFIO_GROUP_GET_STATUS"));
+    }
+    if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          device, ": vfio group ", id,
+          " is not viable: bind every device in the group to vfio-pci (or unbind it)"));
+    }
+    int container = fd_.get();
+    if (sys_->Ioctl(fd.get(), VFIO_GROUP_SET_CONTAINER, &container) != 0) {
+      const int err = errno;
+      if (err == EINVAL && !mappings().empty()) {
+        // type1 refuses a group whose reserved regions overlap live mappings.
+        const std::string range = DescribeReservedOverlap(
+            sys_, absl::StrCat("/sys/kernel/iommu_groups/", id, "/reserved_regions"), mappings());
+        return absl::FailedPreconditionError(
+            absl::StrCat(device, ": vfio group ", id, " cannot join the ", name_,
+                         ": guest RAM mapped there overlaps the group's ", range, " (",
+                         std::strerror(err), ")"));
+      }
+      return ErrnoError(absl::StrCat(device, ": vfio group ", id, ": VFIO_GROUP_SET_CONTAINER"),
+                        err);
+    }
+    if (!iommu_set_) {
+      if (sys_->Ioctl(fd_.get(), VFIO_SET_IOMMU,
+                      reinterpret_cast<void*>(static_cast<uintptr_t>(VFIO_TYPE1v2_IOMMU))) != 0) {
+        const int err = errno;
+        sys_->Ioctl(fd.get(), VFIO_GROUP_UNSET_CONTAINER, nullptr);
+        return ErrnoError(absl::StrCat(device, ": ", name_, ": VFIO_SET_IOMMU type1v2"), err);
+      }
+      iommu_set_ = true;
+    }
+    Group& g = groups_[id];
+    g.fd = std::move(fd);
+    g.users = 1;
   }
-  groups_[group_id] = group_fd;
-  return absl::OkStatus();
+  // A new group may bring reserved ranges; RAM mapped before must avoid them.
+  if (absl::Status s = CheckMappingsAfterAttach(device); !s.ok()) {
+    ReleaseGroup(id);
+    return s;
+  }
+  absl::MutexLock lock(&groups_mu_);
+  return groups_.at(id).fd.get();
 }
 
-void LegacyContainer::RemoveGroup(int group_fd, int group_id) {
-  absl::MutexLock lock(&mu_);
-  if (groups_.erase(group_id) == 0) return;
-  sys_->Ioctl(group_fd, VFIO_GROUP_UNSET_CONTAINER, nullptr);
-  // The kernel drops the IOMMU (and every mapping) with the last group.
+void LegacyContainer::ReleaseGroup(int id) {
+  absl::MutexLock lock(&groups_mu_);
+  auto it = groups_.find(id);
+  if (it == groups_.end() || --it->second.users > 0) return;
+  LeaveLocked(id);
+}
+
+void LegacyContainer::LeaveLocked(int id) {
+  auto it = groups_.find(id);
+  sys_->Ioctl(it->second.fd.get(), VFIO_GROUP_UNSET_CONTAINER, nullptr);
+  groups_.erase(it);  // closes the group
   if (groups_.empty()) {
     iommu_set_ = false;
-    mappings_.clear();
+    ForgetAll();
   }
+}
+
+std::map<int, int> LegacyContainer::group_fds() const {
+  absl::MutexLock lock(&groups_mu_);
+  std::map<int, int> out;
+  for (const auto& [id, g] : groups_) out[id] = g.fd.get();
+  return out;
 }
 
 absl::StatusOr<std::vector<IovaRange>> LegacyContainer::AllowedRanges() {
   if (!iommu_set_) return absl::FailedPreconditionError("vfio container: no group attached yet");
-  std::vector<uint8_t> buf(sizeof(vfio_iommu_type1_info));
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    auto* info = reinterpret_cast<vfio_iommu_type1_info*>(buf.data());
-    info->argsz = static_cast<uint32_t>(buf.size());
-    if (sys_->Ioctl(fd_.get(), VFIO_IOMMU_GET_INFO, info) != 0) {
-      return ErrnoError("vfio container: VFIO_IOMMU_GET_INFO");
-    }
-    if (info->argsz > buf.size()) {
-      buf.resize(info->argsz);
-      continue;
-    }
-    if (!(info->flags & VFIO_IOMMU_INFO_CAPS) || info->cap_offset == 0) {
-      return std::vector<IovaRange>{{0, ~0ull}};  // no restrictions reported
-    }
-    // Walk the capability chain for the IOVA range list; every offset comes
-    // from the kernel but is still bounds-checked.
-    uint32_t off = info->cap_offset;
-    for (int hops = 0; off != 0 && hops < 64; ++hops) {
-      if (off + sizeof(vfio_info_cap_header) > buf.size()) break;
-      auto* hdr = reinterpret_cast<vfio_info_cap_header*>(buf.data() + off);
-      if (hdr->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE &&
-          off + sizeof(vfio_iommu_type1_info_cap_iova_range) <= buf.size()) {
-        auto* cap = reinterpret_cast<vfio_iommu_type1_info_cap_iova_range*>(hdr);
-        std::vector<IovaRange> out;
-        const size_t room = (buf.size() - off - sizeof(*cap)) / sizeof(vfio_iova_range);
-        for (uint32_t i = 0; i < cap->nr_iovas && i < room; ++i) {
-          out.push_back({cap->iova_ranges[i].start, cap->iova_ranges[i].end});
-        }
-        return out;
+  absl::StatusOr<std::vector<uint8_t>> buf =
+      VfioQueryInfo(sys_, fd_.get(), VFIO_IOMMU_GET_INFO, sizeof(vfio_iommu_type1_info),
+                    [](uint8_t*) {}, "vfio container: VFIO_IOMMU_GET_INFO");
+  if (!buf.ok()) return buf.status();
+  vfio_iommu_type1_info info;
+  std::memcpy(&info, buf->data(), sizeof(info));
+  if (info.flags & VFIO_IOMMU_INFO_CAPS) {
+    for (const VfioInfoCap& cap : VfioInfoCaps(*buf, sizeof(info), info.cap_offset)) {
+      if (cap.id != VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) continue;
+      const auto* ranges = cap.As<vfio_iommu_type1_info_cap_iova_range>();
+      if (ranges == nullptr) break;
+      const size_t room = cap.Room<vfio_iommu_type1_info_cap_iova_range, vfio_iova_range>();
+      std::vector<IovaRange> out;
+      for (uint32_t i = 0; i < ranges->nr_iovas && i < room; ++i) {
+        out.push_back({ranges->iova_ranges[i].start, ranges->iova_ranges[i].end});
       }
-      off = hdr->next;
+      return out;
     }
-    return std::vector<IovaRange>{{0, ~0ull}};
   }
-  return absl::InternalError("vfio container: VFIO_IOMMU_GET_INFO keeps growing");
+  return std::vector<IovaRange>{{0, ~0ull}};  // no restrictions reported
 }
 
-absl::Status LegacyContainer::Map(const DmaMapping& m) {
-  absl::StatusOr<std::vector<IovaRange>> allowed = AllowedRanges();
-  if (!allowed.ok()) return allowed.status();
-  if (absl::Status s = CheckIovaAllowed(name_, m.iova, m.size, *allowed); !s.ok()) return s;
+absl::Status LegacyContainer::MapIoctl(const DmaMapping& m) {
   vfio_iommu_type1_dma_map map{};
   map.argsz = sizeof(map);
   map.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
   map.vaddr = reinterpret_cast<uint64_t>(m.host);
   map.iova = m.iova;
   map.size = m.size;
-  if (sys_->Ioctl(fd_.get(), VFIO_IOMMU_MAP_DMA, &map) != 0) {
-    return ErrnoError(absl::StrCat(name_, ": VFIO_IOMMU_MAP_DMA of guest RAM at 0x",
-                                 absl::Hex(m.iova), "+0x", absl::Hex(m.size)));
-  }
-  absl::MutexLock lock(&mu_);
-  mappings_[m.iova] = m.size;
-  return absl::OkStatus();
+  return IoctlResult(sys_->Ioctl(fd_.get(), VFIO_IOMMU_MAP_DMA, &map),
+                     "VFIO_IOMMU_MAP_DMA of guest RAM at", m.iova, m.size);
 }
 
-absl::Status LegacyContainer::Unmap(uint64_t iova, uint64_t size) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!mappings_.count(iova)) return absl::OkStatus();  // dropped with the last group
-  }
+absl::Status LegacyContainer::UnmapIoctl(uint64_t iova, uint64_t size) {
   vfio_iommu_type1_dma_unmap unmap{};
   unmap.argsz = sizeof(unmap);
   unmap.iova = iova;
   unmap.size = size;
-  if (sys_->Ioctl(fd_.get(), VFIO_IOMMU_UNMAP_DMA, &unmap) != 0) {
-    return ErrnoError(absl::StrCat(name_, ": VFIO_IOMMU_UNMAP_DMA 0x", absl::Hex(iova), "+0x",
-                                 absl::Hex(size)));
-  }
-  absl::MutexLock lock(&mu_);
-  mappings_.erase(iova);
-  return absl::OkStatus();
-}
-
-std::map<uint64_t, uint64_t> LegacyContainer::mappings() const {
-  absl::MutexLock lock(&mu_);
-  return mappings_;
+  return IoctlResult(sys_->Ioctl(fd_.get(), VFIO_IOMMU_UNMAP_DMA, &unmap), "VFIO_IOMMU_UNMAP_DMA",
+                     iova, size);
 }
 
 }  // namespace passage

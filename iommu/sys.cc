@@ -61,6 +61,18 @@ class RealSys : public Sys {
     ::closedir(dir);
     return out;
   }
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0 && out.size() < (1 << 20)) out.append(buf, n);
+    const int err = errno;
+    ::close(fd);
+    if (n < 0) return absl::ErrnoToStatus(err, absl::StrCat("read ", path));
+    return out;
+  }
   bool Exists(const std::string& path) override {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;

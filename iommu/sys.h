@@ -28,6 +28,8 @@ class Sys {
   virtual absl::StatusOr<std::string> ReadLink(const std::string& path) = 0;
   virtual absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
+  // A small sysfs file's contents.
+  virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
 
   // The real kernel.
   static Sys& Real();

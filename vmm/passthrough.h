@@ -31,13 +31,16 @@ namespace passage {
 class Passthrough {
  public:
   // Opens (or adopts) every iommufd object and maps guest RAM into each.
-  // `vm_fd` < 0: no KVM (unit tests).
+  // `vm_fd` < 0: no KVM (unit tests). passage owns every passed fd=: on an
+  // error, the fds of all objects are closed, also those after the one that
+  // failed.
   static absl::StatusOr<std::unique_ptr<Passthrough>> Create(
       const std::vector<ObjectConfig>& objects, GuestMemory& memory, int vm_fd,
       Sys* sys = &Sys::Real());
   ~Passthrough();
 
   // Opens the device of a `-device vfio-pci,...` and builds its guest view.
+  // A passed fd= is owned from the call on and closed on every error.
   absl::StatusOr<std::shared_ptr<PciDevice>> CreateVfioPci(const DeviceConfig& config,
                                                            InterruptController& irq);
   EventLoop& loop() { return loop_; }
@@ -52,24 +55,20 @@ class Passthrough {
 
  private:
   Passthrough(GuestMemory& memory, int vm_fd, Sys* sys)
-      : memory_(memory), vm_fd_(vm_fd), sys_(sys) {}
+      : memory_(memory), sys_(sys), kvm_vfio_(vm_fd, sys) {}
   absl::StatusOr<std::shared_ptr<VfioDevice>> Open(const DeviceConfig& config,
                                                    const std::string& label);
-  absl::Status AddKvmVfioFile(int fd, const std::string& label);
 
   GuestMemory& memory_;
-  const int vm_fd_;
   Sys* const sys_;
   EventLoop loop_;
+  // Outlives the devices (the PCI bus destroys them before Passthrough):
+  // each device deletes its file from KVM-VFIO as it closes.
+  KvmVfio kvm_vfio_;
   std::vector<std::unique_ptr<Iommufd>> iommufds_;  // each a memory listener
   std::vector<bool> passed_fd_;
-  std::unique_ptr<LegacyContainer> container_;
-  std::unique_ptr<VfioGroups> groups_;
+  std::unique_ptr<LegacyContainer> container_;  // owns the VFIO groups too
   bool container_listening_ = false;
-  UniqueFd kvm_vfio_;
-  // Our own references to the files KVM-VFIO knows, so FILE_DEL can name
-  // them at teardown even after the devices closed theirs.
-  std::vector<UniqueFd> kvm_vfio_files_;
 };
 
 }  // namespace passage

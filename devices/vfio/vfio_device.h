@@ -47,25 +47,23 @@ struct VfioIrqInfo {
   uint32_t count = 0;
 };
 
-// Legacy groups, shared by the devices in them: opened once, put into the
-// container once, released with the last device.
-class VfioGroups {
+// KVM's VFIO pseudo device (KVM_DEV_TYPE_VFIO), made on first use: tells
+// KVM which VFIO files (device cdevs, or groups on the legacy path) belong to
+// this VM. A file added for several devices (a shared group) is counted and
+// deleted with its last user.
+class KvmVfio {
  public:
-  VfioGroups(LegacyContainer* container, Sys* sys) : container_(container), sys_(sys) {}
-  ~VfioGroups();
-  // The fd of group `id`, opened and added to the container on first use.
-  absl::StatusOr<int> Acquire(int id) ABSL_LOCKS_EXCLUDED(mu_);
-  void Release(int id) ABSL_LOCKS_EXCLUDED(mu_);
+  // `vm_fd` < 0: no VM (unit tests of devices alone); Add and Remove do nothing.
+  KvmVfio(int vm_fd, Sys* sys) : vm_fd_(vm_fd), sys_(sys) {}
+  absl::Status Add(int file, const std::string& device) ABSL_LOCKS_EXCLUDED(mu_);
+  void Remove(int file) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Group {
-    SysFd fd;
-    int users = 0;
-  };
-  LegacyContainer* const container_;
+  const int vm_fd_;
   Sys* const sys_;
   absl::Mutex mu_;
-  std::map<int, Group> groups_ ABSL_GUARDED_BY(mu_);
+  SysFd dev_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> users_ ABSL_GUARDED_BY(mu_);  // file fd -> devices using it
 };
 
 class VfioDevice {
@@ -74,18 +72,22 @@ class VfioDevice {
     std::string id;          // for messages
     std::string sysfs_path;  // /sys/bus/pci/devices/<BDF> (from host= or sysfsdev=)
     int fd = -1;             // an open /dev/vfio/devices/vfioN: adopted, nothing opened
+    KvmVfio* kvm_vfio = nullptr;  // told about the device's file before it binds
   };
 
-  // cdev path: bind to `iommufd` and attach to its IOAS.
+  // cdev path: add to KVM-VFIO, bind to `iommufd`, attach to its IOAS, and
+  // check that no RAM already mapped there falls in the device's reserved
+  // IOVA ranges. A passed `fd` is owned from the call on, closed on error.
   static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithIommufd(const Options& options,
                                                                      Iommufd& iommufd,
                                                                      Sys* sys = &Sys::Real());
-  // Legacy path: the device's group joins the container, then the device fd
-  // comes from the group.
+  // Legacy path: the device's group joins the container (and KVM-VFIO),
+  // then the device fd comes from the group.
   static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithContainer(const Options& options,
-                                                                       VfioGroups& groups,
+                                                                       LegacyContainer& container,
                                                                        Sys* sys = &Sys::Real());
-  // Detaches (cdev) or releases the group (legacy), then closes the fd.
+  // Detaches (cdev), leaves KVM-VFIO, closes the fd (which unbinds it from
+  // iommufd), releases the group (legacy).
   ~VfioDevice();
 
   const std::string& id() const { return id_; }
@@ -98,7 +100,7 @@ class VfioDevice {
   uint32_t iommufd_devid() const { return devid_; }
   // The file KVM's VFIO pseudo device is told about: the cdev itself, or
   // the group on the legacy path.
-  int kvm_file() const { return groups_ != nullptr ? group_fd_ : fd(); }
+  int kvm_file() const { return container_ != nullptr ? group_fd_ : fd(); }
 
   absl::StatusOr<VfioRegionInfo> RegionInfo(uint32_t index) const;
   absl::StatusOr<VfioIrqInfo> IrqInfo(uint32_t index) const;
@@ -113,23 +115,32 @@ class VfioDevice {
   // INTx: the resample/unmask eventfd.
   absl::Status SetIrqUnmaskEventfd(uint32_t index, int32_t fd) const;
   absl::Status DisableIrqs(uint32_t index) const;
+  // Resets the device: VFIO_DEVICE_RESET when it offers one, else a PCI hot
+  // reset when every device it affects is ours; else says once, in one
+  // line on stderr, that the device was not reset.
   absl::Status Reset() const;
 
  private:
   VfioDevice(Sys* sys, std::string id) : sys_(sys), id_(std::move(id)) {}
   absl::Status ReadInfo();
+  absl::Status HotReset() const;
+  // Pread/Pwrite of [offset, offset+size) in `region`, range-checked first.
+  absl::Status RegionIo(const VfioRegionInfo& region, uint64_t offset, void* data, size_t size,
+                        bool write) const;
 
   Sys* const sys_;
   const std::string id_;
   SysFd fd_;
   Iommufd* iommufd_ = nullptr;  // cdev path
   uint32_t devid_ = 0;
-  VfioGroups* groups_ = nullptr;  // legacy path
+  LegacyContainer* container_ = nullptr;  // legacy path
   int group_id_ = -1;
-  int group_fd_ = -1;  // owned by groups_
+  int group_fd_ = -1;  // owned by container_
+  KvmVfio* kvm_vfio_ = nullptr;  // set once the file was added
   uint32_t num_regions_ = 0;
   uint32_t num_irqs_ = 0;
   bool can_reset_ = false;
+  mutable bool said_not_reset_ = false;
 };
 
 }  // namespace passage

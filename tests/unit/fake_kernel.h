@@ -6,10 +6,12 @@
 #define PASSAGE_TESTS_UNIT_FAKE_KERNEL_H_
 
 #include <linux/iommufd.h>
+#include <linux/kvm.h>
 #include <linux/vfio.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <sys/mman.h>
 
@@ -41,6 +43,18 @@ struct FakeVfioPci {
   std::vector<uint8_t> rom;
   bool rom_readable = true;
   int rom_reads = 0;
+  // Reserved IOVA regions (e.g. the x86 MSI window). Like the kernel, the
+  // fake shows them in an IOAS only while the device is attached to it, and
+  // in the container only while the device's group is in it.
+  std::vector<IovaRange> reserved;
+  int group_id = -1;  // the IOMMU group, for the container's reserved ranges
+  // PCI hot reset (used when not `resettable`): supported at all (else
+  // ENODEV), on the cdev path whether all affected devices are owned, on the
+  // legacy path the ids of the affected groups.
+  bool hot_reset_supported = false;
+  bool hot_reset_owned = true;
+  std::vector<uint32_t> hot_reset_groups;
+  int hot_resets = 0;
   // State the fake keeps.
   int bound_iommufd = -1;
   uint32_t attached_pt = 0;
@@ -54,12 +68,13 @@ struct FakeVfioPci {
 
 class FakeKernel : public Sys {
  public:
-  enum class Kind { kIommufd, kContainer, kGroup, kVfioDevice, kOther };
+  enum class Kind { kIommufd, kContainer, kGroup, kVfioDevice, kKvmVm, kKvmVfio, kOther };
 
   // sysfs: symlinks, directories, existing paths.
   std::map<std::string, std::string> links;
   std::map<std::string, std::vector<std::string>> dirs;
   std::set<std::string> paths;
+  std::map<std::string, std::string> files;  // ReadFile contents
   // Devices by cdev path ("/dev/vfio/devices/vfio0") and by BDF for groups.
   std::map<std::string, FakeVfioPci*> cdevs;
   std::map<std::string, FakeVfioPci*> group_devices;
@@ -70,6 +85,9 @@ class FakeKernel : public Sys {
   std::vector<IovaRange> allowed = {{0, ~0ull}};
   bool group_viable = true;
   int fail_map_at = -1;  // fail the Nth map ioctl (0-based) with ENOMEM
+  // Whether ATTACH refuses a device whose reserved regions overlap a mapping
+  // (the kernel does, with EADDRINUSE); off to test passage's own check.
+  bool attach_checks_reserved = true;
 
   // Observations.
   std::vector<std::string> opened_paths;
@@ -78,7 +96,13 @@ class FakeKernel : public Sys {
   // container and the first IOAS use the IOVA itself, IOAS n adds (n-1)<<48.
   std::map<uint64_t, uint64_t> mapped;
   bool iommu_set = false;
-  int group_container = -1;
+  int group_container = -1;  // the container fd while any group is in it
+  std::set<int> groups_in_container;
+  // The order of the calls that must be ordered: "kvm-vfio add <fd>",
+  // "bind <fd>", "kvm-vfio del <fd>", "attach <fd>", "detach <fd>".
+  std::vector<std::string> events;
+  std::set<int> kvm_vfio_files;  // files KVM-VFIO holds
+  int kvm_vfio_devices = 0;      // KVM_CREATE_DEVICE calls
 
   int AddFd(Kind kind) {
     const int fd = next_fd_++;
@@ -99,7 +123,11 @@ class FakeKernel : public Sys {
     }
     if (p == "/dev/iommu") return AddFd(Kind::kIommufd);
     if (p == "/dev/vfio/vfio") return AddFd(Kind::kContainer);
-    if (p.rfind("/dev/vfio/", 0) == 0) return AddFd(Kind::kGroup);
+    if (p.rfind("/dev/vfio/", 0) == 0) {
+      const int fd = AddFd(Kind::kGroup);
+      group_of_[fd] = std::atoi(p.c_str() + std::strlen("/dev/vfio/"));
+      return fd;
+    }
     errno = ENOENT;
     return -1;
   }
@@ -109,6 +137,7 @@ class FakeKernel : public Sys {
       d->attached_pt = 0;
       device_of_.erase(fd);
     }
+    group_of_.erase(fd);
     if (fds_.erase(fd) == 0) {
       errno = EBADF;
       return -1;
@@ -166,6 +195,11 @@ class FakeKernel : public Sys {
     if (it == dirs.end()) return absl::NotFoundError(path);
     return it->second;
   }
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    auto it = files.find(path);
+    if (it == files.end()) return absl::NotFoundError(path);
+    return it->second;
+  }
   bool Exists(const std::string& path) override {
     return paths.count(path) || dirs.count(path) || links.count(path);
   }
@@ -176,8 +210,10 @@ class FakeKernel : public Sys {
     switch (it->second) {
       case Kind::kIommufd: return IommufdIoctl(request, arg);
       case Kind::kContainer: return ContainerIoctl(request, arg);
-      case Kind::kGroup: return GroupIoctl(request, arg);
+      case Kind::kGroup: return GroupIoctl(fd, request, arg);
       case Kind::kVfioDevice: return DeviceIoctl(fd, request, arg);
+      case Kind::kKvmVm: return KvmVmIoctl(request, arg);
+      case Kind::kKvmVfio: return KvmVfioIoctl(request, arg);
       case Kind::kOther: return Fail(ENOTTY);
     }
     return Fail(ENOTTY);
@@ -188,8 +224,52 @@ class FakeKernel : public Sys {
     errno = err;
     return -1;
   }
-  bool Allowed(uint64_t iova, uint64_t len) const {
-    for (auto& r : allowed) {
+  // `ranges` without the parts in `holes`.
+  static std::vector<IovaRange> Subtract(std::vector<IovaRange> ranges,
+                                         const std::vector<IovaRange>& holes) {
+    for (const IovaRange& h : holes) {
+      std::vector<IovaRange> out;
+      for (const IovaRange& r : ranges) {
+        if (h.last < r.start || h.start > r.last) {
+          out.push_back(r);
+          continue;
+        }
+        if (h.start > r.start) out.push_back({r.start, h.start - 1});
+        if (h.last < r.last) out.push_back({h.last + 1, r.last});
+      }
+      ranges = out;
+    }
+    return ranges;
+  }
+  std::set<FakeVfioPci*> AllDevices() const {
+    std::set<FakeVfioPci*> all;
+    for (auto& [p, d] : cdevs) all.insert(d);
+    for (auto& [b, d] : group_devices) all.insert(d);
+    return all;
+  }
+  // What an IOAS (space > 0) or the container (space 0) allows right now.
+  std::vector<IovaRange> AllowedIn(uint32_t space) const {
+    std::vector<IovaRange> holes;
+    for (FakeVfioPci* d : AllDevices()) {
+      const bool in = space == 0 ? groups_in_container.count(d->group_id) != 0
+                                 : d->attached_pt == space;
+      if (in) holes.insert(holes.end(), d->reserved.begin(), d->reserved.end());
+    }
+    return Subtract(allowed, holes);
+  }
+  // Whether a mapping of `space` overlaps one of `regions`.
+  bool MappingHits(uint32_t space, const std::vector<IovaRange>& regions) const {
+    for (const IovaRange& r : regions) {
+      for (auto& [key, len] : mapped) {
+        if (space != 0 && (key >> 48) != (space <= 1 ? 0 : space - 1)) continue;
+        const uint64_t iova = space <= 1 ? key : key - (uint64_t{space - 1} << 48);
+        if (iova <= r.last && r.start <= iova + len - 1) return true;
+      }
+    }
+    return false;
+  }
+  bool Allowed(uint32_t space, uint64_t iova, uint64_t len) const {
+    for (auto& r : AllowedIn(space)) {
       if (iova >= r.start && iova + len - 1 <= r.last) return true;
     }
     return false;
@@ -199,7 +279,7 @@ class FakeKernel : public Sys {
   }
   int AddMapping(uint32_t space, uint64_t iova, uint64_t len) {
     if (len == 0 || iova % 4096 || len % 4096) return Fail(EINVAL);
-    if (!Allowed(iova, len)) return Fail(EINVAL);
+    if (!Allowed(space, iova, len)) return Fail(EINVAL);
     iova = Key(space, iova);
     if (fail_map_at >= 0 && map_calls + map_file_calls == fail_map_at + 1) return Fail(ENOMEM);
     for (auto& [a, l] : mapped) {
@@ -232,11 +312,12 @@ class FakeKernel : public Sys {
       case IOMMU_IOAS_IOVA_RANGES: {
         auto* q = static_cast<iommu_ioas_iova_ranges*>(arg);
         if (!ioas_.count(q->ioas_id)) return Fail(ENOENT);
+        const std::vector<IovaRange> now = AllowedIn(q->ioas_id);
         const uint32_t room = q->num_iovas;
-        q->num_iovas = static_cast<uint32_t>(allowed.size());
-        if (room < allowed.size()) return Fail(EMSGSIZE);
+        q->num_iovas = static_cast<uint32_t>(now.size());
+        if (room < now.size()) return Fail(EMSGSIZE);
         auto* out = reinterpret_cast<iommu_iova_range*>(q->allowed_iovas);
-        for (size_t i = 0; i < allowed.size(); ++i) out[i] = {allowed[i].start, allowed[i].last};
+        for (size_t i = 0; i < now.size(); ++i) out[i] = {now[i].start, now[i].last};
         q->out_iova_alignment = 4096;
         return 0;
       }
@@ -277,9 +358,10 @@ class FakeKernel : public Sys {
       case VFIO_IOMMU_GET_INFO: {
         auto* info = static_cast<vfio_iommu_type1_info*>(arg);
         if (!iommu_set) return Fail(EINVAL);
+        const std::vector<IovaRange> now = AllowedIn(0);
         const size_t need = sizeof(vfio_iommu_type1_info) +
                             sizeof(vfio_iommu_type1_info_cap_iova_range) +
-                            allowed.size() * sizeof(vfio_iova_range);
+                            now.size() * sizeof(vfio_iova_range);
         info->flags = VFIO_IOMMU_INFO_CAPS;
         if (info->argsz < need) {
           info->argsz = static_cast<uint32_t>(need);
@@ -292,10 +374,8 @@ class FakeKernel : public Sys {
         cap->header.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
         cap->header.version = 1;
         cap->header.next = 0;
-        cap->nr_iovas = static_cast<uint32_t>(allowed.size());
-        for (size_t i = 0; i < allowed.size(); ++i) {
-          cap->iova_ranges[i] = {allowed[i].start, allowed[i].last};
-        }
+        cap->nr_iovas = static_cast<uint32_t>(now.size());
+        for (size_t i = 0; i < now.size(); ++i) cap->iova_ranges[i] = {now[i].start, now[i].last};
         return 0;
       }
       case VFIO_IOMMU_MAP_DMA: {
@@ -313,24 +393,31 @@ class FakeKernel : public Sys {
     return Fail(ENOTTY);
   }
 
-  int GroupIoctl(unsigned long request, void* arg) {
+  int GroupIoctl(int fd, unsigned long request, void* arg) {
+    const int group = group_of_.count(fd) ? group_of_.at(fd) : -1;
+    const bool in = groups_in_container.count(group) != 0;
     switch (request) {
       case VFIO_GROUP_GET_STATUS: {
         auto* s = static_cast<vfio_group_status*>(arg);
         s->flags = (group_viable ? VFIO_GROUP_FLAGS_VIABLE : 0) |
-                   (group_container >= 0 ? VFIO_GROUP_FLAGS_CONTAINER_SET : 0);
+                   (in ? VFIO_GROUP_FLAGS_CONTAINER_SET : 0);
         return 0;
       }
       case VFIO_GROUP_SET_CONTAINER: {
         const int c = *static_cast<int*>(arg);
         auto it = fds_.find(c);
         if (it == fds_.end() || it->second != Kind::kContainer) return Fail(EBADF);
-        if (group_container >= 0) return Fail(EBUSY);
+        if (in || (group_container >= 0 && group_container != c)) return Fail(EBUSY);
+        // type1 refuses a group whose reserved regions overlap a mapping.
+        for (FakeVfioPci* d : AllDevices()) {
+          if (d->group_id == group && iommu_set && MappingHits(0, d->reserved)) return Fail(EINVAL);
+        }
         group_container = c;
+        groups_in_container.insert(group);
         return 0;
       }
       case VFIO_GROUP_GET_DEVICE_FD: {
-        if (group_container < 0 || !iommu_set) return Fail(EINVAL);
+        if (!in || !iommu_set) return Fail(EINVAL);
         auto it = group_devices.find(static_cast<const char*>(arg));
         if (it == group_devices.end()) return Fail(ENODEV);
         if (busy.count(it->first)) return Fail(EBUSY);
@@ -339,10 +426,13 @@ class FakeKernel : public Sys {
         return fd;
       }
       case VFIO_GROUP_UNSET_CONTAINER:
-        if (group_container < 0) return Fail(EINVAL);
-        group_container = -1;
-        iommu_set = false;
-        mapped.clear();
+        if (!in) return Fail(EINVAL);
+        groups_in_container.erase(group);
+        if (groups_in_container.empty()) {  // the IOMMU and its mappings go
+          group_container = -1;
+          iommu_set = false;
+          mapped.clear();
+        }
         return 0;
     }
     return Fail(ENOTTY);
@@ -362,22 +452,26 @@ class FakeKernel : public Sys {
         if (it == fds_.end() || it->second != Kind::kIommufd) return Fail(EBADF);
         if (d->bound_iommufd >= 0) return Fail(EINVAL);
         d->bound_iommufd = b->iommufd;
+        events.push_back("bind " + std::to_string(fd));
         b->out_devid = 42;
         return 0;
       }
       case VFIO_DEVICE_ATTACH_IOMMUFD_PT: {
         auto* a = static_cast<vfio_device_attach_iommufd_pt*>(arg);
         if (d->bound_iommufd < 0 || !ioas_.count(a->pt_id)) return Fail(EINVAL);
+        if (attach_checks_reserved && MappingHits(a->pt_id, d->reserved)) return Fail(EADDRINUSE);
         d->attached_pt = a->pt_id;
+        events.push_back("attach " + std::to_string(fd));
         return 0;
       }
       case VFIO_DEVICE_DETACH_IOMMUFD_PT:
         if (d->attached_pt == 0) return Fail(EINVAL);
         d->attached_pt = 0;
+        events.push_back("detach " + std::to_string(fd));
         return 0;
       case VFIO_DEVICE_GET_INFO: {
         auto* info = static_cast<vfio_device_info*>(arg);
-        if (d->bound_iommufd < 0 && group_container < 0) return Fail(EINVAL);
+        if (d->bound_iommufd < 0 && groups_in_container.empty()) return Fail(EINVAL);
         info->flags = VFIO_DEVICE_FLAGS_PCI | (d->resettable ? VFIO_DEVICE_FLAGS_RESET : 0);
         info->num_regions = static_cast<uint32_t>(d->regions.size());
         info->num_irqs = static_cast<uint32_t>(d->irq_counts.size());
@@ -465,11 +559,83 @@ class FakeKernel : public Sys {
         if (!d->resettable) return Fail(ENOTTY);
         ++d->resets;
         return 0;
+      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: {
+        auto* info = static_cast<vfio_pci_hot_reset_info*>(arg);
+        if (!d->hot_reset_supported) return Fail(ENODEV);
+        const bool cdev = d->bound_iommufd >= 0;
+        const size_t n = cdev ? 1 : d->hot_reset_groups.size();
+        const uint32_t argsz = info->argsz;
+        info->flags = cdev ? VFIO_PCI_HOT_RESET_FLAG_DEV_ID |
+                                 (d->hot_reset_owned ? VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED : 0)
+                           : 0;
+        info->count = static_cast<uint32_t>(n);
+        if (argsz < sizeof(*info) + n * sizeof(vfio_pci_dependent_device)) return Fail(ENOSPC);
+        for (size_t i = 0; i < n; ++i) {
+          info->devices[i] = {};
+          if (cdev) {
+            info->devices[i].devid = d->hot_reset_owned ? 42 : VFIO_PCI_DEVID_NOT_OWNED;
+          } else {
+            info->devices[i].group_id = d->hot_reset_groups[i];
+          }
+        }
+        return 0;
+      }
+      case VFIO_DEVICE_PCI_HOT_RESET: {
+        auto* r = static_cast<vfio_pci_hot_reset*>(arg);
+        if (!d->hot_reset_supported) return Fail(ENODEV);
+        if (d->bound_iommufd >= 0) {
+          // cdev: an empty group list, ownership checked through iommufd.
+          if (r->count != 0 || !d->hot_reset_owned) return Fail(EPERM);
+        } else {
+          std::set<uint32_t> proven;
+          const auto* fds = reinterpret_cast<const int32_t*>(r->group_fds);
+          for (uint32_t i = 0; i < r->count; ++i) {
+            if (!group_of_.count(fds[i])) return Fail(EINVAL);
+            proven.insert(static_cast<uint32_t>(group_of_.at(fds[i])));
+          }
+          for (uint32_t g : d->hot_reset_groups) {
+            if (!proven.count(g)) return Fail(EPERM);
+          }
+        }
+        ++d->hot_resets;
+        return 0;
+      }
     }
     return Fail(ENOTTY);
   }
 
+  int KvmVmIoctl(unsigned long request, void* arg) {
+    if (request != KVM_CREATE_DEVICE) return Fail(ENOTTY);
+    auto* c = static_cast<kvm_create_device*>(arg);
+    if (c->type != KVM_DEV_TYPE_VFIO) return Fail(ENODEV);
+    ++kvm_vfio_devices;
+    c->fd = static_cast<uint32_t>(AddFd(Kind::kKvmVfio));
+    return 0;
+  }
+
+  int KvmVfioIoctl(unsigned long request, void* arg) {
+    if (request != KVM_SET_DEVICE_ATTR) return Fail(ENOTTY);
+    auto* a = static_cast<kvm_device_attr*>(arg);
+    if (a->group != KVM_DEV_VFIO_FILE) return Fail(ENXIO);
+    const int32_t file = *reinterpret_cast<const int32_t*>(a->addr);
+    auto it = fds_.find(file);
+    if (it == fds_.end()) return Fail(EBADF);
+    if (it->second != Kind::kVfioDevice && it->second != Kind::kGroup) return Fail(EINVAL);
+    if (a->attr == KVM_DEV_VFIO_FILE_ADD) {
+      if (!kvm_vfio_files.insert(file).second) return Fail(EEXIST);
+      events.push_back("kvm-vfio add " + std::to_string(file));
+      return 0;
+    }
+    if (a->attr == KVM_DEV_VFIO_FILE_DEL) {
+      if (kvm_vfio_files.erase(file) == 0) return Fail(ENOENT);
+      events.push_back("kvm-vfio del " + std::to_string(file));
+      return 0;
+    }
+    return Fail(ENXIO);
+  }
+
   std::map<int, FakeVfioPci*> device_of_;
+  std::map<int, int> group_of_;  // group fd -> group id
   int next_fd_ = 100;
   uint32_t next_id_ = 1;
   std::map<int, Kind> fds_;

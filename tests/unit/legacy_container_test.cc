@@ -17,12 +17,16 @@ TEST(LegacyContainer, MapsOnlyOnceAGroupSelectedTheIommu) {
   uint8_t page[4096];
   EXPECT_FALSE((*container)->Map({0x1000, 0x1000, page, -1, 0}).ok());
 
-  const int group = kernel.AddFd(FakeKernel::Kind::kGroup);
-  ASSERT_TRUE((*container)->AddGroup(group, 7).ok());
+  auto group = (*container)->AcquireGroup(7, "dev0");
+  ASSERT_TRUE(group.ok()) << group.status();
   EXPECT_TRUE(kernel.iommu_set);
   EXPECT_EQ(kernel.group_container, (*container)->fd());
-  // A second device in the same group is not a second SET_CONTAINER.
-  EXPECT_TRUE((*container)->AddGroup(group, 7).ok());
+  // A second device in the same group shares the fd: no second open, no
+  // second SET_CONTAINER (the fake would refuse it with EBUSY).
+  auto again = (*container)->AcquireGroup(7, "dev1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *group);
+  EXPECT_EQ(kernel.opened_paths, (std::vector<std::string>{"/dev/vfio/vfio", "/dev/vfio/7"}));
 
   auto mem = GuestMemory::Create({4 * kGiB, false});
   ASSERT_TRUE(mem.ok());
@@ -30,7 +34,11 @@ TEST(LegacyContainer, MapsOnlyOnceAGroupSelectedTheIommu) {
   EXPECT_EQ(kernel.mapped.size(), 2u);
   (*mem)->RemoveListener(container->get());
   EXPECT_TRUE(kernel.mapped.empty());
-  kernel.Close(group);
+  (*container)->ReleaseGroup(7);
+  EXPECT_TRUE(kernel.iommu_set) << "one user left";
+  (*container)->ReleaseGroup(7);
+  EXPECT_FALSE(kernel.iommu_set);
+  EXPECT_EQ(kernel.open_fds(), 1u) << "only the container";
 }
 
 TEST(LegacyContainer, NonViableGroupIsRefusedWithAHint) {
@@ -38,13 +46,13 @@ TEST(LegacyContainer, NonViableGroupIsRefusedWithAHint) {
   kernel.group_viable = false;
   auto container = LegacyContainer::Create(-1, &kernel);
   ASSERT_TRUE(container.ok());
-  const int group = kernel.AddFd(FakeKernel::Kind::kGroup);
-  absl::Status s = (*container)->AddGroup(group, 12);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(std::string(s.message()).find("group 12"), std::string::npos) << s.message();
-  EXPECT_NE(std::string(s.message()).find("vfio-pci"), std::string::npos) << s.message();
+  auto group = (*container)->AcquireGroup(12, "dev0");
+  ASSERT_FALSE(group.ok());
+  const std::string msg(group.status().message());
+  EXPECT_NE(msg.find("dev0: vfio group 12"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("vfio-pci"), std::string::npos) << msg;
   EXPECT_FALSE(kernel.iommu_set);
-  kernel.Close(group);
+  EXPECT_EQ(kernel.open_fds(), 1u) << "the group fd is closed again";
 }
 
 TEST(LegacyContainer, WrongFdKindIsRefusedAndClosed) {
@@ -62,8 +70,7 @@ TEST(LegacyContainer, ReservedRangesComeFromTheIovaCapability) {
   kernel.allowed = {{0, 0xfedfffff}, {0xfef00000, 0xffffffffff}};
   auto container = LegacyContainer::Create(-1, &kernel);
   ASSERT_TRUE(container.ok());
-  const int group = kernel.AddFd(FakeKernel::Kind::kGroup);
-  ASSERT_TRUE((*container)->AddGroup(group, 1).ok());
+  ASSERT_TRUE((*container)->AcquireGroup(1, "dev0").ok());
   auto ranges = (*container)->AllowedRanges();
   ASSERT_TRUE(ranges.ok()) << ranges.status();
   EXPECT_EQ(*ranges, kernel.allowed);
@@ -71,23 +78,20 @@ TEST(LegacyContainer, ReservedRangesComeFromTheIovaCapability) {
   absl::Status s = (*container)->Map({0xfee00000, 0x1000, page, -1, 0});
   EXPECT_NE(std::string(s.message()).find("0xfee00000-0xfeefffff"), std::string::npos)
       << s.message();
-  kernel.Close(group);
 }
 
 TEST(LegacyContainer, TeardownUnmapsAndLeavesTheGroup) {
   FakeKernel kernel;
-  const int group = kernel.AddFd(FakeKernel::Kind::kGroup);
   {
     auto container = LegacyContainer::Create(-1, &kernel);
     ASSERT_TRUE(container.ok());
-    ASSERT_TRUE((*container)->AddGroup(group, 3).ok());
+    ASSERT_TRUE((*container)->AcquireGroup(3, "dev0").ok());
     uint8_t page[4096];
     ASSERT_TRUE((*container)->Map({0x2000, 0x1000, page, -1, 0}).ok());
   }
   EXPECT_TRUE(kernel.mapped.empty());
   EXPECT_EQ(kernel.group_container, -1);
-  EXPECT_EQ(kernel.open_fds(), 1u);  // only the group fd, which the test owns
-  kernel.Close(group);
+  EXPECT_EQ(kernel.open_fds(), 0u);
 }
 
 }  // namespace

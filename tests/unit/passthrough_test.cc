@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <linux/vfio.h>
 
+#include <algorithm>
+
 #include "tests/unit/fake_interrupt_controller.h"
 #include "tests/unit/fake_kernel.h"
 
@@ -141,6 +143,156 @@ TEST_F(PassthroughTest, DeviceErrorsLeaveTheVmUntouched) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(std::string(missing.status().message()).find("no such PCI device"), std::string::npos);
   EXPECT_EQ(kernel_.open_fds(), fds);
+}
+
+// ---- one IOAS shared by two devices ----------------------------------------
+
+TEST_F(PassthroughTest, TwoDevicesShareOneIoasAndOneSetOfMappings) {
+  {
+    auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, -1, &kernel_);
+    ASSERT_TRUE(p.ok()) << p.status();
+    const auto mapped = kernel_.mapped;
+    ASSERT_EQ(mapped.size(), 1u) << "512 MiB of RAM is one mapping";
+    auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "a"}}), irq_);
+    ASSERT_TRUE(edu.ok()) << edu.status();
+    auto nvme = (*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}, {"iommufd", "a"}}), irq_);
+    ASSERT_TRUE(nvme.ok()) << nvme.status();
+    const uint32_t ioas = (*p)->DescribeObjects().at(0).ioas_id;
+    EXPECT_EQ(edu_.attached_pt, ioas);
+    EXPECT_EQ(nvme_.attached_pt, ioas);
+    EXPECT_EQ(edu_.bound_iommufd, nvme_.bound_iommufd) << "one /dev/iommu";
+    EXPECT_EQ(kernel_.map_file_calls + kernel_.map_calls, 1) << "RAM mapped once, not per device";
+    EXPECT_EQ(kernel_.mapped, mapped);
+    EXPECT_EQ(std::count_if(kernel_.opened_paths.begin(), kernel_.opened_paths.end(),
+                            [](const std::string& p) { return p == "/dev/iommu"; }),
+              1);
+  }
+  EXPECT_EQ(kernel_.unmap_calls, 1) << "teardown unmaps the one set once";
+  EXPECT_EQ(kernel_.destroy_calls, 1) << "one IOAS";
+  EXPECT_EQ(std::count_if(kernel_.events.begin(), kernel_.events.end(),
+                          [](const std::string& e) { return e.rfind("detach ", 0) == 0; }),
+            2)
+      << "both devices detached";
+  EXPECT_EQ(edu_.attached_pt, 0u);
+  EXPECT_EQ(nvme_.attached_pt, 0u);
+  EXPECT_TRUE(kernel_.mapped.empty());
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+}
+
+TEST_F(PassthroughTest, SharedIoasWithAReservedWindowBelowRamWorks) {
+  // Both devices reserve the MSI window; 512 MiB of RAM sits far below it.
+  edu_.reserved = nvme_.reserved = {{0xfee00000, 0xfeefffff}};
+  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, -1, &kernel_);
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE((*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "a"}}), irq_).ok());
+  ASSERT_TRUE((*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}, {"iommufd", "a"}}), irq_).ok());
+}
+
+// ---- KVM-VFIO: the file is added before the device binds --------------------
+
+TEST_F(PassthroughTest, KvmVfioAddComesBeforeBindAndDelAtTeardown) {
+  const int vm = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
+  {
+    auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, vm, &kernel_);
+    ASSERT_TRUE(p.ok());
+    auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "a"}}), irq_);
+    ASSERT_TRUE(edu.ok()) << edu.status();
+    auto nvme = (*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}, {"iommufd", "a"}}), irq_);
+    ASSERT_TRUE(nvme.ok()) << nvme.status();
+    EXPECT_EQ(kernel_.kvm_vfio_devices, 1) << "one KVM-VFIO device for the VM";
+    EXPECT_EQ(kernel_.kvm_vfio_files.size(), 2u);
+    // For each device: add, then bind, then attach, on the same fd.
+    std::vector<std::string> kinds;
+    for (const std::string& e : kernel_.events) kinds.push_back(e.substr(0, e.rfind(' ')));
+    EXPECT_EQ(kinds, (std::vector<std::string>{"kvm-vfio add", "bind", "attach", "kvm-vfio add",
+                                               "bind", "attach"}));
+    EXPECT_EQ(kernel_.events[0].substr(13), kernel_.events[1].substr(5)) << "the same file";
+  }
+  EXPECT_TRUE(kernel_.kvm_vfio_files.empty()) << "FILE_DEL for every file at teardown";
+  std::vector<std::string> dels;
+  for (const std::string& e : kernel_.events) {
+    if (e.rfind("kvm-vfio del", 0) == 0) dels.push_back(e);
+  }
+  EXPECT_EQ(dels.size(), 2u);
+  kernel_.Close(vm);
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+}
+
+TEST_F(PassthroughTest, KvmVfioKnowsALegacyGroupOnceForItsDevices) {
+  // Both devices in group 3: one FILE_ADD of the group, FILE_DEL with the last.
+  kernel_.links["/sys/bus/pci/devices/0000:00:04.0/iommu_group"] =
+      "../../../kernel/iommu_groups/3";
+  const int vm = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
+  {
+    auto p = Passthrough::Create({}, *memory_, vm, &kernel_);
+    ASSERT_TRUE(p.ok());
+    auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}}), irq_);
+    ASSERT_TRUE(edu.ok()) << edu.status();
+    auto nvme = (*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}}), irq_);
+    ASSERT_TRUE(nvme.ok()) << nvme.status();
+    ASSERT_EQ(kernel_.events.size(), 1u);
+    EXPECT_EQ(kernel_.events[0].rfind("kvm-vfio add", 0), 0u);
+    edu->reset();
+    EXPECT_EQ(kernel_.kvm_vfio_files.size(), 1u) << "nvme still uses the group";
+  }
+  EXPECT_TRUE(kernel_.kvm_vfio_files.empty());
+  kernel_.Close(vm);
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+}
+
+// ---- passage owns every passed fd ------------------------------------------
+
+TEST_F(PassthroughTest, AFailingObjectClosesTheFdsOfEveryObject) {
+  const int good = kernel_.AddFd(FakeKernel::Kind::kIommufd);
+  const int bad = kernel_.AddFd(FakeKernel::Kind::kOther);
+  const int after = kernel_.AddFd(FakeKernel::Kind::kIommufd);
+  auto p = Passthrough::Create(
+      Objects({absl::StrCat("iommufd,id=a,fd=", good).c_str(),
+               absl::StrCat("iommufd,id=b,fd=", bad).c_str(),
+               absl::StrCat("iommufd,id=c,fd=", after).c_str()}),
+      *memory_, -1, &kernel_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(std::string(p.status().message()).rfind("-object iommufd,id=b", 0), 0u) << p.status();
+  EXPECT_FALSE(kernel_.is_open(good));
+  EXPECT_FALSE(kernel_.is_open(bad));
+  EXPECT_FALSE(kernel_.is_open(after)) << "the object after the failing one";
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+  EXPECT_TRUE(kernel_.mapped.empty());
+}
+
+TEST_F(PassthroughTest, EveryFailingDeviceClosesItsPassedFd) {
+  const int vm = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
+  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, vm, &kernel_);
+  ASSERT_TRUE(p.ok());
+  const size_t baseline = kernel_.open_fds();
+  // Four devices, four ways to fail, all fds given at once.
+  const int unknown_object = kernel_.Open("/dev/vfio/devices/vfio0", 0);
+  const int wrong_kind = kernel_.AddFd(FakeKernel::Kind::kOther);
+  const int no_iommufd = kernel_.Open("/dev/vfio/devices/vfio1", 0);
+  const int not_pci = kernel_.Open("/dev/vfio/devices/vfio1", 0);
+  auto d1 = (*p)->CreateVfioPci(
+      Vfio({{"fd", std::to_string(unknown_object)}, {"iommufd", "nope"}}), irq_);
+  auto d2 = (*p)->CreateVfioPci(Vfio({{"fd", std::to_string(wrong_kind)}, {"iommufd", "a"}}), irq_);
+  auto d3 = (*p)->CreateVfioPci(Vfio({{"fd", std::to_string(no_iommufd)}}), irq_);
+  nvme_.regions.resize(VFIO_PCI_CONFIG_REGION_INDEX);  // no config region: fails after attach
+  auto d4 = (*p)->CreateVfioPci(Vfio({{"fd", std::to_string(not_pci)}, {"iommufd", "a"}}), irq_);
+  EXPECT_NE(std::string(d1.status().message()).find("iommufd=nope"), std::string::npos) << d1.status();
+  EXPECT_NE(std::string(d2.status().message()).find("not a VFIO device cdev"), std::string::npos)
+      << d2.status();
+  EXPECT_NE(std::string(d3.status().message()).find("fd= needs iommufd="), std::string::npos)
+      << d3.status();
+  EXPECT_FALSE(d4.ok());
+  for (int fd : {unknown_object, wrong_kind, no_iommufd, not_pci}) {
+    EXPECT_FALSE(kernel_.is_open(fd)) << "fd " << fd;
+  }
+  // Besides the VM's KVM-VFIO device (made on first use, kept), nothing.
+  EXPECT_EQ(kernel_.kvm_vfio_devices, 1);
+  EXPECT_EQ(kernel_.open_fds(), baseline + 1);
+  EXPECT_TRUE(kernel_.kvm_vfio_files.empty()) << "no file left with KVM";
+  EXPECT_EQ(nvme_.bound_iommufd, -1);
+  p->reset();
+  kernel_.Close(vm);
+  EXPECT_EQ(kernel_.open_fds(), 0u);
 }
 
 }  // namespace

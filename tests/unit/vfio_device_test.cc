@@ -3,6 +3,12 @@
 #include <gtest/gtest.h>
 #include <linux/vfio.h>
 
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <set>
+
+#include "iommu/vfio_info.h"
 #include "tests/unit/fake_kernel.h"
 
 namespace passage {
@@ -168,9 +174,8 @@ TEST_F(VfioDeviceTest, LegacyPathThroughGroupAndContainer) {
   auto container = LegacyContainer::Create(-1, &kernel_);
   ASSERT_TRUE(container.ok());
   {
-    VfioGroups groups(container->get(), &kernel_);
     {
-      auto dev = VfioDevice::OpenWithContainer(Opts(), groups, &kernel_);
+      auto dev = VfioDevice::OpenWithContainer(Opts(), **container, &kernel_);
       ASSERT_TRUE(dev.ok()) << dev.status();
       EXPECT_FALSE((*dev)->uses_iommufd());
       EXPECT_EQ(kernel_.group_container, (*container)->fd());
@@ -188,10 +193,213 @@ TEST_F(VfioDeviceTest, LegacyPathThroughGroupAndContainer) {
 TEST_F(VfioDeviceTest, LegacyPathRefusesPassedFd) {
   auto container = LegacyContainer::Create(-1, &kernel_);
   ASSERT_TRUE(container.ok());
-  VfioGroups groups(container->get(), &kernel_);
-  auto dev = VfioDevice::OpenWithContainer(Opts(5), groups, &kernel_);
+  const int fd = kernel_.Open("/dev/vfio/devices/vfio0", 0);
+  auto dev = VfioDevice::OpenWithContainer(Opts(fd), **container, &kernel_);
   ASSERT_FALSE(dev.ok());
   EXPECT_NE(std::string(dev.status().message()).find("iommufd="), std::string::npos);
+  EXPECT_FALSE(kernel_.is_open(fd)) << "passage owns passed fds, also on errors";
+}
+
+// ---- the capability-chain walk ----------------------------------------------
+
+TEST(VfioInfoCaps, BoundedAndBoundsChecked) {
+  std::vector<uint8_t> buf(64, 0);
+  auto put = [&](uint32_t off, uint16_t id, uint32_t next) {
+    vfio_info_cap_header h{id, 1, next};
+    std::memcpy(buf.data() + off, &h, sizeof(h));
+  };
+  put(16, 7, 32);
+  put(32, 8, 0);
+  auto caps = VfioInfoCaps(buf, 16, 16);
+  ASSERT_EQ(caps.size(), 2u);
+  EXPECT_EQ(caps[0].id, 7);
+  EXPECT_EQ(caps[1].id, 8);
+  EXPECT_EQ(caps[1].bytes.size(), 32u) << "a capability cannot reach past the buffer";
+  EXPECT_EQ((caps[1].As<std::array<uint8_t, 33>>()), nullptr);
+  // A chain that loops stops after 64 hops; one that points into the fixed
+  // struct or past the end stops there.
+  put(32, 8, 16);
+  EXPECT_EQ(VfioInfoCaps(buf, 16, 16).size(), 64u);
+  put(32, 8, 8);
+  EXPECT_EQ(VfioInfoCaps(buf, 16, 16).size(), 2u);
+  put(32, 8, 60);
+  EXPECT_EQ(VfioInfoCaps(buf, 16, 16).size(), 2u) << "header would cross the end";
+  EXPECT_TRUE(VfioInfoCaps(buf, 16, 0).empty());
+  EXPECT_TRUE(VfioInfoCaps(buf, 16, 4).empty());
+}
+
+// ---- reserved IOVA ranges appear with the attach ---------------------------
+
+constexpr IovaRange kMsiWindow = {0xfee00000, 0xfeefffff};
+
+TEST_F(VfioDeviceTest, ReservedWindowShowsInTheIoasOnlyOnceAttached) {
+  dev_.reserved = {kMsiWindow};
+  auto before = iommufd_->AllowedRanges();
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(*before, (std::vector<IovaRange>{{0, ~0ull}}));
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  auto after = iommufd_->AllowedRanges();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, (std::vector<IovaRange>{{0, 0xfedfffff}, {0xfef00000, ~0ull}}));
+}
+
+// RAM is mapped when the object is created, before any device attaches; the
+// kernel then refuses the attach (EADDRINUSE) and passage says why.
+TEST_F(VfioDeviceTest, RamInTheReservedWindowKernelRefusesAttach) {
+  dev_.reserved = {kMsiWindow};
+  kernel_.files[std::string(kSysfs) + "/iommu_group/reserved_regions"] =
+      "0x00000000fee00000 0x00000000feefffff msi\n";
+  uint8_t page[4096];
+  ASSERT_TRUE(iommufd_->Map({0xfee00000, 0x1000, page, -1, 0}).ok());
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_EQ(msg, "dev0: guest RAM mapped in iommufd0 overlaps the device's reserved IOVA range "
+                 "0xfee00000-0xfeefffff (msi) (Address already in use)");
+  EXPECT_EQ(dev_.attached_pt, 0u);
+  EXPECT_EQ(dev_.bound_iommufd, -1) << "closed, so unbound";
+  EXPECT_EQ(kernel_.open_fds(), 1u) << "only the iommufd";
+}
+
+// With a passed fd there is no sysfs path to read the regions from: the
+// message still names the device and the object, and the open is undone.
+TEST_F(VfioDeviceTest, KernelRefusalWithoutSysfsStillNamesDeviceAndObject) {
+  dev_.reserved = {kMsiWindow};
+  uint8_t page[4096];
+  ASSERT_TRUE(iommufd_->Map({0xfee00000, 0x1000, page, -1, 0}).ok());
+  const int fd = kernel_.Open("/dev/vfio/devices/vfio0", 0);
+  auto dev = VfioDevice::OpenWithIommufd({"dev0", "", fd}, *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_EQ(msg.rfind("dev0: guest RAM mapped in iommufd0 overlaps the device's reserved IOVA "
+                      "ranges", 0),
+            0u)
+      << msg;
+  EXPECT_FALSE(kernel_.is_open(fd));
+}
+
+// A kernel that lets the attach through: passage's own check after attach
+// finds the conflict, names the range and the device, and undoes the attach.
+TEST_F(VfioDeviceTest, RamInTheReservedWindowIsFoundAfterAttach) {
+  kernel_.attach_checks_reserved = false;
+  dev_.reserved = {kMsiWindow};
+  uint8_t page[4096];
+  ASSERT_TRUE(iommufd_->Map({0xfee00000, 0x2000, page, -1, 0}).ok());
+  ASSERT_TRUE(iommufd_->Map({0x100000, 0x1000, page, -1, 0}).ok());
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_EQ(msg.rfind("dev0: ", 0), 0u) << msg;
+  EXPECT_NE(msg.find("reserved IOVA range 0xfee00000-0xfeefffff"), std::string::npos) << msg;
+  ASSERT_GE(kernel_.events.size(), 2u);
+  EXPECT_EQ(kernel_.events[kernel_.events.size() - 2].rfind("attach ", 0), 0u);
+  EXPECT_EQ(kernel_.events.back().rfind("detach ", 0), 0u) << "nothing left attached";
+  EXPECT_EQ(dev_.attached_pt, 0u);
+  EXPECT_EQ(dev_.bound_iommufd, -1);
+  EXPECT_EQ(kernel_.open_fds(), 1u);
+}
+
+TEST_F(VfioDeviceTest, RamBesideTheReservedWindowIsFine) {
+  kernel_.attach_checks_reserved = false;
+  dev_.reserved = {kMsiWindow};
+  uint8_t page[4096];
+  ASSERT_TRUE(iommufd_->Map({0xfed00000, 0x100000, page, -1, 0}).ok());
+  ASSERT_TRUE(iommufd_->Map({0xfef00000, 0x1000, page, -1, 0}).ok());
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  // And from now on a new mapping there is refused up front.
+  absl::Status s = iommufd_->Map({0xfee00000, 0x1000, page, -1, 0});
+  EXPECT_NE(std::string(s.message()).find("0xfee00000-0xfeefffff"), std::string::npos) << s;
+}
+
+TEST_F(VfioDeviceTest, LegacyGroupJoiningOverMappedRamIsRefused) {
+  // Group 5 (no reserved regions) joins first and RAM is mapped where
+  // group 6's device reserves IOVA; group 6 then cannot join.
+  FakeVfioPci other = dev_;
+  other.group_id = 6;
+  other.reserved = {kMsiWindow};
+  dev_.group_id = 5;
+  const std::string sysfs2 = "/sys/bus/pci/devices/0000:00:05.0";
+  kernel_.paths.insert(sysfs2);
+  kernel_.links[sysfs2 + "/driver"] = "../../../bus/pci/drivers/vfio-pci";
+  kernel_.links[sysfs2 + "/iommu_group"] = "../../../kernel/iommu_groups/6";
+  kernel_.group_devices["0000:00:05.0"] = &other;
+  auto container = LegacyContainer::Create(-1, &kernel_);
+  ASSERT_TRUE(container.ok());
+  auto first = VfioDevice::OpenWithContainer(Opts(), **container, &kernel_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  uint8_t page[4096];
+  ASSERT_TRUE((*container)->Map({0xfee00000, 0x1000, page, -1, 0}).ok());
+  kernel_.files["/sys/kernel/iommu_groups/6/reserved_regions"] =
+      "0x00000000fee00000 0x00000000feefffff msi\n";
+  const size_t fds = kernel_.open_fds();
+  auto second = VfioDevice::OpenWithContainer({"dev1", sysfs2, -1}, **container, &kernel_);
+  ASSERT_FALSE(second.ok());
+  const std::string msg(second.status().message());
+  EXPECT_EQ(msg.rfind("dev1: vfio group 6", 0), 0u) << msg;
+  EXPECT_NE(msg.find("reserved IOVA range 0xfee00000-0xfeefffff (msi)"), std::string::npos) << msg;
+  EXPECT_EQ(kernel_.open_fds(), fds);
+  EXPECT_EQ(kernel_.groups_in_container, (std::set<int>{5}));
+}
+
+// ---- reset ----------------------------------------------------------------
+
+TEST_F(VfioDeviceTest, WithoutFunctionResetACdevTakesAHotReset) {
+  dev_.resettable = false;
+  dev_.hot_reset_supported = true;
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok());
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE((*dev)->Reset().ok());
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(dev_.hot_resets, 1);
+  EXPECT_EQ(dev_.resets, 0);
+}
+
+TEST_F(VfioDeviceTest, HotResetThatWouldHitOthersIsSkippedWithOneLine) {
+  dev_.resettable = false;
+  dev_.hot_reset_supported = true;
+  dev_.hot_reset_owned = false;
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok());
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE((*dev)->Reset().ok());
+  ASSERT_TRUE((*dev)->Reset().ok());
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(dev_.hot_resets, 0);
+  EXPECT_EQ(err.find("passage: dev0: device not reset"), 0u) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "said once: " << err;
+}
+
+TEST_F(VfioDeviceTest, NoResetAtAllSaysSo) {
+  dev_.resettable = false;
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_TRUE(dev.ok());
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE((*dev)->Reset().ok());
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("device not reset"), std::string::npos) << err;
+  EXPECT_NE(err.find("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO"), std::string::npos) << err;
+}
+
+TEST_F(VfioDeviceTest, LegacyHotResetProvesOwnershipWithTheGroupFds) {
+  dev_.resettable = false;
+  dev_.hot_reset_supported = true;
+  dev_.hot_reset_groups = {5};
+  auto container = LegacyContainer::Create(-1, &kernel_);
+  ASSERT_TRUE(container.ok());
+  auto dev = VfioDevice::OpenWithContainer(Opts(), **container, &kernel_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  ASSERT_TRUE((*dev)->Reset().ok());
+  EXPECT_EQ(dev_.hot_resets, 1);
+  // A group on the same bus that passage does not hold: no reset.
+  dev_.hot_reset_groups = {5, 9};
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE((*dev)->Reset().ok());
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(dev_.hot_resets, 1);
+  EXPECT_NE(err.find("vfio group 9"), std::string::npos) << err;
 }
 
 }  // namespace
