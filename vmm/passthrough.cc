@@ -71,8 +71,10 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
     if (!dev.ok()) return dev.status();
     return std::shared_ptr<VfioDevice>(std::move(*dev));
   }
-  // No passed fd reaches this point: the vfio-pci check in the device
-  // registry refuses fd= without iommufd= (and `passed` would close it).
+  if (passed.valid()) {  // `passed` closes it
+    return absl::InternalError(
+        absl::StrCat(label, ": fd= without iommufd= (the device registry's check refuses it)"));
+  }
   // Legacy path: one container per VM, made on first use.
   if (container_ == nullptr) {
     absl::StatusOr<std::unique_ptr<LegacyContainer>> c = LegacyContainer::Create(-1, sys_);
