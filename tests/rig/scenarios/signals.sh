@@ -20,6 +20,21 @@
 . /rig/lib.sh
 . /rig/passthrough.sh
 
+# The L2 image of lib/passthrough.sh (edu-test included) with a scenario
+# that drives edu, says so, and waits: the signal comes while L2 runs, with
+# edu's DMA mapped and its MSI enabled. A later cpio overrides a file.
+mkdir -p /tmp/sig/rig
+cat > /tmp/sig/rig/scenario.sh <<'L2'
+edu-test
+echo "SIGNALS-READY"
+sleep 600
+L2
+(cd /tmp/sig && find rig | cpio -o -H newc 2>/dev/null) > /tmp/sig.cpio
+cp /tmp/l2.img /tmp/sig.img
+pad=$(( (4 - $(wc -c < /tmp/sig.img) % 4) % 4 ))
+[ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/sig.img
+cat /tmp/sig.cpio >> /tmp/sig.img
+
 pinned() { awk '/^nr_foll_pin_acquired / {a = $2} /^nr_foll_pin_released / {r = $2} END {print a - r}' /proc/vmstat; }
 
 # holders: "PID:FD->TARGET" of every open /dev/iommu or /dev/vfio/* in L1.
@@ -33,8 +48,8 @@ holders() {
   return 0
 }
 
-# signal_run TAG SIG: boots L2, sends SIG once L2's init has listed its
-# devices, and checks everything from outside.
+# signal_run TAG SIG: boots L2, sends SIG once L2 has driven edu, and
+# checks everything from outside.
 signal_run() {
   tag=$1 sig=$2
   case $sig in
@@ -43,23 +58,24 @@ signal_run() {
   esac
   before=$(pinned)
   : > "/tmp/$tag.serial"
-  passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+  passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND" \
     -serial "file:/tmp/$tag.serial" -object iommufd,id=iommufd0 \
     -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
   pid=$!
-  # Wait (at most 240 s, a line a minute for the stall watch) for L2's init.
+  # Wait (at most 240 s, a line a minute for the stall watch) for L2 to be
+  # running its scenario.
   t=0
-  while ! grep -q '"name":"l2.interrupts"' "/tmp/$tag.serial" 2>/dev/null; do
+  while ! grep -q '^SIGNALS-READY' "/tmp/$tag.serial" 2>/dev/null; do
     kill -0 $pid 2>/dev/null || break
     [ $t -ge 240 ] && break
     sleep 2
     t=$((t + 2))
     [ $((t % 60)) = 0 ] && echo "rig: $tag: waiting for L2's init, $t s" > /dev/console
   done
-  reached=$(grep -c '"name":"l2.interrupts"' "/tmp/$tag.serial")
+  reached=$(grep -c '^SIGNALS-READY' "/tmp/$tag.serial")
   pinned_mid=$(pinned)
   result "$tag.l2_init" "$([ "$reached" -ge 1 ]; echo $?)" \
-    "L2 listed its devices after ~$t s; pinned pages before $before, during $pinned_mid"
+    "L2 drove edu and waits, after ~$t s: $(tr -d '\r' < /tmp/$tag.serial | grep -o '"name":"edu[^"]*","ok":[a-z]*' | tr '\n' ' ')"
   kill -$sig $pid 2>/dev/null
   # The clean exit must come quickly; 60 s then SIGKILL (and a failed result).
   ( sleep 60; kill -KILL $pid 2>/dev/null ) < /dev/null > /dev/null 2>&1 &
