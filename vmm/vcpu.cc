@@ -210,39 +210,49 @@ void Vcpu::ServeDumpRequest() {
 }
 
 std::string Vcpu::DescribeState() {
-  std::string out = absl::StrCat("vCPU ", index_, ":");
+  VcpuState state;
   kvm_regs regs{};
-  if (Ioctl(fd_.get(), KVM_GET_REGS, &regs) == 0) {
-    absl::StrAppendFormat(&out, " rip=0x%x rsp=0x%x rflags=0x%x(IF=%d) rax=0x%x", regs.rip,
-                          regs.rsp, regs.rflags, (regs.rflags >> 9) & 1, regs.rax);
-  } else {
-    absl::StrAppend(&out, " KVM_GET_REGS: ", std::strerror(errno));
-  }
+  if (Ioctl(fd_.get(), KVM_GET_REGS, &regs) == 0) state.regs = regs;
   kvm_sregs sregs{};
-  if (Ioctl(fd_.get(), KVM_GET_SREGS, &sregs) == 0) {
-    absl::StrAppendFormat(&out, " cs=0x%x cr0=0x%x cr3=0x%x cr4=0x%x efer=0x%x", sregs.cs.selector,
-                          sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer);
-  } else {
-    absl::StrAppend(&out, " KVM_GET_SREGS: ", std::strerror(errno));
-  }
+  if (Ioctl(fd_.get(), KVM_GET_SREGS, &sregs) == 0) state.sregs = sregs;
   kvm_mp_state mp{};
-  if (Ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) == 0) {
-    absl::StrAppend(&out, " mp_state=", MpStateName(mp.mp_state));
-  }
+  if (Ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) == 0) state.mp_state = mp;
   kvm_vcpu_events events{};
-  if (Ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &events) == 0) {
-    absl::StrAppendFormat(&out, " irq_injected=%d(0x%02x) irq_shadow=%d nmi_pending=%d",
-                          events.interrupt.injected, events.interrupt.nr, events.interrupt.shadow,
-                          events.nmi.pending);
-  }
+  if (Ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &events) == 0) state.events = events;
   kvm_lapic_state lapic{};
-  if (Ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) == 0) {
-    uint32_t tpr = 0;
-    std::memcpy(&tpr, lapic.regs + 0x80, sizeof(tpr));
-    absl::StrAppendFormat(&out, " lapic: tpr=0x%x isr=[%s] irr=[%s]", tpr, ApicVectors(lapic, 0x100),
-                          ApicVectors(lapic, 0x200));
+  if (Ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) == 0) state.lapic = lapic;
+  state.last_exit_reason = last_exit_reason_.load();
+  state.last_exit_addr = last_exit_addr_.load();
+  return FormatVcpuState(index_, state);
+}
+
+std::string FormatVcpuState(int index, const VcpuState& state) {
+  std::string out = absl::StrCat("vCPU ", index, ":");
+  if (const auto& r = state.regs) {
+    absl::StrAppendFormat(&out, " rip=0x%x rsp=0x%x rflags=0x%x(IF=%d) rax=0x%x", r->rip, r->rsp,
+                          r->rflags, (r->rflags >> 9) & 1, r->rax);
+  } else {
+    absl::StrAppend(&out, " regs=unavailable");
   }
-  absl::StrAppend(&out, " last_exit=", ExitName(last_exit_reason_.load(), last_exit_addr_.load()));
+  if (const auto& s = state.sregs) {
+    absl::StrAppendFormat(&out, " cs=0x%x cr0=0x%x cr3=0x%x cr4=0x%x efer=0x%x", s->cs.selector,
+                          s->cr0, s->cr3, s->cr4, s->efer);
+  } else {
+    absl::StrAppend(&out, " sregs=unavailable");
+  }
+  if (state.mp_state) absl::StrAppend(&out, " mp_state=", MpStateName(state.mp_state->mp_state));
+  if (const auto& e = state.events) {
+    absl::StrAppendFormat(&out, " irq_injected=%d(0x%02x) irq_shadow=%d nmi_pending=%d",
+                          e->interrupt.injected, e->interrupt.nr, e->interrupt.shadow,
+                          e->nmi.pending);
+  }
+  if (const auto& l = state.lapic) {
+    uint32_t tpr = 0;
+    std::memcpy(&tpr, l->regs + 0x80, sizeof(tpr));
+    absl::StrAppendFormat(&out, " lapic: tpr=0x%x isr=[%s] irr=[%s]", tpr, ApicVectors(*l, 0x100),
+                          ApicVectors(*l, 0x200));
+  }
+  absl::StrAppend(&out, " last_exit=", ExitName(state.last_exit_reason, state.last_exit_addr));
   return out;
 }
 

@@ -42,6 +42,19 @@ struct VcpuContext {
   const std::atomic<bool>* stopping = nullptr;
 };
 
+// What a vCPU state dump reads from KVM (each part absent when its ioctl
+// failed), and its one line "vCPU N: rip=... lapic: ... last_exit=...".
+struct VcpuState {
+  std::optional<kvm_regs> regs;
+  std::optional<kvm_sregs> sregs;
+  std::optional<kvm_mp_state> mp_state;
+  std::optional<kvm_vcpu_events> events;
+  std::optional<kvm_lapic_state> lapic;
+  uint32_t last_exit_reason = 0;
+  uint64_t last_exit_addr = 0;  // port or guest-physical address
+};
+std::string FormatVcpuState(int index, const VcpuState& state);
+
 class Vcpu {
  public:
   static absl::StatusOr<std::unique_ptr<Vcpu>> Create(const Kvm& kvm, int vm_fd, int index);
