@@ -47,8 +47,13 @@ flood() {
   tag=$1
   shift
   start=$(cut -d' ' -f1 /proc/uptime)
-  ( sleep $((DEADLINE - 20)); for p in $(pidof passage); do kill -USR1 $p; done ) \
-    < /dev/null > /dev/null 2>&1 &
+  (
+    sleep $((DEADLINE - 20)) &
+    s=$!
+    trap 'kill $s 2>/dev/null; exit 0' TERM  # the run ended first: take the sleep along
+    wait $s
+    for p in $(pidof passage); do kill -USR1 $p; done
+  ) < /dev/null > /dev/null 2>&1 &
   dumper=$!
   bounded $DEADLINE passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/flood.img \
     -append "$APPEND" -serial "file:/tmp/$tag.serial" "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
