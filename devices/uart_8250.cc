@@ -4,6 +4,9 @@
 
 #include <cerrno>
 
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+
 namespace passage {
 namespace {
 
@@ -11,6 +14,7 @@ namespace {
 constexpr uint64_t kRbrThr = 0, kIer = 1, kIirFcr = 2, kLcr = 3, kMcr = 4, kLsr = 5, kMsr = 6,
                    kScr = 7;
 constexpr uint8_t kIerRdi = 0x01, kIerThri = 0x02;
+constexpr uint8_t kFcrClearTx = 0x04;
 constexpr uint8_t kIirNone = 0x01, kIirThri = 0x02, kIirRdi = 0x04, kIirFifo = 0xc0;
 constexpr uint8_t kLcrDlab = 0x80;
 constexpr uint8_t kMcrLoop = 0x10;
@@ -63,7 +67,7 @@ uint8_t Uart8250::ReadRegister(uint64_t reg) {
     case kMcr:
       return mcr_;
     case kLsr:
-      return kLsrThre | kLsrTemt | (rx_.empty() ? 0 : kLsrDataReady);
+      return Lsr();
     case kMsr:
       if (mcr_ & kMcrLoop) {
         // Loopback: CTS<-RTS, DSR<-DTR, RI<-OUT1, DCD<-OUT2.
@@ -85,12 +89,16 @@ void Uart8250::WriteRegister(uint64_t reg, uint8_t value) {
   }
   switch (reg) {
     case kRbrThr:
+      // Writing THR clears THRE; the byte leaves at once and THR is empty
+      // again, which raises it anew: the line drops and rises (a new edge).
+      thr_interrupt_ = false;
+      UpdateIrq();
       if (mcr_ & kMcrLoop) {
         if (rx_.size() < kRxFifoSize) rx_.push_back(value);
       } else {
         Transmit(value);
       }
-      thr_interrupt_ = true;  // transmit is instantaneous: THR empty again
+      thr_interrupt_ = true;
       break;
     case kIer:
       // Enabling THRI with an empty THR raises the interrupt at once.
@@ -100,6 +108,7 @@ void Uart8250::WriteRegister(uint64_t reg, uint8_t value) {
     case kIirFcr:
       fcr_ = value & 0xc9;
       if (value & 0x02) rx_.clear();  // clear receive FIFO
+      if (value & kFcrClearTx) thr_interrupt_ = true;  // an emptied TX FIFO is THR empty
       break;
     case kLcr:
       lcr_ = value;
@@ -117,6 +126,7 @@ void Uart8250::WriteRegister(uint64_t reg, uint8_t value) {
 }
 
 void Uart8250::Transmit(uint8_t byte) {
+  ++tx_bytes_;
   if (out_fd_ < 0) return;
   while (::write(out_fd_, &byte, 1) < 0 && errno == EINTR) {
   }
@@ -128,11 +138,48 @@ uint8_t Uart8250::PendingInterrupt() const {
   return kIirNone;
 }
 
+uint8_t Uart8250::Lsr() const {
+  return kLsrThre | kLsrTemt | (rx_.empty() ? 0 : kLsrDataReady);
+}
+
+std::optional<Uart8250::Snapshot> Uart8250::Inspect(absl::Duration timeout) {
+  // TryLock: a lock held for good (a vCPU blocked in write()) must not hang
+  // the caller; LockWhenWithTimeout would still wait for the lock.
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!mu_.TryLock()) {
+    if (absl::Now() >= deadline) return std::nullopt;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const Snapshot snapshot{ier_,
+          static_cast<uint8_t>(PendingInterrupt() | ((fcr_ & 1) ? kIirFifo : 0)),
+          Lsr(),
+          lcr_,
+          mcr_,
+          fcr_,
+          thr_interrupt_,
+          irq_level_,
+          rx_.size(),
+          0,
+          tx_bytes_,
+          irq_raises_};
+  mu_.Unlock();
+  return snapshot;
+}
+
+std::string Uart8250::Describe(const Snapshot& s) {
+  return absl::StrFormat(
+      "ier=0x%02x iir=0x%02x lsr=0x%02x lcr=0x%02x mcr=0x%02x fcr=0x%02x thre_pending=%d "
+      "irq4=%d rx_fifo=%u tx_fifo=%u tx_bytes=%u irq_raises=%u",
+      s.ier, s.iir, s.lsr, s.lcr, s.mcr, s.fcr, s.thre_pending ? 1 : 0, s.irq_line ? 1 : 0,
+      s.rx_fifo, s.tx_fifo, s.tx_bytes, s.irq_raises);
+}
+
 void Uart8250::UpdateIrq() {
   // OUT2 gates the interrupt onto the ISA bus on PC-compatible boards.
   const bool level = PendingInterrupt() != kIirNone && (mcr_ & 0x08);
   if (level != irq_level_) {
     irq_level_ = level;
+    if (level) ++irq_raises_;
     if (set_irq_) set_irq_(level);
   }
 }

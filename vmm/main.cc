@@ -81,6 +81,9 @@ void ReportResources() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists: termination signals must reach Vm::Run()'s
+  // signalfd, never a helper thread's default action (no teardown then).
+  passage::BlockVmSignals();
   passage::RecordProcessStart();
   std::vector<absl::string_view> args(argv + 1, argv + argc);
   absl::StatusOr<passage::CommandLine> cl = passage::ParseCommandLine(args);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace passage {
 namespace {
@@ -15,7 +16,69 @@ const int kKickSignal = SIGRTMIN;
 
 void NoopHandler(int) {}
 
+const char* MpStateName(uint32_t state) {
+  switch (state) {
+    case KVM_MP_STATE_RUNNABLE:
+      return "runnable";
+    case KVM_MP_STATE_UNINITIALIZED:
+      return "uninitialized";
+    case KVM_MP_STATE_INIT_RECEIVED:
+      return "init-received";
+    case KVM_MP_STATE_HALTED:
+      return "halted";
+    case KVM_MP_STATE_SIPI_RECEIVED:
+      return "sipi-received";
+    default:
+      return "other";
+  }
+}
+
+// The vectors set in one of the local APIC's 256-bit registers (ISR at
+// 0x100, IRR at 0x200: eight 32-bit words 16 bytes apart).
+std::string ApicVectors(const kvm_lapic_state& lapic, size_t offset) {
+  std::string out;
+  for (uint32_t word = 0; word < 8; ++word) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, lapic.regs + offset + 0x10 * word, sizeof(bits));
+    for (uint32_t bit = 0; bit < 32; ++bit) {
+      if (bits & (1u << bit)) absl::StrAppendFormat(&out, "%s0x%02x", out.empty() ? "" : ",", word * 32 + bit);
+    }
+  }
+  return out;
+}
+
+std::string ExitName(uint32_t reason, uint64_t addr) {
+  switch (reason) {
+    case KVM_EXIT_IO:
+      return absl::StrFormat("io port 0x%x", addr);
+    case KVM_EXIT_MMIO:
+      return absl::StrFormat("mmio 0x%x", addr);
+    case KVM_EXIT_INTR:
+      return "intr";
+    case KVM_EXIT_HLT:
+      return "hlt";
+    default:
+      return absl::StrCat("reason ", reason);
+  }
+}
+
 }  // namespace
+
+sigset_t VmSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, kKickSignal);
+  return set;
+}
+
+void BlockVmSignals() {
+  const sigset_t set = VmSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 void InstallVcpuKickSignal() {
   struct sigaction sa{};
@@ -107,6 +170,7 @@ void Vcpu::Loop(VcpuContext context) {
     if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) {
         run_->immediate_exit = 0;
+        if (dump_wanted_.exchange(false)) ServeDumpRequest();
         continue;
       }
       context.stop({StopRequest::Reason::kError, 0,
@@ -118,7 +182,87 @@ void Vcpu::Loop(VcpuContext context) {
   running_ = false;
 }
 
+std::string Vcpu::DumpState(absl::Duration timeout) {
+  if (!running_.load()) return DescribeState();  // nobody holds the vCPU
+  {
+    absl::MutexLock lock(&dump_mu_);
+    dump_requested_ = true;
+    dump_.reset();
+  }
+  dump_wanted_ = true;
+  Kick();  // KVM holds the vCPU while in KVM_RUN: its own thread reads it
+  absl::MutexLock lock(&dump_mu_);
+  const bool answered = dump_mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](Vcpu* v) ABSL_NO_THREAD_SAFETY_ANALYSIS { return v->dump_.has_value(); }, this),
+      timeout);
+  dump_requested_ = false;
+  if (answered) return *dump_;
+  return absl::StrCat("vCPU ", index_, ": no answer within ", absl::FormatDuration(timeout),
+                      " (busy outside KVM_RUN; last exit: ",
+                      ExitName(last_exit_reason_.load(), last_exit_addr_.load()), ")");
+}
+
+void Vcpu::ServeDumpRequest() {
+  std::string line = DescribeState();
+  absl::MutexLock lock(&dump_mu_);
+  if (dump_requested_) dump_ = std::move(line);
+}
+
+std::string Vcpu::DescribeState() {
+  VcpuState state;
+  kvm_regs regs{};
+  if (Ioctl(fd_.get(), KVM_GET_REGS, &regs) == 0) state.regs = regs;
+  kvm_sregs sregs{};
+  if (Ioctl(fd_.get(), KVM_GET_SREGS, &sregs) == 0) state.sregs = sregs;
+  kvm_mp_state mp{};
+  if (Ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) == 0) state.mp_state = mp;
+  kvm_vcpu_events events{};
+  if (Ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &events) == 0) state.events = events;
+  kvm_lapic_state lapic{};
+  if (Ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) == 0) state.lapic = lapic;
+  state.last_exit_reason = last_exit_reason_.load();
+  state.last_exit_addr = last_exit_addr_.load();
+  return FormatVcpuState(index_, state);
+}
+
+std::string FormatVcpuState(int index, const VcpuState& state) {
+  std::string out = absl::StrCat("vCPU ", index, ":");
+  if (const auto& r = state.regs) {
+    absl::StrAppendFormat(&out, " rip=0x%x rsp=0x%x rflags=0x%x(IF=%d) rax=0x%x", r->rip, r->rsp,
+                          r->rflags, (r->rflags >> 9) & 1, r->rax);
+  } else {
+    absl::StrAppend(&out, " regs=unavailable");
+  }
+  if (const auto& s = state.sregs) {
+    absl::StrAppendFormat(&out, " cs=0x%x cr0=0x%x cr3=0x%x cr4=0x%x efer=0x%x", s->cs.selector,
+                          s->cr0, s->cr3, s->cr4, s->efer);
+  } else {
+    absl::StrAppend(&out, " sregs=unavailable");
+  }
+  if (state.mp_state) absl::StrAppend(&out, " mp_state=", MpStateName(state.mp_state->mp_state));
+  if (const auto& e = state.events) {
+    absl::StrAppendFormat(&out, " irq_injected=%d(0x%02x) irq_shadow=%d nmi_pending=%d",
+                          e->interrupt.injected, e->interrupt.nr, e->interrupt.shadow,
+                          e->nmi.pending);
+  }
+  if (const auto& l = state.lapic) {
+    uint32_t tpr = 0;
+    std::memcpy(&tpr, l->regs + 0x80, sizeof(tpr));
+    absl::StrAppendFormat(&out, " lapic: tpr=0x%x isr=[%s] irr=[%s]", tpr, ApicVectors(*l, 0x100),
+                          ApicVectors(*l, 0x200));
+  }
+  absl::StrAppend(&out, " last_exit=", ExitName(state.last_exit_reason, state.last_exit_addr));
+  return out;
+}
+
 bool Vcpu::HandleExit(const VcpuContext& context) {
+  last_exit_reason_.store(run_->exit_reason, std::memory_order_relaxed);
+  if (run_->exit_reason == KVM_EXIT_IO) {
+    last_exit_addr_.store(run_->io.port, std::memory_order_relaxed);
+  } else if (run_->exit_reason == KVM_EXIT_MMIO) {
+    last_exit_addr_.store(run_->mmio.phys_addr, std::memory_order_relaxed);
+  }
   switch (run_->exit_reason) {
     case KVM_EXIT_IO: {
       auto* base = reinterpret_cast<uint8_t*>(run_) + run_->io.data_offset;

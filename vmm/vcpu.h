@@ -5,15 +5,20 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "devices/io_bus.h"
 #include "memory/unique_fd.h"
 #include "vmm/kvm.h"
@@ -37,6 +42,19 @@ struct VcpuContext {
   const std::atomic<bool>* stopping = nullptr;
 };
 
+// What a vCPU state dump reads from KVM (each part absent when its ioctl
+// failed), and its one line "vCPU N: rip=... lapic: ... last_exit=...".
+struct VcpuState {
+  std::optional<kvm_regs> regs;
+  std::optional<kvm_sregs> sregs;
+  std::optional<kvm_mp_state> mp_state;
+  std::optional<kvm_vcpu_events> events;
+  std::optional<kvm_lapic_state> lapic;
+  uint32_t last_exit_reason = 0;
+  uint64_t last_exit_addr = 0;  // port or guest-physical address
+};
+std::string FormatVcpuState(int index, const VcpuState& state);
+
 class Vcpu {
  public:
   static absl::StatusOr<std::unique_ptr<Vcpu>> Create(const Kvm& kvm, int vm_fd, int index);
@@ -55,12 +73,23 @@ class Vcpu {
   void Kick();
   void Join();
 
+  // One line describing the vCPU (registers, run state, pending events, the
+  // local APIC's ISR/IRR), for the SIGUSR1 dump. A running vCPU is kicked out
+  // of KVM_RUN and reads its own state on its thread, then runs on; one that
+  // does not answer within `timeout` (busy in a device) is reported with its
+  // last exit instead. Call from one thread at a time.
+  std::string DumpState(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(dump_mu_);
+
  private:
   Vcpu(int index, UniqueFd fd, kvm_run* run, size_t run_size)
       : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size) {}
   void Loop(VcpuContext context);
   // Handles one exit; false ends the loop.
   bool HandleExit(const VcpuContext& context);
+  // On the vCPU thread (or any thread when it is not running): the dump line.
+  std::string DescribeState();
+  // Answers a pending DumpState() request; vCPU thread only.
+  void ServeDumpRequest() ABSL_LOCKS_EXCLUDED(dump_mu_);
 
   const int index_;
   UniqueFd fd_;
@@ -68,10 +97,27 @@ class Vcpu {
   size_t run_size_;
   std::thread thread_;
   std::atomic<bool> running_{false};
+  // The last exit (reason, port or address), for a vCPU that cannot answer.
+  std::atomic<uint32_t> last_exit_reason_{0};
+  std::atomic<uint64_t> last_exit_addr_{0};
+
+  std::atomic<bool> dump_wanted_{false};
+  absl::Mutex dump_mu_;
+  bool dump_requested_ ABSL_GUARDED_BY(dump_mu_) = false;
+  std::optional<std::string> dump_ ABSL_GUARDED_BY(dump_mu_);
 };
 
 // Installs the (empty) signal handler used to kick vCPUs out of KVM_RUN.
 void InstallVcpuKickSignal();
+
+// The signals Vm::Run() takes through its signalfd (SIGINT, SIGTERM, SIGHUP:
+// stop; SIGUSR1: dump state) and the vCPU kick signal.
+sigset_t VmSignals();
+// Blocks VmSignals() in the calling thread. Call it in main() before any
+// thread exists: threads inherit the mask, so a termination signal can only
+// reach Run()'s signalfd and never kills passage in a helper thread through
+// the default action (skipping teardown).
+void BlockVmSignals();
 
 }  // namespace passage
 

@@ -8,9 +8,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "devices/acpi/acpi_tables.h"
 #include "devices/pci/pci_host_bridge.h"
 #include "vmm/firmware.h"
@@ -344,25 +347,22 @@ void Vm::RequestStop(StopRequest request) {
 }
 
 absl::StatusOr<int> Vm::Run() {
-  // Block the vCPU kick signal and the termination signals here; vCPU threads
-  // unblock the kick, and the loop below takes termination signals via poll.
+  // The kick signal, the termination signals and SIGUSR1 are blocked here
+  // (main() blocks them before any thread exists, so every thread has them
+  // blocked); vCPU threads unblock the kick, and the loop below takes the
+  // others through a signalfd.
   InstallVcpuKickSignal();
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGRTMIN);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGHUP);
+  const sigset_t vm_signals = VmSignals();
   sigset_t old;
-  pthread_sigmask(SIG_BLOCK, &block, &old);
-  UniqueFd sigfd;
-  {
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGINT);
-    sigaddset(&term, SIGTERM);
-    sigaddset(&term, SIGHUP);
-    sigfd.reset(signalfd(-1, &term, SFD_CLOEXEC));
+  pthread_sigmask(SIG_BLOCK, &vm_signals, &old);
+  sigset_t taken = vm_signals;
+  sigdelset(&taken, SIGRTMIN);
+  UniqueFd sigfd(signalfd(-1, &taken, SFD_CLOEXEC));
+  if (!sigfd.valid()) {
+    // Without it SIGTERM and SIGINT could not stop the VM cleanly.
+    const int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return absl::InternalError(absl::StrCat("signalfd: ", std::strerror(err)));
   }
   std::optional<TerminalMode> terminal;
   if (serial_stdio_) terminal.emplace();
@@ -383,8 +383,16 @@ absl::StatusOr<int> Vm::Run() {
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info;
       if (read(sigfd.get(), &info, sizeof(info)) == sizeof(info)) {
-        RequestStop({StopRequest::Reason::kError, 128 + static_cast<int>(info.ssi_signo),
-                     absl::StrCat("terminated by signal ", info.ssi_signo)});
+        const int signo = static_cast<int>(info.ssi_signo);
+        if (signo == SIGUSR1) {
+          DumpState();  // and run on
+        } else {
+          // Like QEMU: say why, then the normal teardown; exit 128 + signo.
+          std::fprintf(stderr, "passage: terminating on signal %d (%s) from pid %u\n", signo,
+                       strsignal(signo), info.ssi_pid);
+          RequestStop({StopRequest::Reason::kError, 128 + signo,
+                       absl::StrCat("terminated by signal ", signo)});
+        }
       }
     }
     if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -415,6 +423,33 @@ absl::StatusOr<int> Vm::Run() {
       return absl::InternalError(stop.detail);
   }
   return absl::InternalError("unreachable");
+}
+
+void Vm::DumpState() {
+  // stderr, unbuffered: each line goes out whole even if passage dies next.
+  std::fprintf(stderr, "passage: state dump (SIGUSR1)\n");
+  for (auto& v : vcpus_) {
+    std::fprintf(stderr, "passage: %s\n", v->DumpState(absl::Seconds(2)).c_str());
+  }
+  if (std::optional<Uart8250::Snapshot> uart = uart_->Inspect(); uart.has_value()) {
+    std::fprintf(stderr, "passage: uart COM1: %s\n", Uart8250::Describe(*uart).c_str());
+  } else {
+    std::fprintf(stderr, "passage: uart COM1: busy for 1 s (a vCPU is inside it)\n");
+  }
+  std::fprintf(stderr, "passage: %s\n", DescribeIoapicPin(Uart8250::kCom1Irq).c_str());
+}
+
+std::string Vm::DescribeIoapicPin(uint32_t pin) {
+  kvm_irqchip chip{};
+  chip.chip_id = KVM_IRQCHIP_IOAPIC;
+  if (Ioctl(vm_fd(), KVM_GET_IRQCHIP, &chip) != 0 || pin >= KVM_IOAPIC_NUM_PINS) {
+    return absl::StrCat("ioapic pin ", pin, ": KVM_GET_IRQCHIP: ", std::strerror(errno));
+  }
+  const auto& e = chip.chip.ioapic.redirtbl[pin].fields;
+  return absl::StrFormat(
+      "ioapic pin %u: vector=0x%02x masked=%d trigger=%s remote_irr=%d dest=0x%x irr=%d", pin,
+      e.vector, e.mask, e.trig_mode ? "level" : "edge", e.remote_irr, e.dest_id,
+      (chip.chip.ioapic.irr >> pin) & 1);
 }
 
 }  // namespace passage

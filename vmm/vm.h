@@ -98,6 +98,11 @@ class Vm {
   UniqueFd stop_event_;  // eventfd: the main loop wakes when a stop is requested
   absl::Mutex stop_mu_;
   std::optional<StopRequest> stop_ ABSL_GUARDED_BY(stop_mu_);
+
+  // SIGUSR1: each vCPU's registers and local APIC, the 8250, IOAPIC pin 4,
+  // on stderr; the VM runs on.
+  void DumpState();
+  std::string DescribeIoapicPin(uint32_t pin);
 };
 
 }  // namespace passage

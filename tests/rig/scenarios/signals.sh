@@ -1,0 +1,102 @@
+# Issue 11 "Signals": passage boots L2 with edu passed through by iommufd;
+# once L2 has reached its init, L1 sends SIGTERM (then, in a second run,
+# SIGINT) and judges from outside passage: exit status 128 + signo, pinned
+# pages (nr_foll_pin_acquired - nr_foll_pin_released) back to their value
+# before the run, no process holding /dev/iommu or /dev/vfio/*, and edu
+# usable again at once (rig-probe's DMA round trip through a new IOAS).
+# passage's own "terminating on signal" line tells its clean exit from a
+# death by the signal (a shell shows 128 + signo for both).
+# rig: bind=1234:11e8,1b36:0010
+# rig: l2=yes
+# rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
+# rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test:/rig/l2bin/edu-test
+# rig: add=lib/passthrough.sh:/rig/passthrough.sh
+# rig: mem=2G
+# One L1 vCPU, as in the passthrough scenarios (passthrough-iommufd.sh).
+# rig: smp=1
+# rig: stall=90
+# rig: timeout=900
+
+. /rig/lib.sh
+. /rig/passthrough.sh
+
+# The L2 image of lib/passthrough.sh (edu-test included) with a scenario
+# that drives edu, says so, and waits: the signal comes while L2 runs, with
+# edu's DMA mapped and its MSI enabled. A later cpio overrides a file.
+mkdir -p /tmp/sig/rig
+cat > /tmp/sig/rig/scenario.sh <<'L2'
+edu-test
+echo "SIGNALS-READY"
+sleep 600
+L2
+(cd /tmp/sig && find rig | cpio -o -H newc 2>/dev/null) > /tmp/sig.cpio
+cp /tmp/l2.img /tmp/sig.img
+pad=$(( (4 - $(wc -c < /tmp/sig.img) % 4) % 4 ))
+[ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/sig.img
+cat /tmp/sig.cpio >> /tmp/sig.img
+
+pinned() { awk '/^nr_foll_pin_acquired / {a = $2} /^nr_foll_pin_released / {r = $2} END {print a - r}' /proc/vmstat; }
+
+# holders: "PID:FD->TARGET" of every open /dev/iommu or /dev/vfio/* in L1.
+holders() {
+  for f in /proc/[0-9]*/fd/*; do
+    t=$(readlink "$f" 2>/dev/null) || continue
+    case $t in
+      /dev/iommu|/dev/vfio/*) p=${f#/proc/}; echo "${p%%/*}:${f##*/}->$t" ;;
+    esac
+  done
+  return 0
+}
+
+# signal_run TAG SIG: boots L2, sends SIG once L2 has driven edu, and
+# checks everything from outside.
+signal_run() {
+  tag=$1 sig=$2
+  case $sig in
+    TERM) signo=15 ;;
+    INT) signo=2 ;;
+  esac
+  before=$(pinned)
+  : > "/tmp/$tag.serial"
+  passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND" \
+    -serial "file:/tmp/$tag.serial" -object iommufd,id=iommufd0 \
+    -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
+  pid=$!
+  # Wait (at most 240 s, a line a minute for the stall watch) for L2 to be
+  # running its scenario.
+  t=0
+  while ! grep -q '^SIGNALS-READY' "/tmp/$tag.serial" 2>/dev/null; do
+    kill -0 $pid 2>/dev/null || break
+    [ $t -ge 240 ] && break
+    sleep 2
+    t=$((t + 2))
+    [ $((t % 60)) = 0 ] && echo "rig: $tag: waiting for L2's init, $t s" > /dev/console
+  done
+  reached=$(grep -c '^SIGNALS-READY' "/tmp/$tag.serial")
+  pinned_mid=$(pinned)
+  result "$tag.l2_init" "$([ "$reached" -ge 1 ]; echo $?)" \
+    "L2 drove edu and waits, after ~$t s: $(tr -d '\r' < /tmp/$tag.serial | grep -o '"name":"edu[^"]*","ok":[a-z]*' | tr '\n' ' ')"
+  kill -$sig $pid 2>/dev/null
+  # The clean exit must come quickly; 60 s then SIGKILL (and a failed result).
+  ( sleep 60; kill -KILL $pid 2>/dev/null ) < /dev/null > /dev/null 2>&1 &
+  guard=$!
+  wait $pid
+  rc=$?
+  kill $guard 2>/dev/null
+  wait $guard 2>/dev/null
+  result "$tag.exit" "$([ $rc = $((128 + signo)) ]; echo $?)" \
+    "passage exited $rc after SIG$sig (want $((128 + signo))); stderr: $(tail -n 5 /tmp/$tag.err)"
+  result "$tag.clean_stop" "$(grep -q "terminating on signal $signo " "/tmp/$tag.err"; echo $?)" \
+    "passage's own line for a clean stop (absent when the signal killed it): $(grep terminating /tmp/$tag.err)"
+  after=$(pinned)
+  result "$tag.unpinned" "$([ "$after" = "$before" ] && [ "$pinned_mid" -gt "$before" ]; echo $?)" \
+    "pinned pages: before $before, while L2 ran $pinned_mid, after $after"
+  h=$(holders)
+  result "$tag.no_holders" "$([ -z "$h" ]; echo $?)" "open /dev/iommu or /dev/vfio/* in L1: ${h:-none}"
+  # The device again, at once: a new iommufd, bind, attach and edu DMA.
+  rig-probe cdev "$EDU_CDEV" --name "$tag.after" --edu
+}
+
+signal_run sigterm TERM
+signal_run sigint INT
+exit 0

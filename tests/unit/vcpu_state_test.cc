@@ -1,0 +1,68 @@
+// The vCPU line of passage's SIGUSR1 state dump.
+#include <gtest/gtest.h>
+#include <linux/kvm.h>
+
+#include <cstring>
+#include <string>
+
+#include "vmm/vcpu.h"
+
+namespace passage {
+namespace {
+
+void SetApicBit(kvm_lapic_state& lapic, size_t reg, uint32_t vector) {
+  uint32_t word = 0;
+  const size_t at = reg + 0x10 * (vector / 32);
+  std::memcpy(&word, lapic.regs + at, sizeof(word));
+  word |= 1u << (vector % 32);
+  std::memcpy(lapic.regs + at, &word, sizeof(word));
+}
+
+TEST(VcpuStateTest, HaltedVcpuWithAnInterruptPendingInTheLapic) {
+  VcpuState state;
+  kvm_regs regs{};
+  regs.rip = 0xffffffff81000010;
+  regs.rsp = 0x8000;
+  regs.rflags = 0x246;  // IF set
+  state.regs = regs;
+  kvm_sregs sregs{};
+  sregs.cs.selector = 0x10;
+  sregs.cr0 = 0x80050033;
+  sregs.efer = 0xd01;
+  state.sregs = sregs;
+  state.mp_state = kvm_mp_state{KVM_MP_STATE_HALTED};
+  kvm_vcpu_events events{};
+  state.events = events;
+  kvm_lapic_state lapic{};
+  SetApicBit(lapic, 0x200, 0x24);  // IRR: the vector IRQ 4 might use
+  SetApicBit(lapic, 0x200, 0xec);
+  SetApicBit(lapic, 0x100, 0x30);  // ISR
+  state.lapic = lapic;
+  state.last_exit_reason = KVM_EXIT_IO;
+  state.last_exit_addr = 0x3f8;
+  const std::string line = FormatVcpuState(1, state);
+  EXPECT_EQ(line.rfind("vCPU 1: rip=0xffffffff81000010 rsp=0x8000 rflags=0x246(IF=1) ", 0), 0u)
+      << line;
+  EXPECT_NE(line.find("cs=0x10 cr0=0x80050033 "), std::string::npos) << line;
+  EXPECT_NE(line.find("efer=0xd01 mp_state=halted irq_injected=0(0x00) "), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("lapic: tpr=0x0 isr=[0x30] irr=[0x24,0xec]"), std::string::npos) << line;
+  EXPECT_NE(line.find("last_exit=io port 0x3f8"), std::string::npos) << line;
+}
+
+TEST(VcpuStateTest, InterruptsOffAndFailedReadsAreShown) {
+  VcpuState state;
+  kvm_regs regs{};
+  regs.rflags = 0x2;
+  state.regs = regs;
+  state.last_exit_reason = KVM_EXIT_MMIO;
+  state.last_exit_addr = 0xfef00000;
+  const std::string line = FormatVcpuState(0, state);
+  EXPECT_NE(line.find("rflags=0x2(IF=0)"), std::string::npos) << line;
+  EXPECT_NE(line.find("sregs=unavailable"), std::string::npos) << line;
+  EXPECT_EQ(line.find("lapic:"), std::string::npos) << line;
+  EXPECT_NE(line.find("last_exit=mmio 0xfef00000"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace passage
