@@ -150,13 +150,15 @@ boot() { l2_boot "" "$@"; }
 # handed in as fds 5, 3 and 4, passage run by passage-noopen (tests/rig/noopen:
 # a seccomp supervisor that refuses, reports and turns into exit 99 every
 # lookup of a path under /dev or /sys, by any libc route or raw system call).
-# TAG.noopen_fires first shows the guard works in this L1 (a refused open of
-# /dev/zero); TAG.noopen lists what passage was refused, if anything.
+# TAG.noopen_fires first shows the guard catches passage in this L1: passage
+# asked to open /dev/kvm by path is refused (exit 99, a line naming it);
+# TAG.noopen lists what the real run was refused, if anything.
 fds_boot() {
-  passage-noopen -- head -c 1 /dev/zero > /dev/null 2> "/tmp/$1.guard"
+  passage-noopen -- passage -kernel $K -m 64M -serial none > /dev/null 2> "/tmp/$1.guard"
   grc=$?
-  result "$1.noopen_fires" "$([ $grc = 99 ] && grep -q '^noopen: openat("/dev/zero")' "/tmp/$1.guard"; echo $?)" \
-    "passage-noopen -- head /dev/zero: exit $grc; $(head -n 2 "/tmp/$1.guard" | tr '\n' ' ')"
+  result "$1.noopen_fires" \
+    "$([ $grc = 99 ] && grep -q '^noopen: [a-z0-9_]*("/dev/kvm") by passage$' "/tmp/$1.guard"; echo $?)" \
+    "passage-noopen -- passage (opening /dev/kvm): exit $grc; $(head -n 3 "/tmp/$1.guard" | tr '\n' ' ')"
   # l2_boot runs `env ENV passage ...`: env takes the wrapper as its command.
   l2_boot "passage-noopen --" "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
     -device vfio-pci,fd=4,iommufd=i0,id=d0 3<>/dev/iommu 4<>"$3" 5<>/dev/kvm
