@@ -1,5 +1,6 @@
 #include "devices/event_loop.h"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -60,6 +61,8 @@ void EventLoop::Remove(int fd) {
 }
 
 void EventLoop::Run() {
+  // Named so tools (and the rig) can find it: /proc/PID/task/TID/comm.
+  pthread_setname_np(pthread_self(), kThreadName);
   epoll_event events[32];
   for (;;) {
     const int n = epoll_wait(epoll_.get(), events, 32, -1);

@@ -1,6 +1,7 @@
 // One epoll thread for the VM's asynchronous work: device eventfds (VFIO
-// interrupts that need emulation, e.g. a masked MSI-X vector), later the
-// control socket. Callbacks run on the loop thread, one at a time.
+// interrupts that need emulation: a masked or disabled MSI/MSI-X vector;
+// unmasked ones bypass it), later the control socket. Callbacks run on the
+// loop thread, one at a time.
 #ifndef PASSAGE_DEVICES_EVENT_LOOP_H_
 #define PASSAGE_DEVICES_EVENT_LOOP_H_
 
@@ -19,6 +20,8 @@ namespace passage {
 class EventLoop {
  public:
   using Callback = std::function<void()>;
+  // The loop thread's name (at most 15 characters).
+  static constexpr char kThreadName[] = "passage-loop";
 
   EventLoop();
   // Stops the thread; callbacks never run after this returns.

@@ -212,6 +212,10 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
       config, {memory_.get(), &pio_, &mmio_, irq_.get(), memslots_.get(), passthrough_.get(), &fds});
   if (!pci.ok()) return pci.status();
   pci_ = std::move(*pci);
+  // An interrupt a device cannot wire at run time stops the VM with that error.
+  pci_->irq().SetFatalHandler([this](const absl::Status& s) {
+    RequestStop({StopRequest::Reason::kError, 0, std::string(s.message())});
+  });
   PlatformDescription::Pci& d = platform_.pci;
   d.ecam_base = kEcamStart;
   d.ecam_size = PciPlatform::kEcamBusSize;

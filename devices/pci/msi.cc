@@ -9,7 +9,7 @@ namespace passage {
 MsiCapability::MsiCapability(InterruptController& irq, std::string owner, uint8_t log2_vectors)
     : irq_(irq), owner_(std::move(owner)), log2_vectors_(log2_vectors) {
   absl::MutexLock lock(&mu_);
-  routes_.resize(1u << std::min<uint8_t>(log2_vectors, 5));
+  vectors_.resize(1u << std::min<uint8_t>(log2_vectors, 5));
 }
 
 absl::StatusOr<uint32_t> MsiCapability::AddTo(PciConfigSpace& config) {
@@ -45,34 +45,28 @@ void MsiCapability::AfterWrite(PciConfigSpace& config, uint32_t, uint32_t) {
                      (uint64_t{config.Get32(o + PCI_MSI_ADDRESS_HI)} << 32);
   message_.data = config.Get16(o + PCI_MSI_DATA_64);
   mask_ = config.Get32(o + PCI_MSI_MASK_64);
-  if (!enabled_) return;
-  for (uint16_t v = 0; v < count_; ++v) {
-    if (mask_ >> v & 1) continue;
-    if (pending_ >> v & 1) {
-      pending_ &= ~(1u << v);
-      Send(v);
-    } else {
-      Route(v);  // route it now, not on the interrupt path
-    }
+  for (uint16_t v = 0; v < vectors_.size(); ++v) {
+    const bool deliverable = enabled_ && v < count_ && !(mask_ >> v & 1);
+    bool pending = pending_ >> v & 1;
+    absl::Status s = vectors_[v].Update(irq_, source_, v, Message(v), deliverable, pending);
+    if (!pending) pending_ &= ~(1u << v);
+    if (!s.ok()) Fail(v, s);
   }
 }
 
-MsiIrqfd* MsiCapability::Route(uint16_t vector) {
+void MsiCapability::SetSource(MsiVectorSource* source) {
+  absl::MutexLock lock(&mu_);
+  source_ = source;
+}
+
+MsiMessage MsiCapability::Message(uint16_t vector) const {
   MsiMessage m = message_;
   m.data = (m.data & ~(count_ - 1u)) | vector;
-  std::unique_ptr<MsiIrqfd>& route = routes_[vector];
-  if (route == nullptr) {
-    absl::StatusOr<std::unique_ptr<MsiIrqfd>> r = MsiIrqfd::Create(irq_, m);
-    if (!r.ok()) return nullptr;
-    route = std::move(*r);
-  } else if (!route->Update(m).ok()) {
-    return nullptr;
-  }
-  return route.get();
+  return m;
 }
 
-void MsiCapability::Send(uint16_t vector) {
-  if (MsiIrqfd* route = Route(vector)) route->Trigger();
+void MsiCapability::Fail(uint16_t vector, const absl::Status& s) {
+  irq_.Fatal(absl::Status(s.code(), absl::StrCat(owner_, ": MSI vector ", vector, ": ", s.message())));
 }
 
 bool MsiCapability::Notify(uint16_t vector) {
@@ -80,10 +74,15 @@ bool MsiCapability::Notify(uint16_t vector) {
   if (!enabled_ || vector >= count_) return false;
   if (mask_ >> vector & 1) {
     pending_ |= 1u << vector;
-  } else {
-    Send(vector);
+  } else if (absl::Status s = vectors_[vector].Send(irq_, Message(vector)); !s.ok()) {
+    Fail(vector, s);
   }
   return true;
+}
+
+bool MsiCapability::direct(uint16_t vector) const {
+  absl::MutexLock lock(&mu_);
+  return vector < vectors_.size() && vectors_[vector].direct();
 }
 
 bool MsiCapability::enabled() const {

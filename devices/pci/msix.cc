@@ -9,7 +9,6 @@
 namespace passage {
 namespace {
 
-
 bool AlignedDwordOrQword(uint64_t offset, size_t size) {
   return (size == 4 || size == 8) && offset % size == 0;
 }
@@ -42,46 +41,28 @@ void MsixCapability::AfterWrite(PciConfigSpace& config, uint32_t, uint32_t) {
   absl::MutexLock lock(&mu_);
   enabled_ = control & PCI_MSIX_FLAGS_ENABLE;
   function_masked_ = control & PCI_MSIX_FLAGS_MASKALL;
-  FlushPending();
+  UpdateAll();
+}
+
+void MsixCapability::SetSource(MsiVectorSource* source) {
+  absl::MutexLock lock(&mu_);
+  source_ = source;
 }
 
 bool MsixCapability::Masked(const Vector& v) const { return v.masked || function_masked_; }
 
-void MsixCapability::Send(Vector& v) {
-  if (v.route == nullptr) {
-    absl::StatusOr<std::unique_ptr<MsiIrqfd>> route = MsiIrqfd::Create(irq_, v.message);
-    if (!route.ok()) {
-      ++delivery_errors_;
-      return;
-    }
-    v.route = std::move(*route);
-  } else if (!v.route->Update(v.message).ok()) {
-    ++delivery_errors_;
-    return;
-  }
-  v.route->Trigger();
-}
-
-void MsixCapability::Prepare(Vector& v) {
-  if (v.route == nullptr) {
-    absl::StatusOr<std::unique_ptr<MsiIrqfd>> route = MsiIrqfd::Create(irq_, v.message);
-    if (route.ok()) v.route = std::move(*route);
-  } else {
-    (void)v.route->Update(v.message);
+void MsixCapability::Update(uint16_t index) {
+  Vector& v = vectors_[index];
+  const bool deliverable = enabled_ && !Masked(v);
+  if (absl::Status s = v.delivery.Update(irq_, source_, index, v.message, deliverable, v.pending);
+      !s.ok()) {
+    irq_.Fatal(absl::Status(s.code(), absl::StrCat(owner_, ": MSI-X vector ", index, ": ",
+                                                   s.message())));
   }
 }
 
-void MsixCapability::FlushPending() {
-  if (!enabled_ || function_masked_) return;
-  for (Vector& v : vectors_) {
-    if (v.masked) continue;
-    if (v.pending) {
-      v.pending = false;
-      Send(v);
-    } else {
-      Prepare(v);
-    }
-  }
+void MsixCapability::UpdateAll() {
+  for (size_t i = 0; i < vectors_.size(); ++i) Update(static_cast<uint16_t>(i));
 }
 
 bool MsixCapability::Notify(uint16_t vector) {
@@ -90,8 +71,9 @@ bool MsixCapability::Notify(uint16_t vector) {
   Vector& v = vectors_[vector];
   if (Masked(v)) {
     v.pending = true;
-  } else {
-    Send(v);
+  } else if (absl::Status s = v.delivery.Send(irq_, v.message); !s.ok()) {
+    irq_.Fatal(absl::Status(s.code(), absl::StrCat(owner_, ": MSI-X vector ", vector, ": ",
+                                                   s.message())));
   }
   return true;
 }
@@ -120,16 +102,11 @@ void MsixCapability::WriteTableDword(uint32_t index, uint32_t value) {
       break;
     default:
       v.masked = value & PCI_MSIX_ENTRY_CTRL_MASKBIT;  // other control bits are reserved
-      if (!v.masked && enabled_ && !function_masked_) {
-        if (v.pending) {
-          v.pending = false;
-          Send(v);
-        } else {
-          Prepare(v);  // route the vector now, not on the interrupt path
-        }
-      }
       break;
   }
+  // Routes the vector now, not on the interrupt path; a deliverable vector
+  // whose message changed is re-routed at once (its events bypass passage).
+  Update(static_cast<uint16_t>(index / 4));
 }
 
 void MsixCapability::TableRead(uint64_t offset, std::span<uint8_t> data) {
@@ -182,9 +159,14 @@ bool MsixCapability::pending(uint16_t vector) const {
   return vector < vectors_.size() && vectors_[vector].pending;
 }
 
-uint64_t MsixCapability::delivery_errors() const {
+bool MsixCapability::direct(uint16_t vector) const {
   absl::MutexLock lock(&mu_);
-  return delivery_errors_;
+  return vector < vectors_.size() && vectors_[vector].delivery.direct();
+}
+
+int MsixCapability::irqfd(uint16_t vector) const {
+  absl::MutexLock lock(&mu_);
+  return vector < vectors_.size() ? vectors_[vector].delivery.irqfd() : -1;
 }
 
 void MsixBarHandler::Read(uint64_t offset, std::span<uint8_t> data) {

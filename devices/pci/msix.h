@@ -1,10 +1,15 @@
 // The MSI-X capability of an emulated function: the capability in config
 // space (enable and function-mask bits writable), the vector table and the
-// pending-bit array in a BAR, and delivery through one MsiIrqfd per vector.
-// Semantics (PCI Local Bus 3.0 / PCIe 6.1, 6.1.4.5): every vector starts
-// masked; an event on a masked vector (vector or function mask) sets its
-// pending bit; unmasking a pending vector sends it and clears the bit. While
-// MSI-X is disabled the device uses INTx instead (Notify returns false).
+// pending-bit array in a BAR, and delivery through one irqfd per vector
+// (MsiVectorDelivery). Semantics (PCI Local Bus 3.0 / PCIe 6.1, 6.1.4.5):
+// every vector starts masked; an event on a masked vector (vector or
+// function mask) sets its pending bit; unmasking a pending vector sends it
+// once and clears the bit. While MSI-X is disabled the device uses INTx
+// instead (Notify returns false). With a MsiVectorSource (VFIO), a
+// deliverable vector's events go from the source straight into its irqfd;
+// only masked or disabled vectors' events come through Notify.
+// Wiring failures (no GSI, route or irqfd) stop the VM through
+// InterruptController::Fatal: the guest must not lose interrupts silently.
 #ifndef PASSAGE_DEVICES_PCI_MSIX_H_
 #define PASSAGE_DEVICES_PCI_MSIX_H_
 
@@ -38,8 +43,14 @@ class MsixCapability : public PciCapabilityHandler {
 
   // Adds the capability to `config`; returns its offset. The device then
   // registers this object as the handler for [offset, offset+kCapabilitySize).
-  absl::StatusOr<uint32_t> AddTo(PciConfigSpace& config);
-  void AfterWrite(PciConfigSpace& config, uint32_t offset, uint32_t size) override;
+  absl::StatusOr<uint32_t> AddTo(PciConfigSpace& config) override;
+  uint32_t size() const override { return kCapabilitySize; }
+  void AfterWrite(PciConfigSpace& config, uint32_t offset, uint32_t size) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Where the vectors' events come from, if that can signal an irqfd itself
+  // (null: the device calls Notify). Set before the guest runs; cleared by
+  // the source's owner before it goes away.
+  void SetSource(MsiVectorSource* source) ABSL_LOCKS_EXCLUDED(mu_);
 
   // BAR side: offsets relative to the table / PBA. Only naturally aligned
   // dword and qword accesses inside them do anything; other reads see ones.
@@ -55,22 +66,23 @@ class MsixCapability : public PciCapabilityHandler {
   bool Notify(uint16_t vector) ABSL_LOCKS_EXCLUDED(mu_);
   bool enabled() const ABSL_LOCKS_EXCLUDED(mu_);
   bool pending(uint16_t vector) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Route or irqfd set-up failures so far (the guest sees a lost interrupt).
-  uint64_t delivery_errors() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether `vector`'s events currently bypass passage (source -> irqfd).
+  bool direct(uint16_t vector) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The eventfd of `vector`'s irqfd, -1 before it was first routed.
+  int irqfd(uint16_t vector) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Vector {
     MsiMessage message;
     bool masked = true;
     bool pending = false;
-    std::unique_ptr<MsiIrqfd> route;
+    MsiVectorDelivery delivery;
   };
   bool Masked(const Vector& v) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Send(Vector& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Creates or updates the vector's route (failures surface at Send).
-  void Prepare(Vector& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends every pending vector that is no longer masked.
-  void FlushPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings vector `index`'s path in line with its state (sending a pending
+  // event once it is deliverable); a failure stops the VM.
+  void Update(uint16_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t TableDword(uint32_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteTableDword(uint32_t index, uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -82,7 +94,7 @@ class MsixCapability : public PciCapabilityHandler {
   bool enabled_ ABSL_GUARDED_BY(mu_) = false;
   bool function_masked_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Vector> vectors_ ABSL_GUARDED_BY(mu_);
-  uint64_t delivery_errors_ ABSL_GUARDED_BY(mu_) = 0;
+  MsiVectorSource* source_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // Serves a BAR that holds only an MSI-X table and PBA (offsets per Layout).

@@ -52,7 +52,11 @@ absl::Status PciBus::Add(const PciAddress& address, std::shared_ptr<PciDevice> d
   device->EnableDecoding(io, memory);
   const uint32_t gsi = IntxGsi(address.slot, device->interrupt_pin());
   if (gsi != 0) device->ConfigWrite(0x3c, 1, gsi);  // interrupt line, as firmware leaves it
-  device->Attach(&decoder_, {gsi != 0 ? irq_ : nullptr, gsi});
+  if (absl::Status s = device->Attach(&decoder_, {gsi != 0 ? irq_ : nullptr, gsi}); !s.ok()) {
+    device->Detach();
+    for (uint64_t p : placed) allocator_.Free(p);
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  }
   for (int i = 0; i < PciDevice::kNumBars; ++i) {  // not the ROM: disabled
     if (device->bar_spec(i) != nullptr && !device->BarMapped(i)) {
       device->Detach();

@@ -173,7 +173,7 @@ void PciDevice::SetMultifunction(bool on) {
   config_.Set8(PCI_HEADER_TYPE, static_cast<uint8_t>(type | (on ? 0x80 : 0)));
 }
 
-void PciDevice::Attach(PciBarDecoder* decoder, PciIntxRoute intx) {
+absl::Status PciDevice::Attach(PciBarDecoder* decoder, PciIntxRoute intx) {
   {
     absl::MutexLock lock(&mu_);
     decoder_ = decoder;
@@ -182,6 +182,7 @@ void PciDevice::Attach(PciBarDecoder* decoder, PciIntxRoute intx) {
   absl::MutexLock lock(&intx_mu_);
   intx_ = intx;
   UpdateIntx();
+  return absl::OkStatus();
 }
 
 void PciDevice::Detach() {
@@ -229,6 +230,22 @@ void PciDevice::UpdateDecoding() {
       bar.mapped_at = address;
     }
   }
+}
+
+absl::StatusOr<uint32_t> PciDevice::AddCapability(PciCapabilityHandler* handler) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<uint32_t> offset = handler->AddTo(config_);
+  if (!offset.ok()) return offset.status();
+  cap_hooks_.push_back({*offset, handler->size(), handler});
+  return offset;
+}
+
+absl::StatusOr<uint32_t> PciDevice::AddReadOnlyCapability(uint8_t id, std::span<const uint8_t> body) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<uint32_t> offset = config_.AddCapability(id, static_cast<uint32_t>(2 + body.size()));
+  if (!offset.ok()) return offset.status();
+  for (uint32_t i = 0; i < body.size(); ++i) config_.Set8(*offset + 2 + i, body[i]);
+  return offset;
 }
 
 void PciDevice::AddCapabilityHandler(uint32_t offset, uint32_t size,

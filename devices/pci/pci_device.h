@@ -10,10 +10,12 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/irq.h"
 #include "devices/pci/pci_bar.h"
@@ -31,10 +33,17 @@ struct PciIds {
   uint8_t interrupt_pin = 0;  // 0 none, 1..4 INTA..INTD
 };
 
-// Reacts to guest config accesses that touch a capability.
+// A capability with behaviour: lays itself out in config space, then
+// reacts to guest config accesses that touch it. PciDevice calls these with
+// its config lock held, so config writes reach handlers one at a time.
 class PciCapabilityHandler {
  public:
   virtual ~PciCapabilityHandler() = default;
+  // Appends the capability to `config` (values and write masks); returns
+  // its offset. Called once, by PciDevice::AddCapability.
+  virtual absl::StatusOr<uint32_t> AddTo(PciConfigSpace& config) = 0;
+  // Bytes from the capability's offset the handler covers.
+  virtual uint32_t size() const = 0;
   // Before a guest read of the capability: refresh dynamic bits in `config`.
   virtual void BeforeRead(PciConfigSpace& config) { (void)config; }
   // After a guest write (masks applied) overlapping the capability.
@@ -84,8 +93,10 @@ class PciDevice {
   void EnableDecoding(bool io, bool memory) ABSL_LOCKS_EXCLUDED(mu_);
   void SetMultifunction(bool on) ABSL_LOCKS_EXCLUDED(mu_);
   // Joins a bus: decoded BARs are mapped through `decoder` from now on.
-  // Virtual so passthrough devices can wire their INTx to the route.
-  virtual void Attach(PciBarDecoder* decoder, PciIntxRoute intx) ABSL_LOCKS_EXCLUDED(mu_);
+  // Virtual so passthrough devices can wire their INTx to the route; an
+  // error means the function cannot work on this bus (the caller detaches
+  // it and fails).
+  virtual absl::Status Attach(PciBarDecoder* decoder, PciIntxRoute intx) ABSL_LOCKS_EXCLUDED(mu_);
   // Leaves it: every mapped BAR is unmapped, INTx lowered.
   void Detach() ABSL_LOCKS_EXCLUDED(mu_);
   // Whether BAR `index` currently decodes (mapped through the decoder). A
@@ -99,7 +110,17 @@ class PciDevice {
   void SetIntx(bool asserted) ABSL_LOCKS_EXCLUDED(intx_mu_);
 
  protected:
-  // Registers `handler` for guest accesses overlapping [offset, offset+size).
+  // --- Set-up: a subclass builds its capability list with these ---
+  // Lets `handler` lay out its capability (PciCapabilityHandler::AddTo) and
+  // registers it for guest accesses to it; returns the capability's offset.
+  // `handler` must outlive the device's config accesses.
+  absl::StatusOr<uint32_t> AddCapability(PciCapabilityHandler* handler) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends a read-only capability: `id`, then `body` (the bytes after the
+  // ID and next-pointer bytes, e.g. copied from a real device).
+  absl::StatusOr<uint32_t> AddReadOnlyCapability(uint8_t id, std::span<const uint8_t> body)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Registers `handler` for guest accesses overlapping [offset, offset+size)
+  // of a capability the subclass laid out itself.
   void AddCapabilityHandler(uint32_t offset, uint32_t size, PciCapabilityHandler* handler)
       ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -4,6 +4,7 @@
 #include <linux/vfio.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -123,6 +124,57 @@ class VfioPciDevice::RomHandler : public IoHandler {
   const std::vector<uint8_t> rom_;
 };
 
+// VFIO as the source of one capability's vectors (MSI or MSI-X index).
+class VfioPciDevice::VectorSource : public MsiVectorSource {
+ public:
+  VectorSource(VfioPciDevice* device, uint32_t index) : device_(device), index_(index) {}
+  absl::StatusOr<bool> Direct(uint16_t vector, int irqfd) override {
+    return device_->SetVectorTarget(index_, vector, irqfd);
+  }
+  absl::Status Indirect(uint16_t vector) override {
+    return device_->SetVectorTarget(index_, vector, -1).status();
+  }
+
+ private:
+  VfioPciDevice* const device_;
+  const uint32_t index_;
+};
+
+// The MSI or MSI-X capability as registered with PciDevice: forwards to the
+// emulated capability, then brings VFIO's interrupt mode in line, still
+// inside the config write.
+class VfioPciDevice::IrqCapability : public PciCapabilityHandler {
+ public:
+  IrqCapability(VfioPciDevice* device, PciCapabilityHandler* cap, uint32_t flags_offset,
+                uint16_t enable_bit)
+      : device_(device), cap_(cap), flags_offset_(flags_offset), enable_bit_(enable_bit) {}
+
+  absl::StatusOr<uint32_t> AddTo(PciConfigSpace& config) override {
+    absl::StatusOr<uint32_t> offset = cap_->AddTo(config);
+    if (offset.ok()) offset_ = *offset;
+    return offset;
+  }
+  uint32_t size() const override { return cap_->size(); }
+  void BeforeRead(PciConfigSpace& config) override { cap_->BeforeRead(config); }
+  void AfterWrite(PciConfigSpace& config, uint32_t offset, uint32_t size) override {
+    cap_->AfterWrite(config, offset, size);
+    device_->SyncInterrupts(config);
+  }
+  // The guest sees the capability disabled: its enable bit reads clear.
+  void Disable(PciConfigSpace& config) {
+    const uint32_t flags = offset_ + flags_offset_;
+    config.Set16(flags, static_cast<uint16_t>(config.Get16(flags) & ~enable_bit_));
+    cap_->AfterWrite(config, flags, 2);
+  }
+
+ private:
+  VfioPciDevice* const device_;
+  PciCapabilityHandler* const cap_;
+  const uint32_t flags_offset_;
+  const uint16_t enable_bit_;
+  uint32_t offset_ = 0;
+};
+
 VfioPciDevice::VfioPciDevice(std::shared_ptr<VfioDevice> device, InterruptController& irq,
                              EventLoop& loop, std::string name, const PciIds& ids)
     : PciDevice(std::move(name), ids), device_(std::move(device)), irq_(irq), loop_(loop) {}
@@ -169,12 +221,18 @@ absl::StatusOr<std::shared_ptr<VfioPciDevice>> VfioPciDevice::Create(
 }
 
 VfioPciDevice::~VfioPciDevice() {
+  // The capabilities outlive us (BAR handlers share MSI-X): they must not
+  // call back into this object.
+  if (msix_) msix_->SetSource(nullptr);
+  if (msi_) msi_->SetSource(nullptr);
   Detach();  // no BAR of ours stays visible to the guest
+  std::vector<std::unique_ptr<LoopEventfd>> unused;
   {
     absl::MutexLock lock(&irq_mu_);
-    DisableVectors();
+    DisableVectors(unused);
     DisableIntx();
   }
+  unused.clear();
   (void)device_->Reset();
   for (const Mmap& m : mmaps_) device_->sys()->Munmap(m.host, m.size);
 }
@@ -188,18 +246,17 @@ absl::Status VfioPciDevice::SetUpCapabilities(const std::vector<uint8_t>& config
     const uint32_t next = config[pos + 1] & ~3u;
     if (id == PCI_CAP_ID_MSI && pos + PCI_MSI_FLAGS + 2 <= config.size() && msi_ == nullptr) {
       const uint16_t flags = Get16(config, pos + PCI_MSI_FLAGS);
-      const uint8_t log2 = std::min<uint8_t>((flags & PCI_MSI_FLAGS_QMASK) >> 1, 5);
+      uint8_t log2 = std::min<uint8_t>((flags & PCI_MSI_FLAGS_QMASK) >> 1, 5);
       absl::StatusOr<VfioIrqInfo> info = device_->IrqInfo(VFIO_PCI_MSI_IRQ_INDEX);
       if (info.ok() && info->count > 0) {
+        // No more vectors than VFIO will enable.
+        while ((1u << log2) > info->count) --log2;
         msi_vectors_ = static_cast<uint16_t>(1u << log2);
         msi_ = std::make_unique<MsiCapability>(irq_, name(), log2);
-        absl::StatusOr<uint32_t> off;
-        {
-          absl::MutexLock lock(&mu_);
-          off = msi_->AddTo(config_);
-        }
-        if (!off.ok()) return off.status();
-        AddCapabilityHandler(*off, MsiCapability::kCapabilitySize, msi_.get());
+        absl::StatusOr<MsiVectorSource*> source = AddInterruptCapability(
+            VFIO_PCI_MSI_IRQ_INDEX, msi_.get(), PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE);
+        if (!source.ok()) return source.status();
+        msi_->SetSource(*source);
       }
     } else if (id == PCI_CAP_ID_MSIX && pos + 12 <= config.size() && msix_ == nullptr) {
       const uint16_t flags = Get16(config, pos + PCI_MSIX_FLAGS);
@@ -213,27 +270,39 @@ absl::Status VfioPciDevice::SetUpCapabilities(const std::vector<uint8_t>& config
       layout.pba_offset = pba & PCI_MSIX_PBA_OFFSET;
       absl::StatusOr<VfioIrqInfo> info = device_->IrqInfo(VFIO_PCI_MSIX_IRQ_INDEX);
       if (info.ok() && info->count > 0 && layout.table_bar <= 5 && layout.pba_bar <= 5) {
+        // No more vectors than VFIO will enable (the table shrinks with them).
+        layout.vectors = static_cast<uint16_t>(std::min<uint32_t>(layout.vectors, info->count));
         msix_vectors_ = layout.vectors;
         msix_ = std::make_shared<MsixCapability>(irq_, name(), layout);
-        absl::StatusOr<uint32_t> off;
-        {
-          absl::MutexLock lock(&mu_);
-          off = msix_->AddTo(config_);
-        }
-        if (!off.ok()) return off.status();
-        AddCapabilityHandler(*off, MsixCapability::kCapabilitySize, msix_.get());
+        absl::StatusOr<MsiVectorSource*> source = AddInterruptCapability(
+            VFIO_PCI_MSIX_IRQ_INDEX, msix_.get(), PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE);
+        if (!source.ok()) return source.status();
+        msix_->SetSource(*source);
       }
     } else if (id == PCI_CAP_ID_EXP && pos + kPcieCapabilitySize <= config.size()) {
       // Read-only copy: drivers look at link and device capabilities.
-      absl::MutexLock lock(&mu_);
-      absl::StatusOr<uint32_t> off = config_.AddCapability(PCI_CAP_ID_EXP, kPcieCapabilitySize);
+      absl::StatusOr<uint32_t> off = AddReadOnlyCapability(
+          PCI_CAP_ID_EXP, std::span<const uint8_t>(config).subspan(pos + 2, kPcieCapabilitySize - 2));
       if (!off.ok()) return off.status();
-      for (uint32_t i = 2; i < kPcieCapabilitySize; ++i) config_.Set8(*off + i, config[pos + i]);
     }
     if (next == pos) break;
     pos = next;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<MsiVectorSource*> VfioPciDevice::AddInterruptCapability(
+    uint32_t index, PciCapabilityHandler* cap, uint32_t flags_offset, uint16_t enable_bit) {
+  const bool msix = index == VFIO_PCI_MSIX_IRQ_INDEX;
+  std::unique_ptr<IrqCapability>& hook = msix ? msix_hook_ : msi_hook_;
+  hook = std::make_unique<IrqCapability>(this, cap, flags_offset, enable_bit);
+  absl::StatusOr<uint32_t> offset = AddCapability(hook.get());
+  if (!offset.ok()) return offset.status();
+  std::unique_ptr<VectorSource>& source = msix ? msix_source_ : msi_source_;
+  source = std::make_unique<VectorSource>(this, index);
+  absl::MutexLock lock(&irq_mu_);
+  (msix ? msix_direct_ : msi_direct_).assign(msix ? msix_vectors_ : msi_vectors_, -1);
+  return source.get();
 }
 
 absl::Status VfioPciDevice::SetUpBars(const std::vector<uint8_t>& config) {
@@ -323,15 +392,15 @@ void VfioPciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) 
                                  {reinterpret_cast<uint8_t*>(&real), 2});
     }
   }
-  SyncInterrupts();
 }
 
-void VfioPciDevice::Attach(PciBarDecoder* decoder, PciIntxRoute intx) {
-  PciDevice::Attach(decoder, intx);
-  if (intx.irq == nullptr || intx.gsi == 0) return;
+absl::Status VfioPciDevice::Attach(PciBarDecoder* decoder, PciIntxRoute intx) {
+  if (absl::Status s = PciDevice::Attach(decoder, intx); !s.ok()) return s;
+  if (intx.irq == nullptr || intx.gsi == 0) return absl::OkStatus();
   if (absl::Status s = ConnectIntx(intx.gsi); !s.ok()) {
-    std::fprintf(stderr, "passage: %s: INTx: %s\n", name().c_str(), std::string(s.message()).c_str());
+    return absl::Status(s.code(), absl::StrCat("INTx on GSI ", intx.gsi, ": ", s.message()));
   }
+  return absl::OkStatus();
 }
 
 absl::Status VfioPciDevice::ConnectIntx(uint32_t gsi) {
@@ -339,7 +408,10 @@ absl::Status VfioPciDevice::ConnectIntx(uint32_t gsi) {
   if (interrupt_pin() == 0) return absl::OkStatus();
   intx_gsi_ = gsi;
   if (mode_ == IrqMode::kNone) {
-    if (absl::Status s = EnableIntx(); !s.ok()) return s;
+    if (absl::Status s = EnableIntx(); !s.ok()) {
+      intx_gsi_.reset();
+      return s;
+    }
     mode_ = IrqMode::kIntx;
   }
   return absl::OkStatus();
@@ -350,22 +422,48 @@ VfioPciDevice::IrqMode VfioPciDevice::irq_mode() const {
   return mode_;
 }
 
-void VfioPciDevice::SyncInterrupts() {
-  IrqMode want = IrqMode::kNone;
-  uint32_t vectors = 0;
-  if (msix_ && msix_->enabled()) {
-    want = IrqMode::kMsix;
-    vectors = msix_vectors_;
-  } else if (msi_ && msi_->enabled()) {
-    want = IrqMode::kMsi;
-    vectors = msi_->enabled_vectors();
+void VfioPciDevice::SyncInterrupts(PciConfigSpace& config) {
+  // Bounded: each failed round disables one capability.
+  for (int round = 0; round < 3; ++round) {
+    IrqMode want = IrqMode::kNone;
+    uint32_t vectors = 0;
+    if (msix_ && msix_->enabled()) {
+      want = IrqMode::kMsix;
+      vectors = msix_vectors_;
+    } else if (msi_ && msi_->enabled()) {
+      want = IrqMode::kMsi;
+      vectors = msi_->enabled_vectors();
+    }
+    std::vector<std::unique_ptr<LoopEventfd>> unused;
+    absl::Status s;
+    {
+      absl::MutexLock lock(&irq_mu_);
+      s = SwitchMode(want, vectors, unused);
+    }
+    // Outside irq_mu_: destroying a loop eventfd waits for its running
+    // callback, which may be waiting for the capability's lock, whose
+    // holder may be waiting for irq_mu_ (SetVectorTarget).
+    unused.clear();
+    if (s.ok()) return;
+    if (want == IrqMode::kMsix || want == IrqMode::kMsi) {
+      const char* what = want == IrqMode::kMsix ? "MSI-X" : "MSI";
+      std::fprintf(stderr, "passage: %s: %s not enabled, the guest sees it disabled: %s\n",
+                   name().c_str(), what, std::string(s.message()).c_str());
+      (want == IrqMode::kMsix ? msix_hook_ : msi_hook_)->Disable(config);
+      continue;
+    }
+    irq_.Fatal(absl::Status(s.code(), absl::StrCat(name(), ": INTx: ", s.message())));
+    return;
   }
-  absl::MutexLock lock(&irq_mu_);
+}
+
+absl::Status VfioPciDevice::SwitchMode(IrqMode want, uint32_t vectors,
+                                       std::vector<std::unique_ptr<LoopEventfd>>& unused) {
   if (want == IrqMode::kNone && intx_gsi_.has_value()) want = IrqMode::kIntx;
-  if (want == mode_ && vectors == mode_vectors_) return;
+  if (want == mode_ && vectors == mode_vectors_) return absl::OkStatus();
   switch (mode_) {
     case IrqMode::kMsi:
-    case IrqMode::kMsix: DisableVectors(); break;
+    case IrqMode::kMsix: DisableVectors(unused); break;
     case IrqMode::kIntx: DisableIntx(); break;
     case IrqMode::kNone: break;
   }
@@ -379,41 +477,62 @@ void VfioPciDevice::SyncInterrupts() {
     case IrqMode::kNone: break;
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "passage: %s\n", std::string(s.message()).c_str());
-    return;
-  }
-  mode_ = want;
-  mode_vectors_ = vectors;
-}
-
-absl::Status VfioPciDevice::EnableVectors(uint32_t index, uint32_t count) {
-  std::vector<int32_t> fds;
-  for (uint32_t v = 0; v < count; ++v) {
-    const uint16_t vector = static_cast<uint16_t>(v);
-    auto notify = index == VFIO_PCI_MSIX_IRQ_INDEX
-                      ? EventLoop::Callback([msix = msix_, vector] { msix->Notify(vector); })
-                      : EventLoop::Callback([msi = msi_.get(), vector] { msi->Notify(vector); });
-    absl::StatusOr<std::unique_ptr<LoopEventfd>> fd = LoopEventfd::Create(loop_, notify);
-    if (!fd.ok()) {
-      vector_fds_.clear();
-      return fd.status();
-    }
-    fds.push_back((*fd)->fd());
-    vector_fds_.push_back(std::move(*fd));
-  }
-  if (absl::Status s = device_->SetIrqEventfds(index, 0, fds); !s.ok()) {
+    for (auto& fd : vector_fds_) unused.push_back(std::move(fd));
     vector_fds_.clear();
     return s;
   }
+  mode_ = want;
+  mode_vectors_ = vectors;
   return absl::OkStatus();
 }
 
-void VfioPciDevice::DisableVectors() {
+absl::Status VfioPciDevice::EnableVectors(uint32_t index, uint32_t count) {
+  const bool msix = index == VFIO_PCI_MSIX_IRQ_INDEX;
+  const std::vector<int>& direct = msix ? msix_direct_ : msi_direct_;
+  std::vector<int32_t> fds;
+  for (uint32_t v = 0; v < count; ++v) {
+    const uint16_t vector = static_cast<uint16_t>(v);
+    auto notify = msix ? EventLoop::Callback([msix = msix_, vector] { msix->Notify(vector); })
+                       : EventLoop::Callback([msi = msi_.get(), vector] { msi->Notify(vector); });
+    absl::StatusOr<std::unique_ptr<LoopEventfd>> fd = LoopEventfd::Create(loop_, notify);
+    if (!fd.ok()) return fd.status();  // the caller drops vector_fds_
+    // A vector the capability already made deliverable starts direct.
+    fds.push_back(v < direct.size() && direct[v] >= 0 ? direct[v] : (*fd)->fd());
+    vector_fds_.push_back(std::move(*fd));
+  }
+  return device_->SetIrqEventfds(index, 0, fds);
+}
+
+void VfioPciDevice::DisableVectors(std::vector<std::unique_ptr<LoopEventfd>>& unused) {
   if (vector_fds_.empty()) return;
   const uint32_t index =
       mode_ == IrqMode::kMsix ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX;
   (void)device_->DisableIrqs(index);
+  for (auto& fd : vector_fds_) unused.push_back(std::move(fd));
   vector_fds_.clear();
+}
+
+absl::StatusOr<bool> VfioPciDevice::SetVectorTarget(uint32_t index, uint16_t vector, int irqfd) {
+  absl::MutexLock lock(&irq_mu_);
+  const bool msix = index == VFIO_PCI_MSIX_IRQ_INDEX;
+  std::vector<int>& direct = msix ? msix_direct_ : msi_direct_;
+  if (vector >= direct.size()) {
+    return absl::OutOfRangeError(absl::StrCat(name(), ": vector ", vector, " out of range"));
+  }
+  const bool live = mode_ == (msix ? IrqMode::kMsix : IrqMode::kMsi) && vector < vector_fds_.size();
+  if (!live) {
+    direct[vector] = irqfd;  // applied when VFIO enters this mode
+    return false;
+  }
+  const int loop_fd = vector_fds_[vector]->fd();
+  const int32_t target = irqfd >= 0 ? irqfd : loop_fd;
+  if (absl::Status s = device_->SetIrqEventfds(index, vector, {&target, 1}); !s.ok()) return s;
+  direct[vector] = irqfd;
+  if (irqfd < 0) return false;
+  // An event VFIO signalled before the swap and the loop has not taken yet:
+  // consumed here, so it is delivered once (by the caller), not twice.
+  uint64_t count = 0;
+  return ::read(loop_fd, &count, sizeof(count)) == sizeof(count);
 }
 
 absl::Status VfioPciDevice::EnableIntx() {

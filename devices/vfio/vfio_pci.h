@@ -2,8 +2,25 @@
 // config space is virtualized over the real one, whose BARs are the device's
 // regions (mmap'd into the guest where VFIO allows, trapped elsewhere,
 // including the MSI-X table and PBA), and whose interrupts come from VFIO
-// eventfds: INTx straight into a KVM irqfd with resample, MSI and MSI-X
-// through the emulated capabilities (which own masking and pending bits).
+// eventfds: INTx straight into a KVM irqfd with resample; MSI and MSI-X
+// through the emulated capabilities, which own masking and pending bits.
+//
+// MSI/MSI-X delivery: while a vector is enabled and unmasked, VFIO's trigger
+// eventfd for it IS the vector's KVM irqfd (VFIO_DEVICE_SET_IRQS with
+// start=vector, count=1), so an interrupt reaches the guest without waking
+// passage. When the guest masks the vector (or the whole function, or
+// disables MSI-X), passage points VFIO at one of its event-loop eventfds
+// instead; an event there sets the pending bit. On unmask passage swaps the
+// irqfd back in and, if the vector was pending (or an event was still
+// queued on the loop eventfd), injects it once.
+//
+// The interrupt mode VFIO is in follows the capabilities, decided inside
+// the config write that changed them (under PciDevice's config lock, so two
+// vCPUs' writes cannot interleave). If VFIO refuses MSI or MSI-X, the guest
+// sees the capability's enable bit clear again (and INTx stays wired); a
+// failure to wire INTx fails Attach, and a vector that cannot be routed
+// stops the VM (InterruptController::Fatal). Vector counts are the smaller
+// of the capability's and VFIO_DEVICE_GET_IRQ_INFO's.
 //
 // Config space policy (what the guest sees):
 //   IDs, class, revision, subsystem, interrupt pin: copied from the device.
@@ -48,8 +65,8 @@ class VfioPciDevice : public PciDevice {
   ~VfioPciDevice() override;
 
   void ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) override;
-  // Joins the bus, then wires INTx to the pin's route.
-  void Attach(PciBarDecoder* decoder, PciIntxRoute intx) override;
+  // Joins the bus, then wires INTx to the pin's route (an error if that fails).
+  absl::Status Attach(PciBarDecoder* decoder, PciIntxRoute intx) override;
 
   // Wires the device's INTx to `gsi` (level-triggered, resampled on EOI).
   // Called once the bus has routed the function's pin.
@@ -71,6 +88,8 @@ class VfioPciDevice : public PciDevice {
   };
   class BarHandler;
   class RomHandler;
+  class VectorSource;
+  class IrqCapability;
   static constexpr uint64_t kMaxRomSize = 16ull << 20;
 
   VfioPciDevice(std::shared_ptr<VfioDevice> device, InterruptController& irq, EventLoop& loop,
@@ -78,10 +97,25 @@ class VfioPciDevice : public PciDevice {
   absl::Status SetUpBars(const std::vector<uint8_t>& config);
   absl::Status SetUpCapabilities(const std::vector<uint8_t>& config);
   absl::Status SetUpRom();
-  // Makes VFIO's interrupt configuration follow the emulated capabilities.
-  void SyncInterrupts() ABSL_LOCKS_EXCLUDED(irq_mu_);
+  // Adds MSI or MSI-X (`cap`, VFIO IRQ `index`) to the guest's list, with
+  // VFIO as its vectors' source (returned).
+  absl::StatusOr<MsiVectorSource*> AddInterruptCapability(uint32_t index, PciCapabilityHandler* cap,
+                                                          uint32_t flags_offset, uint16_t enable_bit);
+  // Makes VFIO's interrupt mode follow the emulated capabilities. Runs
+  // inside a capability's config write (PciDevice's config lock held).
+  void SyncInterrupts(PciConfigSpace& config) ABSL_LOCKS_EXCLUDED(irq_mu_);
+  // Leaves the current mode and enters `want`; the loop eventfds no longer
+  // used are moved to `unused` (destroyed by the caller without irq_mu_).
+  absl::Status SwitchMode(IrqMode want, uint32_t vectors,
+                          std::vector<std::unique_ptr<LoopEventfd>>& unused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);
   absl::Status EnableVectors(uint32_t index, uint32_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);
-  void DisableVectors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);
+  void DisableVectors(std::vector<std::unique_ptr<LoopEventfd>>& unused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);
+  // Points VFIO's trigger for one vector at `irqfd` (-1: passage's loop
+  // eventfd); see MsiVectorSource::Direct.
+  absl::StatusOr<bool> SetVectorTarget(uint32_t index, uint16_t vector, int irqfd)
+      ABSL_LOCKS_EXCLUDED(irq_mu_);
   absl::Status EnableIntx() ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);
   void DisableIntx() ABSL_EXCLUSIVE_LOCKS_REQUIRED(irq_mu_);
 
@@ -92,15 +126,23 @@ class VfioPciDevice : public PciDevice {
   std::vector<Mmap> mmaps_;
   std::shared_ptr<MsixCapability> msix_;
   std::unique_ptr<MsiCapability> msi_;
-  uint16_t msi_vectors_ = 0;  // what the device supports
+  std::unique_ptr<IrqCapability> msix_hook_, msi_hook_;
+  std::unique_ptr<VectorSource> msix_source_, msi_source_;
+  uint16_t msi_vectors_ = 0;  // what the device and VFIO support
   uint16_t msix_vectors_ = 0;
 
   mutable absl::Mutex irq_mu_;
   IrqMode mode_ ABSL_GUARDED_BY(irq_mu_) = IrqMode::kNone;
   uint32_t mode_vectors_ ABSL_GUARDED_BY(irq_mu_) = 0;
-  // One eventfd per enabled MSI/MSI-X vector: VFIO signals it, the loop
-  // thread hands it to the capability (which masks, pends or sends).
+  // One loop eventfd per enabled MSI/MSI-X vector: VFIO signals it while
+  // the vector is masked, and the loop thread hands the event to the
+  // capability (which sets the pending bit).
   std::vector<std::unique_ptr<LoopEventfd>> vector_fds_ ABSL_GUARDED_BY(irq_mu_);
+  // Per vector, the irqfd VFIO should signal directly, or -1 (the loop
+  // eventfd). Kept while VFIO is in another mode, applied when it enters
+  // this one.
+  std::vector<int> msix_direct_ ABSL_GUARDED_BY(irq_mu_);
+  std::vector<int> msi_direct_ ABSL_GUARDED_BY(irq_mu_);
   std::optional<uint32_t> intx_gsi_ ABSL_GUARDED_BY(irq_mu_);
   UniqueFd intx_fd_ ABSL_GUARDED_BY(irq_mu_);
   UniqueFd intx_resample_fd_ ABSL_GUARDED_BY(irq_mu_);

@@ -8,8 +8,11 @@
 
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "devices/irq.h"
 
 namespace passage::testing {
@@ -43,6 +46,20 @@ class FakeInterruptController : public InterruptController {
     levels[gsi] = asserted;
     return absl::OkStatus();
   }
+  // Recorded instead of stopping a VM.
+  void Fatal(const absl::Status& status) override {
+    absl::MutexLock lock(&fatal_mu_);
+    fatal_.push_back(std::string(status.message()));
+  }
+  std::vector<std::string> fatal() {
+    absl::MutexLock lock(&fatal_mu_);
+    return fatal_;
+  }
+  // The GSI an irqfd eventfd is attached to, or 0.
+  uint32_t GsiOfIrqfd(int eventfd) const {
+    auto it = irqfds.find(eventfd);
+    return it == irqfds.end() ? 0 : it->second.gsi;
+  }
 
   // Interrupts delivered through the irqfd of `gsi` since the last call.
   uint64_t TakeDeliveries(uint32_t gsi) {
@@ -73,6 +90,8 @@ class FakeInterruptController : public InterruptController {
 
  private:
   uint32_t next_gsi_ = 24;
+  absl::Mutex fatal_mu_;
+  std::vector<std::string> fatal_ ABSL_GUARDED_BY(fatal_mu_);
 };
 
 }  // namespace passage::testing

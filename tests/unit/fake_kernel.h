@@ -61,6 +61,8 @@ struct FakeVfioPci {
   int resets = 0;
   std::map<std::pair<uint32_t, uint32_t>, int32_t> irq_eventfds;  // (index, vector) -> fd
   std::map<uint32_t, int32_t> unmask_eventfds;
+  // VFIO_DEVICE_SET_IRQS on these IRQ indexes fails with EINVAL.
+  std::set<uint32_t> failing_irq_indexes;
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> writes;  // fd offset, data
 
   static constexpr uint64_t kRegionShift = 40;  // region offset in the device fd
@@ -534,6 +536,7 @@ class FakeKernel : public Sys {
       case VFIO_DEVICE_SET_IRQS: {
         auto* set = static_cast<vfio_irq_set*>(arg);
         if (set->index >= d->irq_counts.size()) return Fail(EINVAL);
+        if (d->failing_irq_indexes.count(set->index)) return Fail(EINVAL);
         const uint32_t count = d->irq_counts[set->index];
         if (set->flags & VFIO_IRQ_SET_DATA_NONE) {
           if (set->count != 0) return Fail(EINVAL);

@@ -20,17 +20,11 @@ class MsiDevice : public PciDevice {
         msix(std::make_shared<MsixCapability>(irq, "msi-test",
                                               MsixCapability::Layout{4, 2, 0x100, 2, 0x800})),
         msi(irq, "msi-test", 2) {
-    absl::StatusOr<uint32_t> a, b;
-    {
-      absl::MutexLock lock(&mu_);
-      a = msix->AddTo(config_);
-      b = msi.AddTo(config_);
-    }
+    absl::StatusOr<uint32_t> a = AddCapability(msix.get());
+    absl::StatusOr<uint32_t> b = AddCapability(&msi);
     EXPECT_TRUE(a.ok() && b.ok());
     msix_cap = *a;
     msi_cap = *b;
-    AddCapabilityHandler(msix_cap, MsixCapability::kCapabilitySize, msix.get());
-    AddCapabilityHandler(msi_cap, MsiCapability::kCapabilitySize, &msi);
   }
   std::shared_ptr<MsixCapability> msix;
   MsiCapability msi;
@@ -187,13 +181,15 @@ TEST_F(MsixTest, OutOfRangeAndOddAccessesAreHarmless) {
   EXPECT_EQ(out[0], 0xff);
 }
 
-TEST_F(MsixTest, RouteFailureIsCountedNotFatal) {
+TEST_F(MsixTest, RouteFailureStopsTheVm) {
   Control(PCI_MSIX_FLAGS_ENABLE);
   Program(0, kMsg0);
   irq_.fail_set_route = true;
-  TableWrite32(0, PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
+  TableWrite32(0, PCI_MSIX_ENTRY_VECTOR_CTRL, 0);  // unmask: the route is made now
+  ASSERT_EQ(irq_.fatal().size(), 1u) << "a vector that cannot be routed must stop the VM";
+  EXPECT_NE(irq_.fatal()[0].find("msi-test: MSI-X vector 0"), std::string::npos) << irq_.fatal()[0];
   EXPECT_TRUE(dev_.msix->Notify(0));
-  EXPECT_EQ(dev_.msix->delivery_errors(), 1u);
+  EXPECT_EQ(irq_.fatal().size(), 2u) << "an event that cannot be delivered is reported too";
   irq_.fail_set_route = false;
   EXPECT_TRUE(dev_.msix->Notify(0));
   EXPECT_EQ(Delivered(kMsg0), 1u);
@@ -235,6 +231,14 @@ TEST_F(MsiTest, MultipleMessagesMaskingAndPending) {
   Write(PCI_MSI_MASK_64, 4, 0);
   EXPECT_EQ(Delivered({0xfee00000, 0x61}), 1u);
   EXPECT_EQ(Read(PCI_MSI_PENDING_64, 4), 0u);
+}
+
+TEST_F(MsiTest, RouteFailureStopsTheVm) {
+  Write(PCI_MSI_ADDRESS_LO, 4, 0xfee00000);
+  irq_.fail_set_route = true;
+  Write(PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
+  ASSERT_FALSE(irq_.fatal().empty());
+  EXPECT_NE(irq_.fatal()[0].find("msi-test: MSI vector 0"), std::string::npos) << irq_.fatal()[0];
 }
 
 }  // namespace

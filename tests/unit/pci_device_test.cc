@@ -118,7 +118,7 @@ TEST_F(PciDeviceTest, CommandRegisterGatesDecoding) {
   ASSERT_TRUE(dev_.DeclareBar(1, Bar(PciBarKind::kIo, 0x10, false, io)).ok());
   dev_.SetBarAddress(0, 0xc0000000);
   dev_.SetBarAddress(1, 0xc000);
-  dev_.Attach(&mapper_, {&irq_, 16});
+  ASSERT_TRUE(dev_.Attach(&mapper_, {&irq_, 16}).ok());
   EXPECT_FALSE(dev_.BarMapped(0));  // command register starts at zero
   EXPECT_FALSE(MmioHits(0xc0000000));
   dev_.ConfigWrite(PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
@@ -147,7 +147,7 @@ TEST_F(PciDeviceTest, ExpansionRomSizesAndDecodesOnlyWhenEnabled) {
   EXPECT_EQ(Read32(PCI_ROM_ADDRESS), 0xc0010000u) << "firmware leaves it disabled";
   EXPECT_EQ(dev_.BarAddress(PciDevice::kRomBar), 0xc0010000u);
   dev_.EnableDecoding(false, true);
-  dev_.Attach(&mapper_, {});
+  ASSERT_TRUE(dev_.Attach(&mapper_, {}).ok());
   EXPECT_FALSE(dev_.BarMapped(PciDevice::kRomBar));
   EXPECT_FALSE(MmioHits(0xc0010000));
   // Enable bit on: decodes, at the address in the register.
@@ -175,7 +175,7 @@ TEST_F(PciDeviceTest, GuestReprogrammingMovesTheBar) {
   ASSERT_TRUE(dev_.DeclareBar(0, Bar(PciBarKind::kMem64, 0x4000, false, h)).ok());
   dev_.SetBarAddress(0, 0xc0000000);
   dev_.EnableDecoding(false, true);
-  dev_.Attach(&mapper_, {});
+  ASSERT_TRUE(dev_.Attach(&mapper_, {}).ok());
   ASSERT_TRUE(MmioHits(0xc0000000));
   // Moves within the 32-bit window...
   Write32(PCI_BASE_ADDRESS_0, 0xc0100000);
@@ -196,7 +196,7 @@ TEST_F(PciDeviceTest, UntrustedPlacementsLeaveTheBarUndecoded) {
   ASSERT_TRUE(dev_.DeclareBar(0, Bar(PciBarKind::kMem32, 0x2000)).ok());
   dev_.SetBarAddress(0, 0xc0000000);
   dev_.EnableDecoding(false, true);
-  dev_.Attach(&mapper_, {});
+  ASSERT_TRUE(dev_.Attach(&mapper_, {}).ok());
   ASSERT_TRUE(dev_.BarMapped(0));
   for (uint32_t bad : {0xc0200000u, 0x00000000u, 0x7fffe000u, 0xdfffe000u + 0x2000u, 0xfee00000u}) {
     Write32(PCI_BASE_ADDRESS_0, bad);
@@ -211,7 +211,7 @@ TEST_F(PciDeviceTest, UntrustedPlacementsLeaveTheBarUndecoded) {
 }
 
 TEST_F(PciDeviceTest, IntxFollowsLevelAndDisableBit) {
-  dev_.Attach(&mapper_, {&irq_, 17});
+  ASSERT_TRUE(dev_.Attach(&mapper_, {&irq_, 17}).ok());
   dev_.SetIntx(true);
   EXPECT_TRUE(irq_.levels[17]);
   EXPECT_TRUE(dev_.ConfigRead(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);

@@ -38,6 +38,12 @@ void Put32(std::vector<uint8_t>& c, uint32_t off, uint32_t v) {
 class VfioPciTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    Describe();
+    Open();
+  }
+  // The device as VFIO shows it: NVMe-like, MSI-X with kVectors vectors,
+  // MSI with 4, INTx.
+  void Describe() {
     auto& c = dev_.config;
     Put16(c, PCI_VENDOR_ID, 0x1b36);
     Put16(c, PCI_DEVICE_ID, 0x0010);
@@ -61,9 +67,13 @@ class VfioPciTest : public ::testing::Test {
     c[0x51] = 0x60;
     // 0x60 PCI Express: copied read-only.
     c[0x60] = PCI_CAP_ID_EXP;
-    c[0x61] = 0;
+    c[0x61] = 0xa0;
     Put16(c, 0x62, 0x0002);
     Put32(c, 0x64, 0x12345678);  // device capabilities
+    // 0xa0 MSI: 4 vectors, 64-bit, per-vector masking.
+    c[0xa0] = PCI_CAP_ID_MSI;
+    c[0xa1] = 0;
+    Put16(c, 0xa2, PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT | (2 << 1));
     dev_.regions[VFIO_PCI_CONFIG_REGION_INDEX] = {
         VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 4096, {}, false};
     dev_.regions[VFIO_PCI_BAR0_REGION_INDEX] = {
@@ -73,6 +83,9 @@ class VfioPciTest : public ::testing::Test {
         VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 8, {}, false};
     dev_.irq_counts[VFIO_PCI_INTX_IRQ_INDEX] = 1;
     dev_.irq_counts[VFIO_PCI_MSIX_IRQ_INDEX] = kVectors;
+    dev_.irq_counts[VFIO_PCI_MSI_IRQ_INDEX] = 4;
+  }
+  void Open() {
     kernel_.paths.insert(kSysfs);
     kernel_.links[std::string(kSysfs) + "/driver"] = "../../../bus/pci/drivers/vfio-pci";
     kernel_.dirs[std::string(kSysfs) + "/vfio-dev"] = {"vfio3"};
@@ -107,6 +120,21 @@ class VfioPciTest : public ::testing::Test {
   void EnableMsix() {
     const uint32_t cap = *FindCap(PCI_CAP_ID_MSIX);
     SetCfg(cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+  }
+  void ProgramMsix(uint16_t v, const MsiMessage& m) {
+    BarWrite32(0, kMsixTableOffset + 16u * v + 0, static_cast<uint32_t>(m.address));
+    BarWrite32(0, kMsixTableOffset + 16u * v + 4, static_cast<uint32_t>(m.address >> 32));
+    BarWrite32(0, kMsixTableOffset + 16u * v + 8, m.data);
+  }
+  void UnmaskMsix(uint16_t v, bool unmask) {
+    BarWrite32(0, kMsixTableOffset + 16u * v + 12, unmask ? 0 : PCI_MSIX_ENTRY_CTRL_MASKBIT);
+  }
+  // The device raises vector `v`: VFIO signals whatever eventfd it holds for it.
+  bool Fire(uint32_t index, uint32_t v) {
+    auto it = dev_.irq_eventfds.find({index, v});
+    if (it == dev_.irq_eventfds.end()) return false;
+    const uint64_t one = 1;
+    return write(it->second, &one, sizeof(one)) == sizeof(one);
   }
   std::optional<uint32_t> FindCap(uint8_t id) {
     uint32_t pos = Cfg(PCI_CAPABILITY_LIST, 1);
@@ -242,8 +270,7 @@ TEST_F(VfioPciTest, MsixVectorDeliveryHonoursMaskAndPending) {
   BarWrite32(0, kMsixTableOffset + 2 * 16 + 0, 0xfee00000);
   BarWrite32(0, kMsixTableOffset + 2 * 16 + 8, 0x41);
   const int32_t vfio_fd = dev_.irq_eventfds[{VFIO_PCI_MSIX_IRQ_INDEX, 2}];
-  const uint64_t one = 1;
-  ASSERT_EQ(write(vfio_fd, &one, sizeof(one)), 8);  // the device fires vector 2
+  ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 2));
   ASSERT_TRUE(Eventually([&] { return (BarRead32(0, kPbaOffset) & 4) != 0; }))
       << "masked vector must become pending";
   EXPECT_EQ(irq_.GsiFor({0xfee00000, 0x41}), 0u) << "nothing delivered while masked";
@@ -253,9 +280,121 @@ TEST_F(VfioPciTest, MsixVectorDeliveryHonoursMaskAndPending) {
   ASSERT_NE(gsi, 0u);
   EXPECT_EQ(irq_.TakeDeliveries(gsi), 1u);
   EXPECT_EQ(BarRead32(0, kPbaOffset) & 4, 0u);
+  EXPECT_NE(dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 2}), vfio_fd) << "still on the loop eventfd";
   // Unmasked now: the next event goes straight through.
-  ASSERT_EQ(write(vfio_fd, &one, sizeof(one)), 8);
-  ASSERT_TRUE(Eventually([&] { return irq_.TakeDeliveries(gsi) == 1; }));
+  ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 2));
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 1u);
+  EXPECT_TRUE(irq_.fatal().empty());
+}
+
+// The direct path: VFIO signals the vector's KVM irqfd itself while the
+// vector is unmasked; only a masked vector's events pass through passage.
+TEST_F(VfioPciTest, UnmaskedMsixVectorGoesStraightFromVfioToTheIrqfd) {
+  const MsiMessage msg{0xfee00000, 0x42};
+  EnableMsix();
+  ProgramMsix(1, msg);
+  // Masked: VFIO signals a loop eventfd, not an irqfd.
+  const int32_t masked_fd = dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 1});
+  EXPECT_EQ(irq_.GsiOfIrqfd(masked_fd), 0u);
+  EXPECT_FALSE(pci_->msix()->direct(1));
+
+  UnmaskMsix(1, true);
+  const uint32_t gsi = irq_.GsiFor(msg);
+  ASSERT_NE(gsi, 0u) << "unmasking routes the vector";
+  const int32_t direct_fd = dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 1});
+  EXPECT_EQ(direct_fd, pci_->msix()->irqfd(1));
+  EXPECT_EQ(irq_.GsiOfIrqfd(direct_fd), gsi)
+      << "VFIO's eventfd for the vector must be the irqfd attached to its GSI";
+  EXPECT_TRUE(pci_->msix()->direct(1));
+  // The other vectors are still masked: still on loop eventfds.
+  for (uint32_t v : {0u, 2u, 3u}) {
+    EXPECT_EQ(irq_.GsiOfIrqfd(dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, v})), 0u) << v;
+  }
+  ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 1));
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 1u);
+
+  // Mask: swapped back to a loop eventfd; events there only set pending.
+  UnmaskMsix(1, false);
+  const int32_t loop_fd = dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 1});
+  EXPECT_NE(loop_fd, direct_fd);
+  EXPECT_EQ(irq_.GsiOfIrqfd(loop_fd), 0u);
+  EXPECT_FALSE(pci_->msix()->direct(1));
+  ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 1));
+  ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 1));
+  ASSERT_TRUE(Eventually([&] { return (BarRead32(0, kPbaOffset) & 2) != 0; }))
+      << "an event on a masked vector sets its pending bit";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 0u) << "nothing delivered while masked";
+
+  // Unmask: exactly one delivery for both events, pending clear, direct again.
+  UnmaskMsix(1, true);
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 1u);
+  EXPECT_EQ(BarRead32(0, kPbaOffset) & 2, 0u);
+  EXPECT_EQ(dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 1}), direct_fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 0u) << "delivered twice";
+  EXPECT_TRUE(irq_.fatal().empty());
+}
+
+TEST_F(VfioPciTest, FunctionMaskSwapsEveryVectorToTheLoop) {
+  const MsiMessage msg{0xfee00000, 0x43};
+  EnableMsix();
+  ProgramMsix(3, msg);
+  UnmaskMsix(3, true);
+  const uint32_t gsi = irq_.GsiFor(msg);
+  ASSERT_NE(gsi, 0u);
+  const uint32_t cap = *FindCap(PCI_CAP_ID_MSIX);
+  SetCfg(cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+  EXPECT_EQ(irq_.GsiOfIrqfd(dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 3})), 0u);
+  ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 3));
+  ASSERT_TRUE(Eventually([&] { return (BarRead32(0, kPbaOffset) & 8) != 0; }));
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 0u);
+  SetCfg(cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+  EXPECT_EQ(irq_.TakeDeliveries(gsi), 1u);
+  EXPECT_EQ(irq_.GsiOfIrqfd(dev_.irq_eventfds.at({VFIO_PCI_MSIX_IRQ_INDEX, 3})), gsi);
+}
+
+// An event VFIO queued on the loop eventfd just before unmask is delivered
+// once, whether the loop thread or the unmask takes it.
+TEST_F(VfioPciTest, EventQueuedAtUnmaskIsDeliveredOnce) {
+  const MsiMessage msg{0xfee00000, 0x44};
+  EnableMsix();
+  ProgramMsix(0, msg);
+  for (int round = 0; round < 50; ++round) {
+    ASSERT_TRUE(Fire(VFIO_PCI_MSIX_IRQ_INDEX, 0));  // masked: to the loop
+    UnmaskMsix(0, true);
+    ASSERT_TRUE(Eventually([&] { return irq_.GsiFor(msg) != 0; }));
+    const uint32_t gsi = irq_.GsiFor(msg);
+    uint64_t delivered = 0;
+    Eventually([&] { return (delivered += irq_.TakeDeliveries(gsi)) >= 1; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    delivered += irq_.TakeDeliveries(gsi);
+    ASSERT_EQ(delivered, 1u) << "round " << round;
+    EXPECT_EQ(BarRead32(0, kPbaOffset) & 1, 0u);
+    UnmaskMsix(0, false);
+  }
+}
+
+TEST_F(VfioPciTest, UnmaskedMsiVectorGoesStraightFromVfioToTheIrqfd) {
+  const uint32_t cap = *FindCap(PCI_CAP_ID_MSI);
+  SetCfg(cap + PCI_MSI_ADDRESS_LO, 4, 0xfee00000);
+  SetCfg(cap + PCI_MSI_DATA_64, 2, 0x50);
+  SetCfg(cap + PCI_MSI_MASK_64, 4, 0x2);                               // vector 1 masked
+  SetCfg(cap + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE | (1 << 4));  // 2 vectors
+  EXPECT_EQ(pci_->irq_mode(), VfioPciDevice::IrqMode::kMsi);
+  const uint32_t gsi0 = irq_.GsiFor({0xfee00000, 0x50});
+  ASSERT_NE(gsi0, 0u);
+  EXPECT_EQ(irq_.GsiOfIrqfd(dev_.irq_eventfds.at({VFIO_PCI_MSI_IRQ_INDEX, 0})), gsi0);
+  EXPECT_EQ(irq_.GsiOfIrqfd(dev_.irq_eventfds.at({VFIO_PCI_MSI_IRQ_INDEX, 1})), 0u);
+  EXPECT_FALSE(dev_.irq_eventfds.count({VFIO_PCI_MSI_IRQ_INDEX, 2})) << "only 2 enabled";
+  ASSERT_TRUE(Fire(VFIO_PCI_MSI_IRQ_INDEX, 1));
+  ASSERT_TRUE(Eventually([&] { return (Cfg(cap + PCI_MSI_PENDING_64) & 2) != 0; }));
+  SetCfg(cap + PCI_MSI_MASK_64, 4, 0);
+  const uint32_t gsi1 = irq_.GsiFor({0xfee00000, 0x51});
+  ASSERT_NE(gsi1, 0u);
+  EXPECT_EQ(irq_.TakeDeliveries(gsi1), 1u);
+  EXPECT_EQ(Cfg(cap + PCI_MSI_PENDING_64), 0u);
+  EXPECT_EQ(irq_.GsiOfIrqfd(dev_.irq_eventfds.at({VFIO_PCI_MSI_IRQ_INDEX, 1})), gsi1);
 }
 
 TEST_F(VfioPciTest, GuestCannotReachOutsideTheTable) {
@@ -269,6 +408,89 @@ TEST_F(VfioPciTest, GuestCannotReachOutsideTheTable) {
   EXPECT_EQ(BarRead32(0, kMsixTableOffset + 12), PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
+TEST_F(VfioPciTest, AttachFailsWhenIntxCannotBeWired) {
+  dev_.failing_irq_indexes.insert(VFIO_PCI_INTX_IRQ_INDEX);
+  const absl::Status s = pci_->ConnectIntx(17);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("VFIO_DEVICE_SET_IRQS"), std::string::npos) << s;
+  EXPECT_EQ(pci_->irq_mode(), VfioPciDevice::IrqMode::kNone);
+  EXPECT_TRUE(irq_.irqfds.empty()) << "the irqfd of a failed INTx stays attached";
+}
+
+TEST_F(VfioPciTest, MsixThatVfioRefusesReadsDisabledAndIntxStays) {
+  ASSERT_TRUE(pci_->ConnectIntx(17).ok());
+  dev_.failing_irq_indexes.insert(VFIO_PCI_MSIX_IRQ_INDEX);
+  const uint32_t cap = *FindCap(PCI_CAP_ID_MSIX);
+  SetCfg(cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+  EXPECT_EQ(Cfg(cap + PCI_MSIX_FLAGS, 2) & PCI_MSIX_FLAGS_ENABLE, 0u)
+      << "the guest must see MSI-X disabled";
+  EXPECT_FALSE(pci_->msix()->enabled());
+  EXPECT_EQ(pci_->irq_mode(), VfioPciDevice::IrqMode::kIntx);
+  EXPECT_TRUE(dev_.irq_eventfds.count({VFIO_PCI_INTX_IRQ_INDEX, 0}));
+  // Once VFIO accepts it, enabling works.
+  dev_.failing_irq_indexes.clear();
+  SetCfg(cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+  EXPECT_EQ(pci_->irq_mode(), VfioPciDevice::IrqMode::kMsix);
+}
+
+TEST_F(VfioPciTest, MsiThatVfioRefusesReadsDisabled) {
+  dev_.failing_irq_indexes.insert(VFIO_PCI_MSI_IRQ_INDEX);
+  const uint32_t cap = *FindCap(PCI_CAP_ID_MSI);
+  SetCfg(cap + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
+  EXPECT_EQ(Cfg(cap + PCI_MSI_FLAGS, 2) & PCI_MSI_FLAGS_ENABLE, 0u);
+  EXPECT_EQ(pci_->irq_mode(), VfioPciDevice::IrqMode::kNone);
+}
+
+// Two vCPUs flipping MSI-X and MSI on and off at once: afterwards VFIO's mode
+// is the one the capabilities (what the guest reads) say.
+TEST_F(VfioPciTest, ConcurrentConfigWritesLeaveVfioInTheModeTheGuestSees) {
+  ASSERT_TRUE(pci_->ConnectIntx(17).ok());
+  const uint32_t msix = *FindCap(PCI_CAP_ID_MSIX);
+  const uint32_t msi = *FindCap(PCI_CAP_ID_MSI);
+  auto flip = [&](uint32_t reg, uint16_t bit, unsigned seed) {
+    for (int i = 0; i < 200; ++i) {
+      SetCfg(reg, 2, (seed >> (i % 16)) & 1 ? bit : 0);
+      seed = seed * 1103515245 + 12345;
+    }
+  };
+  std::thread a(flip, msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, 1u);
+  std::thread b(flip, msi + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE, 7u);
+  a.join();
+  b.join();
+  const bool msix_on = Cfg(msix + PCI_MSIX_FLAGS, 2) & PCI_MSIX_FLAGS_ENABLE;
+  const bool msi_on = Cfg(msi + PCI_MSI_FLAGS, 2) & PCI_MSI_FLAGS_ENABLE;
+  const VfioPciDevice::IrqMode want = msix_on  ? VfioPciDevice::IrqMode::kMsix
+                                      : msi_on ? VfioPciDevice::IrqMode::kMsi
+                                               : VfioPciDevice::IrqMode::kIntx;
+  EXPECT_EQ(pci_->irq_mode(), want);
+  const uint32_t live = want == VfioPciDevice::IrqMode::kMsix ? VFIO_PCI_MSIX_IRQ_INDEX
+                        : want == VfioPciDevice::IrqMode::kMsi ? VFIO_PCI_MSI_IRQ_INDEX
+                                                               : VFIO_PCI_INTX_IRQ_INDEX;
+  for (const auto& [key, fd] : dev_.irq_eventfds) EXPECT_EQ(key.first, live) << "index " << key.first;
+}
+
+// VFIO offers fewer vectors than the capability claims: the guest sees VFIO's count.
+class VfioPciVectorCountTest : public VfioPciTest {
+ protected:
+  void SetUp() override {
+    Describe();
+    dev_.irq_counts[VFIO_PCI_MSIX_IRQ_INDEX] = 2;
+    dev_.irq_counts[VFIO_PCI_MSI_IRQ_INDEX] = 2;
+    Open();
+  }
+};
+
+TEST_F(VfioPciVectorCountTest, VectorCountsAreVfiosWhenSmaller) {
+  EXPECT_EQ(pci_->msix_vectors(), 2u);
+  EXPECT_EQ(Cfg(*FindCap(PCI_CAP_ID_MSIX) + PCI_MSIX_FLAGS, 2) & PCI_MSIX_FLAGS_QSIZE, 1u);
+  EXPECT_EQ(pci_->msi_vectors(), 2u);
+  EXPECT_EQ((Cfg(*FindCap(PCI_CAP_ID_MSI) + PCI_MSI_FLAGS, 2) & PCI_MSI_FLAGS_QMASK) >> 1, 1u);
+  EnableMsix();
+  EXPECT_EQ(pci_->irq_mode(), VfioPciDevice::IrqMode::kMsix) << "VFIO accepted the count";
+  EXPECT_TRUE(dev_.irq_eventfds.count({VFIO_PCI_MSIX_IRQ_INDEX, 1}));
+  EXPECT_FALSE(dev_.irq_eventfds.count({VFIO_PCI_MSIX_IRQ_INDEX, 2}));
+}
+
 TEST_F(VfioPciTest, NoRomRegionMeansNoRomBar) {
   EXPECT_EQ(pci_->bar_spec(PciDevice::kRomBar), nullptr);
   SetCfg(PCI_ROM_ADDRESS, 4, 0xffffffff);
@@ -279,9 +501,7 @@ TEST_F(VfioPciTest, NoRomRegionMeansNoRomBar) {
 class VfioPciRomTest : public VfioPciTest {
  protected:
   void SetUp() override {}  // each test sets the ROM up, then calls Start()
-  void Start() {
-    VfioPciTest::SetUp();
-  }
+  void Start() { VfioPciTest::SetUp(); }
   void SetRom(std::vector<uint8_t> rom, uint64_t region_size) {
     dev_.rom = std::move(rom);
     dev_.regions[VFIO_PCI_ROM_REGION_INDEX] = {VFIO_REGION_INFO_FLAG_READ, region_size, {}, false};
