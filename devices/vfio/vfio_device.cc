@@ -149,16 +149,17 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
       return ErrnoError(absl::StrCat(o.id, ": opening ", path));
     }
   }
+  auto not_a_cdev = [&o] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        o.id, ": fd=", o.fd, " is not a VFIO device cdev (/dev/vfio/devices/vfioN)"));
+  };
   // KVM-VFIO before bind, as QEMU does: the kernel hands the device its KVM
   // (kvm_vfio_file_set_kvm) when the file is added, and the device picks it
   // up at bind (drivers that need KVM refuse to open without it).
   if (o.kvm_vfio != nullptr) {
     if (absl::Status s = o.kvm_vfio->Add(dev->fd(), o.id); !s.ok()) {
-      if (o.fd >= 0 && s.code() == absl::StatusCode::kInvalidArgument) {
-        // KVM takes only VFIO files (EINVAL for anything else).
-        return absl::InvalidArgumentError(absl::StrCat(
-            o.id, ": fd=", o.fd, " is not a VFIO device cdev (/dev/vfio/devices/vfioN)"));
-      }
+      // KVM takes only VFIO files (EINVAL for anything else).
+      if (o.fd >= 0 && s.code() == absl::StatusCode::kInvalidArgument) return not_a_cdev();
       return s;
     }
     dev->kvm_vfio_ = o.kvm_vfio;
@@ -168,10 +169,7 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
   bind.iommufd = iommufd.fd();
   if (sys->Ioctl(dev->fd(), VFIO_DEVICE_BIND_IOMMUFD, &bind) != 0) {
     const int err = errno;
-    if (err == ENOTTY) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          o.id, ": fd=", o.fd, " is not a VFIO device cdev (/dev/vfio/devices/vfioN)"));
-    }
+    if (err == ENOTTY) return not_a_cdev();
     if (err == EINVAL || err == EBUSY || err == EEXIST) {
       // The kernel refuses a second open of a cdev with EINVAL at bind time.
       return absl::FailedPreconditionError(absl::StrCat(
