@@ -5,7 +5,8 @@
 # before the run, no process holding /dev/iommu or /dev/vfio/*, and edu
 # usable again at once (rig-probe's DMA round trip through a new IOAS).
 # passage's own "terminating on signal" line tells its clean exit from a
-# death by the signal (a shell shows 128 + signo for both).
+# death by the signal (a shell shows 128 + signo for both). Before each
+# signal, SIGUSR1: passage must print its state dump and keep running.
 # rig: bind=1234:11e8,1b36:0010
 # rig: l2=yes
 # rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
@@ -90,6 +91,12 @@ signal_run() {
   pinned_mid=$(pinned)
   result "$tag.l2_init" "$([ "$reached" -ge 1 ]; echo $?)" \
     "L2 drove edu and waits, after ~$t s: $(tr -d '\r' < /tmp/$tag.serial | grep -o '"name":"edu[^"]*","ok":[a-z]*' | tr '\n' ' ')"
+  # SIGUSR1 first: passage dumps its state to stderr and runs on.
+  kill -USR1 $pid 2>/dev/null
+  sleep 3
+  dump=$(grep -E '^passage: (vCPU 0: rip=0x[0-9a-f]+ .*lapic: .*|uart COM1: ier=.*|ioapic pin 4: vector=.*)$' "/tmp/$tag.err" | wc -l)
+  result "$tag.usr1_dump" "$([ "$dump" = 3 ] && kill -0 $pid 2>/dev/null; echo $?)" \
+    "$dump of 3 dump lines, passage $(kill -0 $pid 2>/dev/null && echo 'still running' || echo gone): $(grep -A3 'state dump' /tmp/$tag.err)"
   kill -$sig $pid 2>/dev/null
   # The clean exit must come quickly; 60 s then SIGKILL (and a failed result).
   ( sleep 60; kill -KILL $pid 2>/dev/null ) < /dev/null > /dev/null 2>&1 &
