@@ -52,6 +52,23 @@ settled_pins() {
   echo "$_p_seen"
 }
 
+# steady_pins: the pinned-page count once it has held for 2 s (at most 10 s):
+# the baseline before a run (what rig-probe pinned a moment earlier can still
+# be on its way out).
+steady_pins() {
+  _q_last=$(pinned)
+  _q_same=0
+  _q_n=0
+  while [ $_q_same -lt 2 ] && [ $_q_n -lt 10 ]; do
+    sleep 1
+    _q_now=$(pinned)
+    if [ "$_q_now" = "$_q_last" ]; then _q_same=$((_q_same + 1)); else _q_same=0; fi
+    _q_last=$_q_now
+    _q_n=$((_q_n + 1))
+  done
+  echo "$_q_last"
+}
+
 # holders: "PID:FD->TARGET" of every open /dev/iommu or /dev/vfio/* in L1.
 holders() {
   for f in /proc/[0-9]*/fd/*; do
@@ -71,7 +88,7 @@ signal_run() {
     TERM) signo=15 ;;
     INT) signo=2 ;;
   esac
-  before=$(pinned)
+  before=$(steady_pins)
   : > "/tmp/$tag.serial"
   passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND" \
     -serial "file:/tmp/$tag.serial" -object iommufd,id=iommufd0 \
@@ -120,7 +137,7 @@ signal_run() {
 
 # The same measure after an ordinary run (L2 drives edu and powers off), for
 # comparison: what a signal leaves must be what power-off leaves, nothing.
-before=$(pinned)
+before=$(steady_pins)
 bounded 300 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
   -serial file:/tmp/poweroff.serial -object iommufd,id=iommufd0 \
   -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > /tmp/poweroff.out 2> /tmp/poweroff.err
