@@ -5,7 +5,8 @@
 # before the run, no process holding /dev/iommu or /dev/vfio/*, and edu
 # usable again at once (rig-probe's DMA round trip through a new IOAS).
 # passage's own "terminating on signal" line tells its clean exit from a
-# death by the signal (a shell shows 128 + signo for both).
+# death by the signal (a shell shows 128 + signo for both). Before each
+# signal, SIGUSR1: passage must print its state dump and keep running.
 # rig: bind=1234:11e8,1b36:0010
 # rig: l2=yes
 # rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
@@ -37,6 +38,37 @@ cat /tmp/sig.cpio >> /tmp/sig.img
 
 pinned() { awk '/^nr_foll_pin_acquired / {a = $2} /^nr_foll_pin_released / {r = $2} END {print a - r}' /proc/vmstat; }
 
+# settled_pins WANT: the pinned-page count right after exit, then once a
+# second for up to 10 s until it equals WANT (what the kernel releases a
+# moment later, e.g. from a work item, is not what passage holds).
+settled_pins() {
+  _p_seen=$(pinned)
+  _p_n=0
+  while [ "${_p_seen##* }" != "$1" ] && [ $_p_n -lt 10 ]; do
+    sleep 1
+    _p_seen="$_p_seen $(pinned)"
+    _p_n=$((_p_n + 1))
+  done
+  echo "$_p_seen"
+}
+
+# steady_pins: the pinned-page count once it has held for 2 s (at most 10 s):
+# the baseline before a run (what rig-probe pinned a moment earlier can still
+# be on its way out).
+steady_pins() {
+  _q_last=$(pinned)
+  _q_same=0
+  _q_n=0
+  while [ $_q_same -lt 2 ] && [ $_q_n -lt 10 ]; do
+    sleep 1
+    _q_now=$(pinned)
+    if [ "$_q_now" = "$_q_last" ]; then _q_same=$((_q_same + 1)); else _q_same=0; fi
+    _q_last=$_q_now
+    _q_n=$((_q_n + 1))
+  done
+  echo "$_q_last"
+}
+
 # holders: "PID:FD->TARGET" of every open /dev/iommu or /dev/vfio/* in L1.
 holders() {
   for f in /proc/[0-9]*/fd/*; do
@@ -56,7 +88,7 @@ signal_run() {
     TERM) signo=15 ;;
     INT) signo=2 ;;
   esac
-  before=$(pinned)
+  before=$(steady_pins)
   : > "/tmp/$tag.serial"
   passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND" \
     -serial "file:/tmp/$tag.serial" -object iommufd,id=iommufd0 \
@@ -76,6 +108,12 @@ signal_run() {
   pinned_mid=$(pinned)
   result "$tag.l2_init" "$([ "$reached" -ge 1 ]; echo $?)" \
     "L2 drove edu and waits, after ~$t s: $(tr -d '\r' < /tmp/$tag.serial | grep -o '"name":"edu[^"]*","ok":[a-z]*' | tr '\n' ' ')"
+  # SIGUSR1 first: passage dumps its state to stderr and runs on.
+  kill -USR1 $pid 2>/dev/null
+  sleep 3
+  dump=$(grep -E '^passage: (vCPU 0: rip=0x[0-9a-f]+ .*lapic: .*|uart COM1: ier=.*|ioapic pin 4: vector=.*)$' "/tmp/$tag.err" | wc -l)
+  result "$tag.usr1_dump" "$([ "$dump" = 3 ] && kill -0 $pid 2>/dev/null; echo $?)" \
+    "$dump of 3 dump lines, passage $(kill -0 $pid 2>/dev/null && echo 'still running' || echo gone): $(grep -A3 'state dump' /tmp/$tag.err)"
   kill -$sig $pid 2>/dev/null
   # The clean exit must come quickly; 60 s then SIGKILL (and a failed result).
   ( sleep 60; kill -KILL $pid 2>/dev/null ) < /dev/null > /dev/null 2>&1 &
@@ -88,14 +126,26 @@ signal_run() {
     "passage exited $rc after SIG$sig (want $((128 + signo))); stderr: $(tail -n 5 /tmp/$tag.err)"
   result "$tag.clean_stop" "$(grep -q "terminating on signal $signo " "/tmp/$tag.err"; echo $?)" \
     "passage's own line for a clean stop (absent when the signal killed it): $(grep terminating /tmp/$tag.err)"
-  after=$(pinned)
-  result "$tag.unpinned" "$([ "$after" = "$before" ] && [ "$pinned_mid" -gt "$before" ]; echo $?)" \
-    "pinned pages: before $before, while L2 ran $pinned_mid, after $after"
+  after=$(settled_pins "$before")
+  result "$tag.unpinned" "$([ "${after##* }" = "$before" ] && [ "$pinned_mid" -gt "$before" ]; echo $?)" \
+    "pinned pages: before $before, while L2 ran $pinned_mid, after exit (1 s apart): $after"
   h=$(holders)
   result "$tag.no_holders" "$([ -z "$h" ]; echo $?)" "open /dev/iommu or /dev/vfio/* in L1: ${h:-none}"
   # The device again, at once: a new iommufd, bind, attach and edu DMA.
   rig-probe cdev "$EDU_CDEV" --name "$tag.after" --edu
 }
+
+# The same measure after an ordinary run (L2 drives edu and powers off), for
+# comparison: what a signal leaves must be what power-off leaves, nothing.
+before=$(steady_pins)
+bounded 300 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+  -serial file:/tmp/poweroff.serial -object iommufd,id=iommufd0 \
+  -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > /tmp/poweroff.out 2> /tmp/poweroff.err
+rc=$?
+result poweroff.exit "$rc" "passage exited $rc; stderr: $(tail -n 3 /tmp/poweroff.err)"
+after=$(settled_pins "$before")
+result poweroff.unpinned "$([ "${after##* }" = "$before" ]; echo $?)" \
+  "pinned pages: before $before, after exit (1 s apart): $after"
 
 signal_run sigterm TERM
 signal_run sigint INT
