@@ -203,10 +203,12 @@ pins_back() {
 }
 
 # holders [PID]: "PID NAME -> FILE" for every open /dev/iommu or /dev/vfio/*
-# in L1, except PID's.
+# in L1, except PID's and this shell's own (a $(holders) subshell inherits
+# PID's fds).
 holders() {
+  read -r _h_me _ < /proc/self/stat
   for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$1" ] && continue
+    [ "${p#/proc/}" = "$1" ] || [ "${p#/proc/}" = "$_h_me" ] && continue
     ls -l "$p/fd" 2> /dev/null | grep -E -- '-> /dev/(iommu|vfio/)' | sed "s|.*-> |${p#/proc/} $(cat $p/comm 2> /dev/null) -> |"
   done
 }
