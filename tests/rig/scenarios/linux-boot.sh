@@ -130,7 +130,7 @@ done
 # --- 16 GiB: RAM above 4 GiB -------------------------------------------------
 run big -cpu $CPU -m 16G -smp 1 -kernel $K -initrd $INITRD -append "$APPEND rig.cpus=1 rig.mem=16G" --report-timing
 show_log L2-big /tmp/big.serial | tail -n 20
-kb=$(l2_detail big l2.memtotal | cut -d' ' -f1)
+kb=$(l2_detail big l2.memtotal | cut -d' ' -f2)
 ok=$(tr -d '\r' < /tmp/big.serial | grep -c '^RIG-RESULT {"name":"l2.memtotal","ok":true,')
 result big.memtotal "$([ "$rc" = 0 ] && [ "$ok" = 1 ]; echo $?)" \
   "exit $rc; guest MemTotal '${kb}' (-m 16G = 16777216 kB); $(timing big)"

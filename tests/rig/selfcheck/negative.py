@@ -73,6 +73,8 @@ def main():
                f"passthrough-nodevice.sh: edu's expected results are named missing ({r['missing']})")
         expect({"iommufd.edu.l2.pci", "iommufd.edu.l2.edu.found"} <= failed,
                f"passthrough-nodevice.sh: L2 fails its own checks for the absent edu ({sorted(failed)})")
+        expect(not any(n.startswith("l1.") for n in failed) and r["powered_off"],
+               "passthrough-nodevice.sh: and for nothing else (no scenario error, L1 powered off)")
 
     print(f"negative: {'PASS' if not errors else 'FAIL: ' + '; '.join(errors)}")
     return 0 if not errors else 1

@@ -3,7 +3,7 @@
 # to expect edu at 00:04.0 as that run does. It must fail: L2's PCI check and
 # edu test fail, and L1's expected edu results never come. Not a scenario to
 # run by hand.
-# rig: bind=1234:11e8
+# rig: bind=1234:11e8,1b36:0010
 # rig: l2=yes
 # rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
 # rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test:/rig/l2bin/edu-test

@@ -293,12 +293,16 @@ rig_mem_kb() {
 }
 
 # rig_mem_bounds KB: "LOW HIGH", the MemTotal (kB) a Linux 7.3 guest with KB
-# of RAM reports. The kernel keeps its image, the struct page array (64 bytes
-# per 4 KiB page, 1.6%) and early allocations; measured with passage in the
-# rig (README "Measured"): at 200M MemTotal is KB - ~(this), at 1G ~(this).
-# HIGH is the RAM itself: MemTotal never exceeds it.
+# of RAM reports. Measured with passage in the rig: 200M -> 169880 kB,
+# 512M -> 484888 kB, 1G -> 1000000 kB, 16G -> 16393744 kB: the kernel keeps
+# ~31 MiB (its image, early allocations) plus the struct page array (64
+# bytes per 4 KiB page, 1/64); past 4 GiB also the 64 MiB SWIOTLB bounce
+# buffer and ~24 MiB more at 16G. LOW allows 40 MiB plus 1/64, and above
+# 3 GiB another 64 MiB plus 1/512. HIGH is the RAM itself.
 rig_mem_bounds() {
-  echo "$(( $1 - $1 * 2 / 100 - 40 * 1024 )) $1"
+  _mb_low=$(( $1 - $1 / 64 - 40 * 1024 ))
+  [ "$1" -gt $((3 * 1024 * 1024)) ] && _mb_low=$((_mb_low - 64 * 1024 - $1 / 512))
+  echo "$_mb_low $1"
 }
 
 # rig_check_guest CMDLINE CPUS MEMTOTAL_KB SYSFS: one result each for

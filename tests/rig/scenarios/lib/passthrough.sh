@@ -172,7 +172,7 @@ l2_boot() {
   envs=$1 tag=$2 mem=$3
   shift 3
   l2_expect "$mem" "$@"
-  pins0=$(pinned)
+  pins0=$(pins_settled)
   watch_run "$tag" "$mem" "$@" &
   watcher=$!
   bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
@@ -192,11 +192,36 @@ l2_boot() {
 # pinned: pages pinned (FOLL_PIN) in L1 now; iommufd and type1 both pin so.
 pinned() { awk '/^nr_foll_pin_acquired / {a = $2} /^nr_foll_pin_released / {r = $2} END {print a - r}' /proc/vmstat; }
 
+# pins_settled: the pinned count once it held still for 1 s (at most 10 s).
+# A process's last pins can go a moment after it was reaped (measured: a
+# few pages, e.g. rig-probe's DMA buffer or a failed passage's, still pinned
+# when the shell's wait returned, gone before the next run).
+pins_settled() {
+  _ps_last=$(pinned) _ps_same=0 _ps_n=0
+  while [ $_ps_same -lt 5 ] && [ $_ps_n -lt 50 ]; do
+    sleep 0.2
+    _ps_now=$(pinned)
+    if [ "$_ps_now" = "$_ps_last" ]; then _ps_same=$((_ps_same + 1)); else _ps_same=0 _ps_last=$_ps_now; fi
+    _ps_n=$((_ps_n + 1))
+  done
+  echo "$_ps_last"
+}
+
+# pins_back TARGET: waits up to 10 s for the pinned count to be TARGET; prints
+# "COUNT after S s".
+pins_back() {
+  _pb_n=0
+  while [ "$(pinned)" != "$1" ] && [ $_pb_n -lt 50 ]; do sleep 0.2; _pb_n=$((_pb_n + 1)); done
+  echo "$(pinned) after $(( _pb_n / 5 )).$(( _pb_n % 5 * 2 )) s"
+}
+
 # holders [PID]: "PID NAME -> FILE" for every open /dev/iommu or /dev/vfio/*
-# in L1, except PID's.
+# in L1, except PID's and this shell's own (a $(holders) subshell inherits
+# PID's fds).
 holders() {
+  read -r _h_me _ < /proc/self/stat
   for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$1" ] && continue
+    [ "${p#/proc/}" = "$1" ] || [ "${p#/proc/}" = "$_h_me" ] && continue
     ls -l "$p/fd" 2> /dev/null | grep -E -- '-> /dev/(iommu|vfio/)' | sed "s|.*-> |${p#/proc/} $(cat $p/comm 2> /dev/null) -> |"
   done
 }
@@ -320,8 +345,9 @@ during_checks() {
 teardown_checks() {
   tag=$1 before=$2
   shift 2
-  now=$(pinned)
-  result "$tag.teardown.pins" "$([ "$now" = "$before" ]; echo $?)" "pinned pages before the run $before, after $now"
+  now=$(pins_back "$before")
+  result "$tag.teardown.pins" "$([ "${now%% *}" = "$before" ]; echo $?)" \
+    "pinned pages before the run $before, after exit $now (at most 10 s)"
   read -r self _ < /proc/self/stat
   h=$(holders "$self")
   result "$tag.teardown.holders" "$([ -z "$h" ]; echo $?)" \
@@ -359,7 +385,7 @@ clean_exit() {
 bad() {
   tag=$1
   shift
-  pins0=$(pinned)
+  pins0=$(pins_settled)
   bounded 120 passage -cpu $CPU -m 200M -kernel $K -initrd /tmp/l2.img -append "$APPEND" -serial none \
     --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
