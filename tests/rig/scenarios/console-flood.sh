@@ -16,6 +16,7 @@
 # rig: smp=1
 # rig: stall=90
 # rig: timeout=2400
+# rig: expect=iommufd.1.done,iommufd.2.done,iommufd.3.done,legacy.1.done,legacy.2.done,legacy.3.done
 
 . /rig/lib.sh
 . /rig/passthrough.sh
@@ -56,7 +57,7 @@ flood() {
   ) < /dev/null > /dev/null 2>&1 &
   dumper=$!
   bounded $DEADLINE passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/flood.img \
-    -append "$APPEND" -serial "file:/tmp/$tag.serial" "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
+    -append "$APPEND rig.cpus=1 rig.mem=200M" -serial "file:/tmp/$tag.serial" "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
   kill $dumper 2>/dev/null
   wait $dumper 2>/dev/null

@@ -18,6 +18,8 @@
 # rig: smp=1
 # rig: stall=90
 # rig: timeout=900
+# rig: expect=irq.nvme.exit,irq.nvme.done,irq.nvme.nvme.driver,irq.nvme.nvme.data,irq.nvme.nvme.msix
+# rig: expect=irq.nvme.teardown.pins,irq.nvme.teardown.holders,irq.loop.found,irq.loop.direct
 
 . /rig/lib.sh
 . /rig/passthrough.sh

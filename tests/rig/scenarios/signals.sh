@@ -17,6 +17,9 @@
 # rig: smp=1
 # rig: stall=90
 # rig: timeout=900
+# rig: expect=poweroff.exit,poweroff.unpinned
+# rig: expect=sigterm.l2_init,sigterm.usr1_dump,sigterm.exit,sigterm.clean_stop,sigterm.unpinned,sigterm.no_holders,sigterm.after.*
+# rig: expect=sigint.l2_init,sigint.usr1_dump,sigint.exit,sigint.clean_stop,sigint.unpinned,sigint.no_holders,sigint.after.*
 
 . /rig/lib.sh
 . /rig/passthrough.sh
@@ -90,7 +93,7 @@ signal_run() {
   esac
   before=$(steady_pins)
   : > "/tmp/$tag.serial"
-  passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND" \
+  passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND rig.cpus=1 rig.mem=200M" \
     -serial "file:/tmp/$tag.serial" -object iommufd,id=iommufd0 \
     -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
   pid=$!
@@ -138,7 +141,7 @@ signal_run() {
 # The same measure after an ordinary run (L2 drives edu and powers off), for
 # comparison: what a signal leaves must be what power-off leaves, nothing.
 before=$(steady_pins)
-bounded 300 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND" \
+bounded 300 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND rig.cpus=1 rig.mem=200M" \
   -serial file:/tmp/poweroff.serial -object iommufd,id=iommufd0 \
   -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > /tmp/poweroff.out 2> /tmp/poweroff.err
 rc=$?

@@ -241,6 +241,10 @@ bounded_dump() {
       sed 's/^/rig:     /' "$_d_t/stack" 2>/dev/null
     done
   } > "${RIG_CONSOLE:-/dev/console}"
+  # A wrapper's child (passage under passage-noopen) is dumped too.
+  for _d_c in $(cat /proc/$1/task/*/children 2>/dev/null); do
+    bounded_dump "$_d_c" "child $_d_c of $1 ($(cat /proc/$_d_c/comm 2>/dev/null))"
+  done
 }
 
 # rig_gtest PREFIX CMD [ARGS...]: runs a GoogleTest binary and turns each test
