@@ -16,6 +16,7 @@
 
 #include "devices/acpi/acpi_tables.h"
 #include "devices/acpi/aml.h"
+#include "tests/unit/iasl.h"
 
 namespace passage::acpi {
 namespace {
@@ -45,40 +46,10 @@ AcpiConfig Config() {
   return c;
 }
 
-// `cmd`'s output (stdout and stderr) and exit status (-1: it could not be
-// run or was killed; the output then says why).
-std::string Run(const std::string& cmd, int* status) {
-  *status = -1;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return "popen(" + cmd + "): " + std::strerror(errno);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  if (st == -1) return out + "pclose: " + std::strerror(errno);
-  if (WIFEXITED(st)) {
-    *status = WEXITSTATUS(st);
-  } else {
-    out += "<killed by signal " + std::to_string(WTERMSIG(st)) + ">";
-  }
-  return out;
-}
-
-// Whether iasl (acpica-tools) is an executable in one of $PATH's directories:
-// the one precondition under which the disassembly checks are skipped.
-bool HaveIasl() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path == nullptr ? "" : path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (access(((dir.empty() ? "." : dir) + "/iasl").c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
-constexpr char kNoIasl[] =
-    "iasl not found in PATH (Debian package acpica-tools; tests/install-deps.sh installs it)";
+using passage::testing::HaveIasl;
+using passage::testing::kNoIasl;
+using passage::testing::Shell;
+using passage::testing::ShellResult;
 
 // iasl's disassembly of `table` into *dsl. Anything that stops it (no
 // temporary directory, iasl failing or writing nothing) fails the test, with
@@ -89,17 +60,15 @@ void Disassemble(std::span<const uint8_t> table, const std::string& name, std::s
   const std::string base = std::string(dir) + "/" + name;
   std::ofstream(base + ".dat", std::ios::binary)
       .write(reinterpret_cast<const char*>(table.data()), static_cast<std::streamsize>(table.size()));
-  int status = 0;
-  const std::string log = Run("cd '" + std::string(dir) + "' && iasl -d '" + base + ".dat'", &status);
+  const ShellResult iasl = Shell("cd '" + std::string(dir) + "' && iasl -d '" + base + ".dat'");
   std::stringstream out;
   out << std::ifstream(base + ".dsl").rdbuf();
   *dsl = out.str();
-  int rm_status = 0;
-  const std::string rm_log = Run("rm -rf '" + std::string(dir) + "'", &rm_status);
-  EXPECT_EQ(rm_status, 0) << rm_log;
-  ASSERT_EQ(status, 0) << "iasl -d " << name << ":\n" << log;
-  EXPECT_EQ(log.find("rror"), std::string::npos) << log;
-  ASSERT_FALSE(dsl->empty()) << "iasl -d wrote no " << name << ".dsl:\n" << log;
+  const ShellResult rm = Shell("rm -rf '" + std::string(dir) + "'");
+  EXPECT_EQ(rm.status, 0) << rm.output;
+  ASSERT_EQ(iasl.status, 0) << "iasl -d " << name << ":\n" << iasl.output;
+  EXPECT_EQ(iasl.output.find("rror"), std::string::npos) << iasl.output;
+  ASSERT_FALSE(dsl->empty()) << "iasl -d wrote no " << name << ".dsl:\n" << iasl.output;
 }
 
 TEST(AcpiPci, AddressSpaceDescriptorsEncodeAsTheSpecSays) {

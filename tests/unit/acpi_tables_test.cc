@@ -16,6 +16,7 @@
 #include <string>
 
 #include "devices/acpi/acpi_pm_device.h"
+#include "tests/unit/iasl.h"
 
 namespace passage::acpi {
 namespace {
@@ -151,46 +152,10 @@ TEST(AcpiTables, RejectsBadConfigs) {
 
 // --- iasl -------------------------------------------------------------------
 
-struct ShellResult {
-  int status = -1;
-  std::string output;
-};
-
-// `cmd`'s output (stdout and stderr) and exit status (-1: it could not be
-// run or was killed; the output then says why).
-ShellResult Shell(const std::string& cmd) {
-  ShellResult r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    r.output = "popen(" + cmd + "): " + std::strerror(errno);
-    return r;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  if (st == -1) {
-    r.output += std::string("pclose: ") + std::strerror(errno);
-  } else if (WIFEXITED(st)) {
-    r.status = WEXITSTATUS(st);
-  } else {
-    r.output += "<killed by signal " + std::to_string(WTERMSIG(st)) + ">";
-  }
-  return r;
-}
-
-// Whether iasl (acpica-tools) is an executable in one of $PATH's directories:
-// the one precondition under which these checks are skipped. (A shell's
-// `command -v` fails the same way when the shell cannot be started.)
-bool HaveIasl() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path == nullptr ? "" : path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (access(((dir.empty() ? "." : dir) + "/iasl").c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
+using passage::testing::HaveIasl;
+using passage::testing::kNoIasl;
+using passage::testing::Shell;
+using passage::testing::ShellResult;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -203,8 +168,7 @@ class AcpiIasl : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!HaveIasl()) {
-      GTEST_SKIP() << "iasl not found in PATH (Debian package acpica-tools; tests/install-deps.sh "
-                      "installs it)";
+      GTEST_SKIP() << kNoIasl;
     }
     char dir[] = "/tmp/passage-acpi-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr) << "mkdtemp(/tmp/passage-acpi-XXXXXX): " << std::strerror(errno);
