@@ -400,7 +400,7 @@ absl::Status VfioDevice::Reset() const {
   absl::Status hot = HotReset();
   if (!hot.ok() && !said_not_reset_) {
     said_not_reset_ = true;
-    std::fprintf(stderr, "passage: %s: device not reset (no function reset; hot reset: %s)\n",
+    std::fprintf(stderr, "passage: warning: %s: device not reset (no function reset; hot reset: %s)\n",
                  id_.c_str(), std::string(hot.message()).c_str());
   }
   return absl::OkStatus();
