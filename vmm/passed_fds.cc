@@ -53,6 +53,12 @@ absl::StatusOr<PassedFds> PassedFds::Adopt(const std::vector<FdUse>& uses) {
   return out;
 }
 
+int PassedFds::Add(UniqueFd fd) {
+  const int n = fd.get();
+  fds_[n] = std::move(fd);
+  return n;
+}
+
 absl::StatusOr<UniqueFd> PassedFds::Take(int fd) {
   auto it = fds_.find(fd);
   if (it == fds_.end()) {

@@ -42,6 +42,9 @@ class PassedFds {
   PassedFds& operator=(PassedFds&&) = default;
   ~PassedFds() = default;  // closes what no consumer took
 
+  // Holds an fd that came by another way (QMP's getfd, SCM_RIGHTS); returns
+  // its number, by which a DeviceConfig/ObjectConfig fd= names it.
+  int Add(UniqueFd fd);
   // Hands `fd` to the caller, who owns it from now on. Not held (never
   // passed, or taken already): an error naming `fd`.
   absl::StatusOr<UniqueFd> Take(int fd);

@@ -6,12 +6,13 @@
 namespace passage {
 
 absl::StatusOr<std::unique_ptr<Passthrough>> Passthrough::Create(
-    const std::vector<ObjectConfig>& objects, GuestMemory& memory, int vm_fd, Sys* sys) {
+    const std::vector<ObjectConfig>& objects, GuestMemory& memory, EventLoop& loop, int vm_fd,
+    Sys* sys) {
   // Own every passed fd before anything can fail, so an error at one object
   // still closes the fds of the objects after it.
   std::vector<SysFd> passed;
   for (const ObjectConfig& o : objects) passed.emplace_back(sys, o.fd);
-  std::unique_ptr<Passthrough> p(new Passthrough(memory, vm_fd, sys));
+  std::unique_ptr<Passthrough> p(new Passthrough(memory, loop, vm_fd, sys));
   for (size_t i = 0; i < objects.size(); ++i) {
     const ObjectConfig& o = objects[i];
     if (o.type != "iommufd") continue;

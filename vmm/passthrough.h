@@ -1,7 +1,7 @@
 // The VM's passthrough side: the -object iommufd instances (each one IOAS
 // that maps all guest RAM), the legacy VFIO container with its groups (made
-// on first use), KVM's VFIO pseudo device, and the event loop VFIO interrupt
-// emulation runs on. Creates vfio-pci devices for the PCI platform.
+// on first use) and KVM's VFIO pseudo device. Creates vfio-pci devices for
+// the PCI platform; their emulated interrupts run on the VM's event loop.
 //
 // Teardown order matters and is fixed by ownership: devices (owned by the
 // PCI bus, destroyed first by Vm) -> DMA spaces leave guest memory (unmap,
@@ -35,8 +35,8 @@ class Passthrough {
   // error, the fds of all objects are closed, also those after the one that
   // failed.
   static absl::StatusOr<std::unique_ptr<Passthrough>> Create(
-      const std::vector<ObjectConfig>& objects, GuestMemory& memory, int vm_fd,
-      Sys* sys = &Sys::Real());
+      const std::vector<ObjectConfig>& objects, GuestMemory& memory, EventLoop& loop,
+      int vm_fd, Sys* sys = &Sys::Real());
   ~Passthrough();
 
   // Opens the device of a `-device vfio-pci,...` and builds its guest view.
@@ -54,14 +54,14 @@ class Passthrough {
   std::vector<ObjectInfo> DescribeObjects() const;
 
  private:
-  Passthrough(GuestMemory& memory, int vm_fd, Sys* sys)
-      : memory_(memory), sys_(sys), kvm_vfio_(vm_fd, sys) {}
+  Passthrough(GuestMemory& memory, EventLoop& loop, int vm_fd, Sys* sys)
+      : memory_(memory), sys_(sys), loop_(loop), kvm_vfio_(vm_fd, sys) {}
   absl::StatusOr<std::shared_ptr<VfioDevice>> Open(const DeviceConfig& config,
                                                    const std::string& label);
 
   GuestMemory& memory_;
   Sys* const sys_;
-  EventLoop loop_;
+  EventLoop& loop_;  // the VM's; outlives this
   // Outlives the devices (the PCI bus destroys them before Passthrough):
   // each device deletes its file from KVM-VFIO as it closes.
   KvmVfio kvm_vfio_;

@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   std::unique_ptr<Vm> vm(new Vm(std::move(*kvm)));
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
   if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
+  vm->loop_ = std::make_unique<EventLoop>();
   vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
 
@@ -204,7 +205,7 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
     // Passthrough::Create owns the object fds from here, also when it fails.
     for (UniqueFd& fd : object_fds) (void)fd.release();
     absl::StatusOr<std::unique_ptr<Passthrough>> p =
-        Passthrough::Create(config.object_configs, *memory_, vm_fd());
+        Passthrough::Create(config.object_configs, *memory_, *loop_, vm_fd());
     if (!p.ok()) return p.status();
     passthrough_ = std::move(*p);
   }

@@ -13,6 +13,7 @@
 #include "devices/acpi/acpi_pm_device.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_device.h"
+#include "devices/event_loop.h"
 #include "devices/i8042.h"
 #include "devices/io_bus.h"
 #include "devices/uart_8250.h"
@@ -86,6 +87,9 @@ class Vm {
   std::shared_ptr<AcpiPmDevice> acpi_pm_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<CmosRtc> cmos_;
+  // Device interrupts that need emulation, the control sockets; outlives
+  // the devices and passthrough_ (declared before them).
+  std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<Passthrough> passthrough_;  // iommufd objects, VFIO container; outlives pci_
   std::unique_ptr<PciPlatform> pci_;  // bus 0 and the -device devices
   std::shared_ptr<BootTimer> boot_timer_;  // with --report-timing

@@ -66,11 +66,12 @@ class PassthroughTest : public ::testing::Test {
   FakeVfioPci edu_, nvme_;
   FakeInterruptController irq_;
   std::unique_ptr<GuestMemory> memory_;
+  EventLoop loop_;
 };
 
 TEST_F(PassthroughTest, TwoIommufdObjectsOneDeviceEach) {
   {
-    auto p = Passthrough::Create(Objects({"iommufd,id=a", "iommufd,id=b"}), *memory_, -1, &kernel_);
+    auto p = Passthrough::Create(Objects({"iommufd,id=a", "iommufd,id=b"}), *memory_, loop_, -1, &kernel_);
     ASSERT_TRUE(p.ok()) << p.status();
     // Each object maps all of RAM into its own IOAS.
     EXPECT_EQ(kernel_.map_file_calls, 2);
@@ -90,7 +91,7 @@ TEST_F(PassthroughTest, TwoIommufdObjectsOneDeviceEach) {
 }
 
 TEST_F(PassthroughTest, UnknownIommufdIdIsAnErrorAndClosesThePassedFd) {
-  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, -1, &kernel_);
+  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, loop_, -1, &kernel_);
   ASSERT_TRUE(p.ok());
   const int fd = kernel_.Open("/dev/vfio/devices/vfio0", 0);
   auto dev = (*p)->CreateVfioPci(Vfio({{"fd", std::to_string(fd)}, {"iommufd", "nope"}}), irq_);
@@ -106,7 +107,7 @@ TEST_F(PassthroughTest, PassedFdsOpenNoPath) {
   kernel_.opened_paths.clear();
   {
     auto p = Passthrough::Create(
-        Objects({absl::StrCat("iommufd,id=a,fd=", iommu).c_str()}), *memory_, -1, &kernel_);
+        Objects({absl::StrCat("iommufd,id=a,fd=", iommu).c_str()}), *memory_, loop_, -1, &kernel_);
     ASSERT_TRUE(p.ok()) << p.status();
     auto dev = (*p)->CreateVfioPci(Vfio({{"fd", std::to_string(dev_fd)}, {"iommufd", "a"}}), irq_);
     ASSERT_TRUE(dev.ok()) << dev.status();
@@ -118,7 +119,7 @@ TEST_F(PassthroughTest, PassedFdsOpenNoPath) {
 
 TEST_F(PassthroughTest, LegacyContainerAppearsOnFirstUseAndMapsRam) {
   {
-    auto p = Passthrough::Create({}, *memory_, -1, &kernel_);
+    auto p = Passthrough::Create({}, *memory_, loop_, -1, &kernel_);
     ASSERT_TRUE(p.ok());
     EXPECT_EQ(kernel_.open_fds(), 0u) << "no container before a legacy device";
     auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}}), irq_);
@@ -133,7 +134,7 @@ TEST_F(PassthroughTest, LegacyContainerAppearsOnFirstUseAndMapsRam) {
 
 TEST_F(PassthroughTest, DeviceErrorsLeaveTheVmUntouched) {
   kernel_.links["/sys/bus/pci/devices/0000:00:04.0/driver"] = "../../../bus/pci/drivers/nvme";
-  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, -1, &kernel_);
+  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, loop_, -1, &kernel_);
   ASSERT_TRUE(p.ok());
   const size_t fds = kernel_.open_fds();
   auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}, {"iommufd", "a"}}), irq_);
@@ -150,7 +151,7 @@ TEST_F(PassthroughTest, DeviceErrorsLeaveTheVmUntouched) {
 
 TEST_F(PassthroughTest, TwoDevicesShareOneIoasAndOneSetOfMappings) {
   {
-    auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, -1, &kernel_);
+    auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, loop_, -1, &kernel_);
     ASSERT_TRUE(p.ok()) << p.status();
     const auto mapped = kernel_.mapped;
     ASSERT_EQ(mapped.size(), 1u) << "512 MiB of RAM is one mapping";
@@ -183,7 +184,7 @@ TEST_F(PassthroughTest, TwoDevicesShareOneIoasAndOneSetOfMappings) {
 TEST_F(PassthroughTest, SharedIoasWithAReservedWindowBelowRamWorks) {
   // Both devices reserve the MSI window; 512 MiB of RAM sits far below it.
   edu_.reserved = nvme_.reserved = {{0xfee00000, 0xfeefffff}};
-  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, -1, &kernel_);
+  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, loop_, -1, &kernel_);
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE((*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "a"}}), irq_).ok());
   ASSERT_TRUE((*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}, {"iommufd", "a"}}), irq_).ok());
@@ -194,7 +195,7 @@ TEST_F(PassthroughTest, SharedIoasWithAReservedWindowBelowRamWorks) {
 TEST_F(PassthroughTest, KvmVfioAddComesBeforeBindAndDelAtTeardown) {
   const int vm = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
   {
-    auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, vm, &kernel_);
+    auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, loop_, vm, &kernel_);
     ASSERT_TRUE(p.ok());
     auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "a"}}), irq_);
     ASSERT_TRUE(edu.ok()) << edu.status();
@@ -225,7 +226,7 @@ TEST_F(PassthroughTest, KvmVfioKnowsALegacyGroupOnceForItsDevices) {
       "../../../kernel/iommu_groups/3";
   const int vm = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
   {
-    auto p = Passthrough::Create({}, *memory_, vm, &kernel_);
+    auto p = Passthrough::Create({}, *memory_, loop_, vm, &kernel_);
     ASSERT_TRUE(p.ok());
     auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}}), irq_);
     ASSERT_TRUE(edu.ok()) << edu.status();
@@ -251,7 +252,7 @@ TEST_F(PassthroughTest, AFailingObjectClosesTheFdsOfEveryObject) {
       Objects({absl::StrCat("iommufd,id=a,fd=", good).c_str(),
                absl::StrCat("iommufd,id=b,fd=", bad).c_str(),
                absl::StrCat("iommufd,id=c,fd=", after).c_str()}),
-      *memory_, -1, &kernel_);
+      *memory_, loop_, -1, &kernel_);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(std::string(p.status().message()).rfind("-object iommufd,id=b", 0), 0u) << p.status();
   EXPECT_FALSE(kernel_.is_open(good));
@@ -263,7 +264,7 @@ TEST_F(PassthroughTest, AFailingObjectClosesTheFdsOfEveryObject) {
 
 TEST_F(PassthroughTest, EveryFailingDeviceClosesItsPassedFd) {
   const int vm = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
-  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, vm, &kernel_);
+  auto p = Passthrough::Create(Objects({"iommufd,id=a"}), *memory_, loop_, vm, &kernel_);
   ASSERT_TRUE(p.ok());
   const size_t baseline = kernel_.open_fds();
   // Four devices, four ways to fail, all fds given at once.
