@@ -58,6 +58,9 @@ log "built in $(( $(date +%s) - start )) s"
 mkdir -p "$out"
 cp arch/x86/boot/bzImage "$out/bzImage.tmp"
 cp .config "$out/config"
+# Symbols, so a hung guest's rip (SIGUSR1 dump, QEMU's "info registers")
+# can be named: scripts use it with `awk`/`sort` (see tests/rig/README.md).
+cp System.map "$out/System.map"
 echo "$ver" > "$out/version"
 mv "$out/bzImage.tmp" "$out/bzImage"
 cd /; rm -rf "$work"
