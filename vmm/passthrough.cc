@@ -1,6 +1,10 @@
 #include "vmm/passthrough.h"
 
+#include <algorithm>
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "devices/vfio/vfio_pci.h"
 
 namespace passage {
@@ -16,19 +20,78 @@ absl::StatusOr<std::unique_ptr<Passthrough>> Passthrough::Create(
   for (size_t i = 0; i < objects.size(); ++i) {
     const ObjectConfig& o = objects[i];
     if (o.type != "iommufd") continue;
-    absl::StatusOr<std::unique_ptr<Iommufd>> iommufd =
-        Iommufd::Create({o.id, passed[i].release()}, sys);
-    if (!iommufd.ok()) {
-      return absl::Status(iommufd.status().code(),
-                          absl::StrCat(o.Label(), ": ", iommufd.status().message()));
-    }
-    if (absl::Status s = memory.AddListener(iommufd->get()); !s.ok()) {
+    if (absl::Status s = p->AddObjectOwned(o, std::move(passed[i])); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat(o.Label(), ": ", s.message()));
     }
-    p->iommufds_.push_back(std::move(*iommufd));
-    p->passed_fd_.push_back(o.fd >= 0);
   }
   return p;
+}
+
+absl::Status Passthrough::AddObjectOwned(const ObjectConfig& o, SysFd fd) {
+  const bool passed = fd.valid();
+  absl::StatusOr<std::unique_ptr<Iommufd>> iommufd = Iommufd::Create({o.id, fd.release()}, sys_);
+  if (!iommufd.ok()) return iommufd.status();
+  // On an error AddListener unmaps what it mapped; the object then closes.
+  if (absl::Status s = memory_.AddListener(iommufd->get()); !s.ok()) return s;
+  iommufds_.push_back(std::move(*iommufd));
+  passed_fd_.push_back(passed);
+  return absl::OkStatus();
+}
+
+absl::Status Passthrough::AddObject(const ObjectConfig& config, int fd) {
+  SysFd owned;
+  if (fd >= 0) owned = SysFd(sys_, fd);  // closed on every early return
+  const std::string where = absl::StrCat("object-add: id '", config.id, "'");
+  if (config.type != "iommufd") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": qom-type '", config.type, "' is not supported (only iommufd)"));
+  }
+  if (config.id.empty()) return absl::InvalidArgumentError("object-add: id is empty");
+  for (const auto& o : iommufds_) {
+    if (o->name() == config.id) return absl::InvalidArgumentError(absl::StrCat(where, " is already in use"));
+  }
+  if (absl::Status s = AddObjectOwned(config, std::move(owned)); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("object-add: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Passthrough::RemoveObject(const std::string& id) {
+  auto it = std::find_if(iommufds_.begin(), iommufds_.end(),
+                         [&id](const std::unique_ptr<Iommufd>& o) { return o->name() == id; });
+  if (it == iommufds_.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("object-del: id '", id, "': no such object"));
+  }
+  if (std::vector<std::string> users = Users(id); !users.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "object-del: iommufd '", id, "' is in use by device ", absl::StrJoin(users, ", "),
+        "; device_del it first"));
+  }
+  memory_.RemoveListener(it->get());  // unmaps (and unpins) guest RAM
+  passed_fd_.erase(passed_fd_.begin() + (it - iommufds_.begin()));
+  iommufds_.erase(it);  // destroys the IOAS, closes the fd
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Passthrough::Users(const std::string& object) const {
+  std::vector<std::string> out;
+  for (const User& u : users_) {
+    if (u.object == object && !u.vfio.expired()) out.push_back(u.device);
+  }
+  return out;
+}
+
+void Passthrough::ReleaseUnused() {
+  std::erase_if(users_, [](const User& u) { return u.vfio.expired(); });
+  // Pairs with the release of the last reference to each expired device:
+  // its teardown (group released) happened before what follows.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (container_ == nullptr || !Users("").empty()) return;
+  // Unmap while the IOMMU is still there (the last group left already, in
+  // which case the kernel dropped the mappings and this only forgets).
+  if (container_listening_) memory_.RemoveListener(container_.get());
+  container_listening_ = false;
+  container_.reset();
 }
 
 Passthrough::~Passthrough() {
@@ -100,9 +163,13 @@ absl::StatusOr<std::shared_ptr<PciDevice>> Passthrough::CreateVfioPci(const Devi
   const std::string label = config.Label().substr(std::string("-device ").size());
   absl::StatusOr<std::shared_ptr<VfioDevice>> vfio = Open(config, label);
   if (!vfio.ok()) return vfio.status();
+  std::weak_ptr<VfioDevice> weak = *vfio;
   absl::StatusOr<std::shared_ptr<VfioPciDevice>> pci =
-      VfioPciDevice::Create(*vfio, irq, loop_, label);
+      VfioPciDevice::Create(std::move(*vfio), irq, loop_, label);
   if (!pci.ok()) return pci.status();
+  auto object = config.props.find("iommufd");
+  users_.push_back({config.id.empty() ? label : config.id,
+                    object == config.props.end() ? "" : object->second, std::move(weak)});
   return std::shared_ptr<PciDevice>(std::move(*pci));
 }
 
@@ -110,9 +177,15 @@ std::vector<Passthrough::ObjectInfo> Passthrough::DescribeObjects() const {
   std::vector<ObjectInfo> out;
   for (size_t i = 0; i < iommufds_.size(); ++i) {
     out.push_back({iommufds_[i]->name(), iommufds_[i]->ioas_id(), passed_fd_[i],
-                   iommufds_[i]->used_map_file()});
+                   iommufds_[i]->used_map_file(), iommufds_[i]->mappings(),
+                   Users(iommufds_[i]->name())});
   }
   return out;
+}
+
+std::optional<Passthrough::ContainerInfo> Passthrough::DescribeContainer() const {
+  if (container_ == nullptr) return std::nullopt;
+  return ContainerInfo{container_->mappings(), Users("")};
 }
 
 }  // namespace passage

@@ -6,11 +6,17 @@
 // Teardown order matters and is fixed by ownership: devices (owned by the
 // PCI bus, destroyed first by Vm) -> DMA spaces leave guest memory (unmap,
 // unpin) -> iommufd objects and the container close.
+//
+// At run time (object-add/object-del, device_add/device_del) the same
+// order holds per object: an object goes only once no device uses it, and
+// the legacy container closes with its last device (ReleaseUnused).
+// Threads: one caller at a time (the VM's creation, then its event loop).
 #ifndef PASSAGE_VMM_PASSTHROUGH_H_
 #define PASSAGE_VMM_PASSTHROUGH_H_
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,19 +51,51 @@ class Passthrough {
                                                            InterruptController& irq);
   EventLoop& loop() { return loop_; }
 
+  // object-add: opens /dev/iommu (or adopts `fd`, owned from the call on
+  // and closed on every error), allocates the IOAS and maps all guest RAM
+  // into it, as for -object. Errors name the argument.
+  absl::Status AddObject(const ObjectConfig& config, int fd);
+  // object-del: refused while a device uses the object (the message names
+  // them); otherwise guest RAM is unmapped (unpinned), the IOAS destroyed
+  // and the fd closed.
+  absl::Status RemoveObject(const std::string& id);
+  // The legacy container closes (RAM unmapped first) when no device uses
+  // it any more. Called after a device went or failed to come.
+  void ReleaseUnused();
+
   struct ObjectInfo {
     std::string id;
     uint32_t ioas_id;
     bool passed_fd;
     bool map_file;
+    std::map<uint64_t, uint64_t> mappings;  // iova -> size
+    std::vector<std::string> devices;       // ids of the devices using it
   };
   std::vector<ObjectInfo> DescribeObjects() const;
+  struct ContainerInfo {
+    std::map<uint64_t, uint64_t> mappings;
+    std::vector<std::string> devices;
+  };
+  // Null when the VM has no legacy container (now).
+  std::optional<ContainerInfo> DescribeContainer() const;
 
  private:
   Passthrough(GuestMemory& memory, EventLoop& loop, int vm_fd, Sys* sys)
       : memory_(memory), sys_(sys), loop_(loop), kvm_vfio_(vm_fd, sys) {}
   absl::StatusOr<std::shared_ptr<VfioDevice>> Open(const DeviceConfig& config,
                                                    const std::string& label);
+  // One object: its fd (owned, -1: open /dev/iommu), IOAS, RAM mapped.
+  absl::Status AddObjectOwned(const ObjectConfig& config, SysFd fd);
+  // The devices (ids) using `object` ("": the legacy container) now.
+  std::vector<std::string> Users(const std::string& object) const;
+
+  // A device opened through an object or the container, for counting its
+  // users: it is gone once `vfio` expired (the VFIO file closed).
+  struct User {
+    std::string device;
+    std::string object;  // "" for the legacy container
+    std::weak_ptr<VfioDevice> vfio;
+  };
 
   GuestMemory& memory_;
   Sys* const sys_;
@@ -69,6 +107,7 @@ class Passthrough {
   std::vector<bool> passed_fd_;
   std::unique_ptr<LegacyContainer> container_;  // owns the VFIO groups too
   bool container_listening_ = false;
+  std::vector<User> users_;
 };
 
 }  // namespace passage

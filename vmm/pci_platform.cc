@@ -1,10 +1,24 @@
 #include "vmm/pci_platform.h"
 
+#include <atomic>
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "devices/pci/pci_host_bridge.h"
 #include "vmm/device_registry.h"
+#include "vmm/passthrough.h"
 
 namespace passage {
+namespace {
+
+// How long Remove waits for a vCPU access in flight to let go of a removed
+// device (an access is one config or BAR read/write: microseconds).
+constexpr absl::Duration kInFlightWait = absl::Seconds(1);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PciPlatform>> PciPlatform::Create(const VmConfig& config, const Deps& deps) {
   std::unique_ptr<PciPlatform> p(new PciPlatform(DefaultPciWindows(deps.memory->ram_size()), deps));
@@ -43,7 +57,105 @@ absl::Status PciPlatform::AddDevice(const DeviceConfig& config, const PciAddress
   if (absl::Status s = bus_->Add(address, std::move(*device)); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("-device ", s.message()));
   }
+  absl::MutexLock lock(&records_mu_);
+  records_[address.devfn()] = MakeRecord(config, false);
   return absl::OkStatus();
+}
+
+PciPlatform::Record PciPlatform::MakeRecord(const DeviceConfig& config, bool hotplugged) {
+  if (!config.id.empty()) return {config.id, absl::StrCat("/machine/peripheral/", config.id), hotplugged};
+  return {"", absl::StrCat("/machine/peripheral-anon/device[", anon_devices_++, "]"), hotplugged};
+}
+
+absl::StatusOr<uint8_t> PciPlatform::HotAdd(const DeviceConfig& config, PassedFds& fds) {
+  PciAddress address;
+  {
+    absl::MutexLock lock(&records_mu_);
+    if (!config.id.empty()) {
+      for (const auto& [devfn, r] : records_) {
+        if (r.id == config.id) {
+          return absl::InvalidArgumentError(absl::StrCat("device_add: id '", config.id, "' is already in use"));
+        }
+      }
+    }
+  }
+  if (config.addr) {
+    // ACPI hotplug signals whole slots; slot 0 is the host bridge.
+    if (config.addr->function != 0 || config.addr->slot == 0 || config.addr->slot >= PciBus::kSlots) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "device_add: addr=%x.%x: hotplug takes function 0 of a slot from 1 to 1f",
+          config.addr->slot, config.addr->function));
+    }
+    address = {0, config.addr->slot, 0};
+    for (const PciBus::Entry& e : bus_->Devices()) {
+      if (e.address.slot == address.slot) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "device_add: addr=%x: slot %02x is taken by %s", config.addr->slot, address.slot, e.device->name()));
+      }
+    }
+  } else {
+    std::optional<PciAddress> free = bus_->FreeSlot();
+    if (!free) return absl::ResourceExhaustedError(absl::StrCat("device_add: ", config.Label(), ": no free PCI slot"));
+    address = *free;
+  }
+  // The device's fd= (if any) is the device's from here, closed on error.
+  absl::StatusOr<std::shared_ptr<PciDevice>> device =
+      CreateDevice(config, {deps_.memory, deps_.irq, deps_.passthrough, &fds});
+  if (!device.ok()) {
+    if (deps_.passthrough != nullptr) deps_.passthrough->ReleaseUnused();  // a container made for it
+    return device.status();
+  }
+  // Bus::Add undoes its own steps on error; the device then goes with
+  // `device` (interrupts off, VFIO closed).
+  if (absl::Status s = bus_->Add(address, std::move(*device)); !s.ok()) {
+    if (deps_.passthrough != nullptr) deps_.passthrough->ReleaseUnused();
+    return absl::Status(s.code(), absl::StrCat("device_add: ", s.message()));
+  }
+  absl::MutexLock lock(&records_mu_);
+  records_[address.devfn()] = MakeRecord(config, true);
+  return address.slot;
+}
+
+absl::StatusOr<std::vector<PciFunctionInfo>> PciPlatform::Remove(uint8_t slot) {
+  if (slot == 0 || slot >= PciBus::kSlots) {
+    return absl::InvalidArgumentError(absl::StrCat("slot ", slot, " cannot be removed"));
+  }
+  std::vector<PciFunctionInfo> removed;
+  for (PciFunctionInfo& f : Describe()) {
+    if (f.address.slot == slot) removed.push_back(std::move(f));
+  }
+  if (removed.empty()) return absl::NotFoundError(absl::StrCat("slot ", slot, " is empty"));
+  std::vector<std::weak_ptr<PciDevice>> gone;
+  {
+    std::vector<std::shared_ptr<PciDevice>> devices = bus_->Remove(slot);
+    for (const auto& d : devices) gone.push_back(d);
+  }  // the devices are destroyed here, unless a vCPU access still holds one
+  {
+    absl::MutexLock lock(&records_mu_);
+    for (const PciFunctionInfo& f : removed) records_.erase(f.address.devfn());
+  }
+  // An access in flight ends within microseconds; the last holder then
+  // destroys the device. Waiting here makes the teardown (and a legacy
+  // container's close below) happen now, on this thread.
+  const absl::Time deadline = absl::Now() + kInFlightWait;
+  for (const auto& w : gone) {
+    while (!w.expired() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    if (!w.expired()) {
+      std::fprintf(stderr, "passage: warning: slot %02x: a device is still in use by a vCPU after %s; it closes when that access ends\n",
+                   slot, absl::FormatDuration(kInFlightWait).c_str());
+    }
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the holder's release
+  if (deps_.passthrough != nullptr) deps_.passthrough->ReleaseUnused();
+  return removed;
+}
+
+std::optional<PciFunctionInfo> PciPlatform::Find(const std::string& name) const {
+  if (name.empty()) return std::nullopt;
+  for (PciFunctionInfo& f : Describe()) {
+    if (f.id == name || f.qom_path == name) return std::move(f);
+  }
+  return std::nullopt;
 }
 
 PciPlatform::~PciPlatform() {
@@ -55,11 +167,24 @@ PciPlatform::~PciPlatform() {
 std::vector<PciFunctionInfo> PciPlatform::Describe() const {
   std::vector<PciFunctionInfo> out;
   for (const PciBus::Entry& e : bus_->Devices()) {
-    PciFunctionInfo info{e.address, e.device->name(), e.device->ids(), e.intx_gsi, {}};
+    PciFunctionInfo info;
+    info.address = e.address;
+    info.name = e.device->name();
+    info.ids = e.device->ids();
+    info.intx_gsi = e.intx_gsi;
+    {
+      absl::MutexLock lock(&records_mu_);
+      if (auto it = records_.find(e.address.devfn()); it != records_.end()) {
+        info.id = it->second.id;
+        info.qom_path = it->second.qom_path;
+        info.hotplugged = it->second.hotplugged;
+      }
+    }
     for (int i = 0; i < PciDevice::kNumBarIndices; ++i) {
       const PciBarSpec* bar = e.device->bar_spec(i);
       if (bar == nullptr) continue;
-      info.bars.push_back({i, bar->kind, bar->prefetchable, e.device->BarAddress(i), bar->size});
+      info.bars.push_back({i, bar->kind, bar->prefetchable, e.device->BarAddress(i), bar->size,
+                           e.device->BarMapped(i)});
     }
     out.push_back(std::move(info));
   }

@@ -103,6 +103,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   if (absl::Status s = vm->memory_->AddListener(vm->memslots_.get()); !s.ok()) return s;
 
   if (absl::Status s = vm->CreatePlatform(config, fds); !s.ok()) return s;
+  if (absl::Status s = vm->CreateHotplug(); !s.ok()) return s;
   LinuxBootPlatform boot_platform;
   if (absl::Status s = vm->CreateAcpi(config, boot_platform); !s.ok()) return s;
   if (absl::Status s = vm->CreateVcpus(config, boot_platform); !s.ok()) return s;
@@ -332,6 +333,7 @@ std::string Vm::TimingReport() {
 }
 
 Vm::~Vm() {
+  ShutdownHotplug();  // no device or object comes or goes during the teardown
   stopping_ = true;
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins the threads

@@ -21,6 +21,8 @@
 #include "memory/unique_fd.h"
 #include "vmm/boot_report.h"
 #include "vmm/config.h"
+#include "vmm/control.h"
+#include "vmm/hotplug_signaller.h"
 #include "vmm/kvm.h"
 #include "vmm/kvm_irq.h"
 #include "vmm/kvm_memslots.h"
@@ -30,6 +32,7 @@
 #include "vmm/pci_platform.h"
 #include "vmm/platform_fdt.h"
 #include "vmm/vcpu.h"
+#include "vmm/vm_hotplug.h"
 
 namespace passage {
 
@@ -64,6 +67,34 @@ class Vm {
   // --report-timing: the one-line JSON report (boot_report.h).
   std::string TimingReport() ABSL_LOCKS_EXCLUDED(stop_mu_);
 
+  void SetEventSink(EventSink* sink) { events_ = sink; }
+
+  // Hotplug (vm_hotplug.cc)
+  // ControlTarget's hotplug half (vmm/control.h), on the loop thread; the
+  // state machine is HotplugController (vmm/vm_hotplug.h).
+  absl::Status DeviceAdd(const DeviceConfig& config, PassedFds& fds);
+  absl::Status DeviceDel(const std::string& id);
+  absl::Status ObjectAdd(const ObjectConfig& config, PassedFds& fds);
+  absl::Status ObjectDel(const std::string& id);
+  nlohmann::json QueryPci();
+  nlohmann::json QueryIommufd();
+  // The guest ejected `slot` (AcpiHotplug's on_eject, on a vCPU thread):
+  // the removal runs later on the loop thread.
+  void OnGuestEject(uint8_t slot);
+  // The guest-visible hotplug device (before Run); null: none.
+  void SetHotplugSignaller(HotplugSignaller* signaller);
+
+ private:
+  // Called by Create once the PCI side exists.
+  absl::Status CreateHotplug();
+  // ~Vm, first: no hotplug call runs or starts after this.
+  void ShutdownHotplug();
+  absl::StatusOr<Passthrough*> EnsurePassthrough(bool create);
+  HotplugSignaller* hotplug_signaller_ = nullptr;
+  // Shut down first thing in ~Vm; from then on it touches nothing else.
+  std::unique_ptr<HotplugController> hotplug_;
+  // End of hotplug.
+
  private:
   explicit Vm(Kvm kvm) : kvm_(std::move(kvm)) {}
   absl::Status CreatePlatform(const VmConfig& config, PassedFds& fds);
@@ -97,6 +128,8 @@ class Vm {
   PlatformDescription platform_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool serial_stdio_ = false;
+
+  EventSink* events_ = nullptr;
 
   std::atomic<bool> stopping_{false};
   UniqueFd stop_event_;  // eventfd: the main loop wakes when a stop is requested

@@ -1,5 +1,7 @@
 #include "devices/pci/pci_bar_allocator.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace passage {
@@ -21,12 +23,13 @@ PciWindows DefaultPciWindows(uint64_t ram_size) {
   return {{kPciIoStart, kPciIoSize}, {kPciMmio32Start, kPciMmio32Size}, PciMmio64Window(ram_size)};
 }
 
-std::optional<uint64_t> PciBarAllocator::FirstFit(const GuestRange& window, uint64_t size) const {
+std::optional<uint64_t> PciBarAllocator::FirstFit(const std::map<uint64_t, uint64_t>& used,
+                                                   const GuestRange& window, uint64_t size) {
   if (size == 0 || size > window.size) return std::nullopt;
   auto align = [size](uint64_t a) { return (a + size - 1) & ~(size - 1); };
   uint64_t candidate = align(window.gpa);
-  // `used_` is sorted: walk the allocations at or after the window start.
-  for (auto it = used_.begin(); it != used_.end(); ++it) {
+  // `used` is sorted by start (ranges may overlap): walk them in order.
+  for (auto it = used.begin(); it != used.end(); ++it) {
     if (!Inside(window, candidate, size)) return std::nullopt;
     if (it->first + it->second <= candidate) continue;  // entirely below
     if (it->first >= candidate + size) break;           // the gap before it fits
@@ -36,24 +39,31 @@ std::optional<uint64_t> PciBarAllocator::FirstFit(const GuestRange& window, uint
   return candidate;
 }
 
-absl::StatusOr<uint64_t> PciBarAllocator::Allocate(PciBarKind kind, uint64_t size) {
+absl::StatusOr<uint64_t> PciBarAllocator::Allocate(PciBarKind kind, uint64_t size,
+                                                   const std::vector<GuestRange>& avoid) {
   if (size == 0 || (size & (size - 1)) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("BAR size 0x", absl::Hex(size), " is not a power of two"));
+  }
+  std::map<uint64_t, uint64_t> occupied = used_;
+  for (const GuestRange& r : avoid) {
+    if (r.size == 0) continue;
+    uint64_t& s = occupied[r.gpa];
+    s = std::max(s, r.size);
   }
   std::optional<uint64_t> address;
   const char* where = "";
   switch (kind) {
     case PciBarKind::kIo:
-      address = FirstFit(windows_.io, size);
+      address = FirstFit(occupied, windows_.io, size);
       where = "the I/O window";
       break;
     case PciBarKind::kMem32:
-      address = FirstFit(windows_.mmio32, size);
+      address = FirstFit(occupied, windows_.mmio32, size);
       where = "the 32-bit MMIO window";
       break;
     case PciBarKind::kMem64:
-      address = FirstFit(windows_.mmio64, size);
-      if (!address) address = FirstFit(windows_.mmio32, size);
+      address = FirstFit(occupied, windows_.mmio64, size);
+      if (!address) address = FirstFit(occupied, windows_.mmio32, size);
       where = "the 64-bit or 32-bit MMIO windows";
       break;
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "devices/pci/pci_bar.h"
@@ -34,14 +35,19 @@ class PciBarAllocator {
  public:
   explicit PciBarAllocator(const PciWindows& windows) : windows_(windows) {}
 
-  // A naturally aligned, free address for a BAR of `size` bytes.
-  absl::StatusOr<uint64_t> Allocate(PciBarKind kind, uint64_t size);
-  // Returns a range to the pool (hot-unplug).
+  // A naturally aligned, free address for a BAR of `size` bytes, outside
+  // `avoid` too (ranges in use that the allocator did not hand out: BARs the
+  // guest moved).
+  absl::StatusOr<uint64_t> Allocate(PciBarKind kind, uint64_t size,
+                                    const std::vector<GuestRange>& avoid = {});
+  // Returns a range to the pool (hot-unplug). An address not allocated is a
+  // no-op.
   void Free(uint64_t address);
   const PciWindows& windows() const { return windows_; }
 
  private:
-  std::optional<uint64_t> FirstFit(const GuestRange& window, uint64_t size) const;
+  static std::optional<uint64_t> FirstFit(const std::map<uint64_t, uint64_t>& used,
+                                          const GuestRange& window, uint64_t size);
 
   const PciWindows windows_;
   std::map<uint64_t, uint64_t> used_;  // address -> size (I/O and memory never overlap)

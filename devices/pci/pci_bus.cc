@@ -32,13 +32,23 @@ absl::Status PciBus::Add(const PciAddress& address, std::shared_ptr<PciDevice> d
   }
   // Firmware's job: give every BAR an address and turn decoding on (the
   // expansion ROM gets an address too, but stays disabled).
+  // What the functions already here use now: where the guest left their
+  // BARs, which need not be where Add placed them.
+  std::vector<GuestRange> in_use;
+  for (const auto& f : functions_) {
+    if (f == nullptr) continue;
+    for (int i = 0; i < PciDevice::kNumBarIndices; ++i) {
+      const PciBarSpec* bar = f->bar_spec(i);
+      if (bar != nullptr && f->BarMapped(i)) in_use.push_back({f->BarAddress(i), bar->size});
+    }
+  }
   std::vector<uint64_t> placed;
   bool io = false;
   bool memory = false;
   for (int i = 0; i < PciDevice::kNumBarIndices; ++i) {
     const PciBarSpec* bar = device->bar_spec(i);
     if (bar == nullptr) continue;
-    absl::StatusOr<uint64_t> at = allocator_.Allocate(bar->kind, bar->size);
+    absl::StatusOr<uint64_t> at = allocator_.Allocate(bar->kind, bar->size, in_use);
     if (!at.ok()) {
       for (uint64_t p : placed) allocator_.Free(p);
       return absl::Status(at.status().code(),
@@ -72,7 +82,27 @@ absl::Status PciBus::Add(const PciAddress& address, std::shared_ptr<PciDevice> d
   if (address.function != 0 && functions_[slot_base] != nullptr) functions_[slot_base]->SetMultifunction(true);
   if (address.function == 0 && others) device->SetMultifunction(true);
   functions_[address.devfn()] = std::move(device);
+  placed_[address.devfn()] = std::move(placed);
   return absl::OkStatus();
+}
+
+std::vector<std::shared_ptr<PciDevice>> PciBus::Remove(uint8_t slot) {
+  std::vector<std::shared_ptr<PciDevice>> out;
+  if (slot >= kSlots) return out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (int f = 0; f < kFunctions; ++f) {
+      const int devfn = slot * kFunctions + f;
+      if (functions_[devfn] == nullptr) continue;
+      out.push_back(std::move(functions_[devfn]));
+      functions_[devfn] = nullptr;
+      for (uint64_t p : placed_[devfn]) allocator_.Free(p);
+      placed_[devfn].clear();
+    }
+  }
+  // Outside mu_: unmapping takes the decoder's and the buses' locks.
+  for (const auto& d : out) d->Detach();
+  return out;
 }
 
 std::optional<PciAddress> PciBus::FreeSlot() const {

@@ -45,9 +45,17 @@ class PciBus {
   ~PciBus();
 
   // Places the device's BARs, enables their decoding, routes its INTx pin
-  // and puts it at `address` (bus 0 only). Errors name the device and BDF.
+  // and puts it at `address` (bus 0 only). Errors name the device and BDF;
+  // on an error nothing of it stays (BAR ranges freed, device detached).
+  // BARs avoid the ranges the functions already there decode now (the
+  // guest may have moved them since they were placed).
   absl::Status Add(const PciAddress& address, std::shared_ptr<PciDevice> device)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Hot-unplug: takes every function out of `slot` (configuration accesses
+  // miss them from now on), frees the BAR ranges Add placed, and detaches
+  // each (BARs unmapped, INTx lowered). Returns them; a vCPU may still hold
+  // one for an access in flight.
+  std::vector<std::shared_ptr<PciDevice>> Remove(uint8_t slot) ABSL_LOCKS_EXCLUDED(mu_);
   // The lowest slot >= 1 with no function in it.
   std::optional<PciAddress> FreeSlot() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -75,6 +83,8 @@ class PciBus {
   InterruptController* const irq_;
   mutable absl::Mutex mu_;
   std::array<std::shared_ptr<PciDevice>, kSlots * kFunctions> functions_ ABSL_GUARDED_BY(mu_);
+  // The addresses Add took from the allocator, per function (freed by Remove).
+  std::array<std::vector<uint64_t>, kSlots * kFunctions> placed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace passage
