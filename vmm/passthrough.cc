@@ -148,6 +148,13 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
   absl::StatusOr<std::unique_ptr<VfioDevice>> dev =
       VfioDevice::OpenWithContainer(options, *container_, sys_);
   if (!dev.ok()) return dev.status();
+  // A container whose groups all left (a device closed late, after
+  // ReleaseUnused looked) lost its IOMMU and with it every mapping: map
+  // guest RAM again.
+  if (container_listening_ && container_->mappings().empty()) {
+    memory_.RemoveListener(container_.get());
+    container_listening_ = false;
+  }
   // The container has an IOMMU now; from here it follows guest memory.
   if (!container_listening_) {
     if (absl::Status s = memory_.AddListener(container_.get()); !s.ok()) {

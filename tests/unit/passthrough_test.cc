@@ -297,5 +297,63 @@ TEST_F(PassthroughTest, EveryFailingDeviceClosesItsPassedFd) {
   EXPECT_EQ(kernel_.open_fds(), 0u);
 }
 
+// ---- run time: object-add / object-del, the container's life --------------
+
+TEST_F(PassthroughTest, AddObjectAdoptsItsFdAndClosesItOnEveryError) {
+  auto p = Passthrough::Create({}, *memory_, loop_, -1, &kernel_);
+  ASSERT_TRUE(p.ok());
+  const int good = kernel_.AddFd(FakeKernel::Kind::kIommufd);
+  kernel_.opened_paths.clear();
+  ASSERT_TRUE((*p)->AddObject(*ParseObjectConfig("iommufd,id=a"), good).ok());
+  EXPECT_TRUE(kernel_.opened_paths.empty()) << "a passed fd: nothing opened";
+  EXPECT_EQ(kernel_.mapped.size(), 1u) << "all RAM mapped";
+  ASSERT_TRUE((*p)->DescribeObjects().at(0).passed_fd);
+  const int dup = kernel_.AddFd(FakeKernel::Kind::kIommufd);
+  absl::Status s = (*p)->AddObject(*ParseObjectConfig("iommufd,id=a"), dup);
+  EXPECT_EQ(s.message(), "object-add: id 'a' is already in use");
+  EXPECT_FALSE(kernel_.is_open(dup));
+  const int wrong = kernel_.AddFd(FakeKernel::Kind::kOther);
+  s = (*p)->AddObject(*ParseObjectConfig("iommufd,id=b"), wrong);
+  EXPECT_NE(s.message().find("is not an open /dev/iommu"), absl::string_view::npos) << s;
+  EXPECT_FALSE(kernel_.is_open(wrong));
+  EXPECT_EQ((*p)->DescribeObjects().size(), 1u);
+  ASSERT_TRUE((*p)->RemoveObject("a").ok());
+  EXPECT_TRUE(kernel_.mapped.empty());
+  EXPECT_FALSE(kernel_.is_open(good));
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+}
+
+TEST_F(PassthroughTest, RemoveObjectIsRefusedWhileADeviceUsesIt) {
+  auto p = Passthrough::Create(Objects({"iommufd,id=a", "iommufd,id=b"}), *memory_, loop_, -1, &kernel_);
+  ASSERT_TRUE(p.ok());
+  auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "a"}}), irq_);
+  ASSERT_TRUE(edu.ok()) << edu.status();
+  absl::Status s = (*p)->RemoveObject("a");
+  EXPECT_EQ(s.message(), "object-del: iommufd 'a' is in use by device dev0; device_del it first");
+  EXPECT_EQ((*p)->DescribeObjects().at(0).devices, std::vector<std::string>{"dev0"});
+  ASSERT_TRUE((*p)->RemoveObject("b").ok()) << "b has no device";
+  edu->reset();  // the device closes
+  ASSERT_TRUE((*p)->RemoveObject("a").ok());
+  EXPECT_TRUE(kernel_.mapped.empty());
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+}
+
+TEST_F(PassthroughTest, AContainerThatLostItsIommuMapsRamAgainForTheNextDevice) {
+  auto p = Passthrough::Create({}, *memory_, loop_, -1, &kernel_);
+  ASSERT_TRUE(p.ok());
+  auto a = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}}), irq_);
+  ASSERT_TRUE(a.ok()) << a.status();
+  a->reset();  // closed without ReleaseUnused (a late close): the group left, the kernel dropped RAM
+  EXPECT_TRUE(kernel_.mapped.empty());
+  ASSERT_TRUE((*p)->DescribeContainer().has_value());
+  auto b = (*p)->CreateVfioPci(Vfio({{"host", "00:04.0"}}), irq_);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(kernel_.mapped.size(), 1u) << "guest RAM mapped again";
+  b->reset();
+  (*p)->ReleaseUnused();
+  EXPECT_FALSE((*p)->DescribeContainer().has_value());
+  EXPECT_EQ(kernel_.open_fds(), 0u);
+}
+
 }  // namespace
 }  // namespace passage
