@@ -520,5 +520,46 @@ TEST_F(HotplugTest, VcpuAccessesWhileTheDeviceComesAndGoes) {
   EXPECT_GT(seen.load() + absent.load(), 0u);
 }
 
+// MSI-X on a hot-added device: the guest enables it and unmasks a vector
+// (a GSI routed, VFIO's eventfd attached as the irqfd); removal releases
+// all of it.
+TEST_F(HotplugTest, RemovalReleasesMsixRoutesAndIrqfds) {
+  auto& c = nvme_.config;
+  c[PCI_STATUS] = PCI_STATUS_CAP_LIST;
+  c[PCI_CAPABILITY_LIST] = 0x40;
+  c[0x40] = PCI_CAP_ID_MSIX;
+  c[0x41] = 0;
+  c[0x42] = 3;      // 4 vectors
+  c[0x44] = 0x00;   // table: BAR 0, offset 0x2000
+  c[0x45] = 0x20;
+  c[0x48] = 0x00;   // PBA: BAR 0, offset 0x3000
+  c[0x49] = 0x30;
+  nvme_.irq_counts[VFIO_PCI_MSIX_IRQ_INDEX] = 4;
+  ASSERT_TRUE(hotplug_->ObjectAdd(Object("iommufd,id=i0"), fds_).ok());
+  ASSERT_TRUE(hotplug_->DeviceAdd(Device("vfio-pci,id=nvme0,host=00:04.0,iommufd=i0"), fds_).ok());
+  const uint64_t ecam = kEcamStart + (uint64_t{1} << 15);
+  const uint64_t table = (ConfigRead(1, PCI_BASE_ADDRESS_0) & ~0xfu) + 0x2000;
+  auto write = [this](uint64_t at, uint32_t v, size_t size) {
+    uint8_t b[4];
+    std::memcpy(b, &v, 4);
+    mmio_.Write(at, std::span<const uint8_t>(b, size));
+  };
+  write(ecam + 0x42, PCI_MSIX_FLAGS_ENABLE, 2);
+  write(table + 0, 0xfee00000, 4);
+  write(table + 4, 0, 4);
+  write(table + 8, 0x41, 4);
+  write(table + 12, 0, 4);  // unmask vector 0
+  ASSERT_EQ(irq_.routes.size(), 1u) << "vector 0 routed";
+  EXPECT_EQ(irq_.routes.begin()->second, (MsiMessage{0xfee00000, 0x41}));
+  EXPECT_FALSE(nvme_.irq_eventfds.empty());
+  EXPECT_EQ(irq_.irqfds.size(), 1u) << "vector 0's irqfd (INTx is off under MSI-X)";
+  Unplug("nvme0", 1);
+  EXPECT_TRUE(irq_.routes.empty());
+  EXPECT_TRUE(irq_.allocated.empty());
+  EXPECT_TRUE(irq_.irqfds.empty());
+  EXPECT_TRUE(nvme_.irq_eventfds.empty()) << "VFIO's interrupts disabled";
+  EXPECT_EQ(nvme_.bound_iommufd, -1);
+}
+
 }  // namespace
 }  // namespace passage
