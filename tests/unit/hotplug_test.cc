@@ -561,5 +561,27 @@ TEST_F(HotplugTest, RemovalReleasesMsixRoutesAndIrqfds) {
   EXPECT_EQ(nvme_.bound_iommufd, -1);
 }
 
+// Linux may reassign a hot-added device's BARs: the memslot follows, and
+// removal unmaps it from where the guest left it.
+TEST_F(HotplugTest, TheGuestMovesAHotAddedBar) {
+  ASSERT_TRUE(hotplug_->ObjectAdd(Object("iommufd,id=i0"), fds_).ok());
+  ASSERT_TRUE(hotplug_->DeviceAdd(Device("vfio-pci,id=edu0,host=00:03.0,iommufd=i0"), fds_).ok());
+  const uint32_t placed = ConfigRead(1, PCI_BASE_ADDRESS_0) & ~0xfu;
+  const uint32_t moved = placed + 0x1000000;
+  ConfigWrite(1, PCI_COMMAND, 0);  // as Linux does around sizing
+  ConfigWrite(1, PCI_BASE_ADDRESS_0, moved);
+  ConfigWrite(1, PCI_COMMAND, PCI_COMMAND_MEMORY);
+  ASSERT_EQ(mapper_.size(), 1u);
+  {
+    absl::MutexLock lock(&mapper_.mu);
+    EXPECT_EQ(mapper_.maps.begin()->second.first, moved) << "the memslot moved with the BAR";
+  }
+  uint8_t b[4];
+  EXPECT_FALSE(mmio_.Read(placed, b)) << "nothing decodes at the old address";
+  Unplug("edu0", 1);
+  EXPECT_EQ(mapper_.size(), 0u);
+  EXPECT_FALSE(mmio_.Read(moved, b)) << "nothing decodes at the new address after removal";
+}
+
 }  // namespace
 }  // namespace passage
