@@ -21,6 +21,19 @@ if [[ -s $out/bzImage ]]; then
   echo "$out/bzImage"; exit 0
 fi
 
+# One build per key at a time: a second caller waits for the first (and then
+# finds the result cached) instead of wiping its work directory.
+mkdir -p "$CACHE/kernel"
+exec 9> "$CACHE/kernel/.lock-$key"
+if ! flock -n 9; then
+  log "another build of $key is running; waiting for it"
+  flock 9
+fi
+if [[ -s $out/bzImage ]]; then
+  log "cached: $out/bzImage ($(cat "$out/version" 2>/dev/null))"
+  echo "$out/bzImage"; exit 0
+fi
+
 for tool in make gcc flex bison bc cpio; do
   command -v $tool >/dev/null || { log "missing build tool '$tool' (run tests/install-deps.sh)"; exit 1; }
 done
