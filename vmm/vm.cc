@@ -72,6 +72,14 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
   if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
   vm->loop_ = std::make_unique<EventLoop>();
+  if (!config.monitors.empty()) {
+    // Early: a socket in use fails the start before anything costly.
+    QmpServer::Options options;
+    options.version = PASSAGE_VERSION;
+    absl::StatusOr<std::unique_ptr<QmpServer>> qmp = QmpServer::Create(config.monitors, options);
+    if (!qmp.ok()) return qmp.status();
+    vm->qmp_ = std::move(*qmp);
+  }
   vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
 
@@ -332,7 +340,9 @@ std::string Vm::TimingReport() {
 }
 
 Vm::~Vm() {
+  if (qmp_ != nullptr) qmp_->Close();  // no command runs into a VM being torn down
   stopping_ = true;
+  pause_.Close();
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins the threads
   pci_.reset();          // devices stop their workers while guest memory is still there
@@ -373,7 +383,12 @@ absl::StatusOr<int> Vm::Run() {
   if (serial_stdio_) terminal.emplace();
 
   for (auto& v : vcpus_) {
-    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_});
+    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_, &pause_});
+  }
+  if (qmp_ != nullptr) {
+    if (absl::Status s = qmp_->Start(*loop_, *this); !s.ok()) {
+      RequestStop({StopRequest::Reason::kError, 0, absl::StrCat("QMP: ", s.message())});
+    }
   }
 
   bool stdin_open = serial_stdio_;
@@ -395,7 +410,7 @@ absl::StatusOr<int> Vm::Run() {
           // Like QEMU: say why, then the normal teardown; exit 128 + signo.
           std::fprintf(stderr, "passage: terminating on signal %d (%s) from pid %u\n", signo,
                        strsignal(signo), info.ssi_pid);
-          RequestStop({StopRequest::Reason::kError, 128 + signo,
+          RequestStop({StopRequest::Reason::kSignal, 128 + signo,
                        absl::StrCat("terminated by signal ", signo)});
         }
       }
@@ -410,18 +425,31 @@ absl::StatusOr<int> Vm::Run() {
       }
     }
   }
+  StopRequest stop{StopRequest::Reason::kError, 0, ""};
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stop = *stop_;
+  }
+  EmitStopEvents(stop);
+  pause_.Close();  // parked vCPUs (QMP stop) end too
   for (auto& v : vcpus_) v->Kick();
   for (auto& v : vcpus_) v->Join();
   terminal.reset();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (qmp_ != nullptr) {
+    // Clients see SHUTDOWN (and quit's reply) before their sockets close.
+    qmp_->Flush(absl::Seconds(1));
+    qmp_->Close();
+  }
 
-  absl::MutexLock lock(&stop_mu_);
-  const StopRequest& stop = *stop_;
   switch (stop.reason) {
     case StopRequest::Reason::kDebugExit:
+    case StopRequest::Reason::kSignal:
       return stop.status;
     case StopRequest::Reason::kPowerOff:
     case StopRequest::Reason::kReset:
+    case StopRequest::Reason::kQuit:
+    case StopRequest::Reason::kHostReset:
       return 0;
     case StopRequest::Reason::kError:
       if (stop.status != 0) return stop.status;  // a signal: 128 + signo
@@ -429,6 +457,94 @@ absl::StatusOr<int> Vm::Run() {
   }
   return absl::InternalError("unreachable");
 }
+
+// ---- Control plane (QMP): run state and events. ----------------------------
+
+void Vm::Emit(std::string_view event, nlohmann::json data) {
+  if (qmp_ != nullptr) qmp_->Emit(event, std::move(data));
+}
+
+void Vm::EmitStopEvents(const StopRequest& stop) {
+  // QEMU's SHUTDOWN reasons; a reset ends the run (passage has no reboot,
+  // like QEMU -no-reboot) after its RESET event. A debug exit or an error
+  // sends none: the client sees the socket close.
+  auto shutdown = [this](bool guest, const char* reason, bool reset) {
+    if (reset) Emit("RESET", {{"guest", guest}, {"reason", reason}});
+    Emit("SHUTDOWN", {{"guest", guest}, {"reason", reason}});
+  };
+  switch (stop.reason) {
+    case StopRequest::Reason::kPowerOff:
+      return shutdown(true, "guest-shutdown", false);
+    case StopRequest::Reason::kReset:
+      return shutdown(true, "guest-reset", true);
+    case StopRequest::Reason::kQuit:
+      return shutdown(false, "host-qmp-quit", false);
+    case StopRequest::Reason::kHostReset:
+      return shutdown(false, "host-qmp-system-reset", true);
+    case StopRequest::Reason::kSignal:
+      return shutdown(false, "host-signal", false);
+    case StopRequest::Reason::kDebugExit:
+    case StopRequest::Reason::kError:
+      return;
+  }
+}
+
+std::string Vm::RunState() {
+  if (stopping_.load()) return "shutdown";
+  return pause_.paused() ? "paused" : "running";
+}
+
+absl::Status Vm::Stop() {
+  absl::MutexLock lock(&run_mu_);
+  if (stopping_.load()) return absl::FailedPreconditionError("stop: the VM is shutting down");
+  if (pause_.paused()) return absl::OkStatus();  // as QEMU: no second STOP
+  pause_.Pause();
+  for (auto& v : vcpus_) v->Kick();
+  if (!pause_.AwaitParked(static_cast<int>(vcpus_.size()), absl::Seconds(5))) {
+    return absl::DeadlineExceededError(
+        "stop: a vCPU did not leave KVM_RUN within 5 s (busy in a device); it parks when it returns");
+  }
+  Emit("STOP");
+  return absl::OkStatus();
+}
+
+absl::Status Vm::Cont() {
+  absl::MutexLock lock(&run_mu_);
+  if (stopping_.load()) return absl::FailedPreconditionError("cont: the VM is shutting down");
+  if (!pause_.paused()) return absl::OkStatus();
+  pause_.Resume();
+  Emit("RESUME");
+  return absl::OkStatus();
+}
+
+void Vm::Quit() { RequestStop({StopRequest::Reason::kQuit, 0, "quit (QMP)"}); }
+
+void Vm::SystemReset() {
+  RequestStop({StopRequest::Reason::kHostReset, 0, "system_reset (QMP); passage does not reboot"});
+}
+
+absl::Status Vm::SystemPowerdown() {
+  if (stopping_.load()) return absl::FailedPreconditionError("system_powerdown: the VM is shutting down");
+  if (absl::Status s = power_button_(); !s.ok()) return s;
+  Emit("POWERDOWN");
+  return absl::OkStatus();
+}
+
+// ---- BEGIN temporary hotplug stubs: replaced by the "hot" helper's -------
+// ---- vmm/vm_hotplug.cc at merge. ------------------------------------------
+absl::Status Vm::DeviceAdd(const DeviceConfig& config, PassedFds&) {
+  return absl::UnimplementedError(absl::StrCat("device_add ", config.driver, ": hotplug is not available yet"));
+}
+absl::Status Vm::DeviceDel(const std::string&) {
+  return absl::UnimplementedError("device_del: hotplug is not available yet");
+}
+absl::Status Vm::ObjectAdd(const ObjectConfig& config, PassedFds&) {
+  return absl::UnimplementedError(absl::StrCat("object-add ", config.type, ": not available yet"));
+}
+absl::Status Vm::ObjectDel(const std::string&) { return absl::UnimplementedError("object-del: not available yet"); }
+nlohmann::json Vm::QueryPci() { return nlohmann::json::array(); }
+nlohmann::json Vm::QueryIommufd() { return nlohmann::json::array(); }
+// ---- END temporary hotplug stubs. ------------------------------------------
 
 void Vm::DumpState() {
   // stderr, unbuffered: each line goes out whole even if passage dies next.

@@ -21,6 +21,7 @@
 #include "memory/unique_fd.h"
 #include "vmm/boot_report.h"
 #include "vmm/config.h"
+#include "vmm/control.h"
 #include "vmm/kvm.h"
 #include "vmm/kvm_irq.h"
 #include "vmm/kvm_memslots.h"
@@ -29,17 +30,18 @@
 #include "vmm/passthrough.h"
 #include "vmm/pci_platform.h"
 #include "vmm/platform_fdt.h"
+#include "vmm/qmp_server.h"
 #include "vmm/vcpu.h"
 
 namespace passage {
 
-class Vm {
+class Vm : public ControlTarget {
  public:
   // Builds the whole VM (memory, devices, image, vCPUs) without running it.
   // Each consumer takes its fd from `fds` (the command line's fd= list)
   // right before use; what is left there when this fails stays with `fds`.
   static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config, PassedFds& fds);
-  ~Vm();
+  ~Vm() override;
 
   // Runs the vCPUs until the guest ends the VM; returns passage's exit status
   // (the debug-exit status, 0 for power-off/reset) or the error that ended it.
@@ -107,6 +109,35 @@ class Vm {
   // on stderr; the VM runs on.
   void DumpState();
   std::string DescribeIoapicPin(uint32_t pin);
+
+  // ---- Control plane (QMP): run state and events (vmm/control.h). --------
+ public:
+  std::string RunState() override;
+  absl::Status Stop() override ABSL_LOCKS_EXCLUDED(run_mu_);
+  absl::Status Cont() override ABSL_LOCKS_EXCLUDED(run_mu_);
+  void Quit() override;
+  void SystemReset() override;
+  absl::Status SystemPowerdown() override;
+  // Hotplug and its queries: vmm/vm_hotplug.cc (temporary stubs in vm.cc).
+  absl::Status DeviceAdd(const DeviceConfig& config, PassedFds& fds) override;
+  absl::Status DeviceDel(const std::string& id) override;
+  absl::Status ObjectAdd(const ObjectConfig& config, PassedFds& fds) override;
+  absl::Status ObjectDel(const std::string& id) override;
+  nlohmann::json QueryPci() override;
+  nlohmann::json QueryIommufd() override;
+  // A QMP event to every monitor (none: dropped). Any thread.
+  void Emit(std::string_view event, nlohmann::json data = nullptr);
+
+ private:
+  // RESET/SHUTDOWN for how the run ended (QEMU's reasons).
+  void EmitStopEvents(const StopRequest& stop);
+  std::unique_ptr<QmpServer> qmp_;  // -qmp / -mon sockets; served on loop_ from Run()
+  VcpuPause pause_;  // QMP stop/cont
+  absl::Mutex run_mu_;  // one stop/cont at a time
+  // system_powerdown presses this (the ACPI power button, once wired).
+  std::function<absl::Status()> power_button_ = [] {
+    return absl::FailedPreconditionError("system_powerdown: no ACPI power button");
+  };
 };
 
 }  // namespace passage
