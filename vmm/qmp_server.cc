@@ -292,7 +292,7 @@ void QmpServer::Flush(absl::Duration timeout) {
   }
 }
 
-void QmpServer::Close() {
+void QmpServer::Close(absl::Duration flush) {
   if (closing_.exchange(true)) return;
   if (loop_ != nullptr) {
     // Listeners first: once their callbacks are out, no client is added.
@@ -305,6 +305,7 @@ void QmpServer::Close() {
     }
     for (int fd : fds) loop_->Remove(fd);
   }
+  if (flush > absl::ZeroDuration()) Flush(flush);
   {
     absl::MutexLock lock(&mu_);
     clients_.clear();

@@ -56,9 +56,12 @@ class QmpServer : public EventSink {
   // Writes what is queued for each client, waiting up to `timeout` in all
   // (teardown: clients see SHUTDOWN and quit's reply before the close).
   void Flush(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
-  // Stops serving: clients and sockets closed, socket files removed. Events
-  // go nowhere after this. Idempotent; also done by the destructor.
-  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops serving: no command runs after this; what is queued is written
+  // (waiting up to `flush` in all: clients see SHUTDOWN and quit's reply,
+  // even one a command queued a moment ago); then clients and sockets close
+  // and the socket files go. Events go nowhere after this. Idempotent; the
+  // destructor does it without waiting.
+  void Close(absl::Duration flush = absl::ZeroDuration()) ABSL_LOCKS_EXCLUDED(mu_);
 
   int clients() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -59,6 +59,16 @@ class TerminalMode {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds& fds) {
+  // The monitor sockets first: one in use fails the start before anything
+  // else is opened. Served from Run() on.
+  std::unique_ptr<QmpServer> qmp;
+  if (!config.monitors.empty()) {
+    QmpServer::Options options;
+    options.version = PASSAGE_VERSION;
+    absl::StatusOr<std::unique_ptr<QmpServer>> created = QmpServer::Create(config.monitors, options);
+    if (!created.ok()) return created.status();
+    qmp = std::move(*created);
+  }
   absl::StatusOr<Kvm> kvm = absl::InternalError("no KVM");
   if (config.kvm_fd >= 0) {
     absl::StatusOr<UniqueFd> fd = fds.Take(config.kvm_fd);
@@ -72,14 +82,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
   if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
   vm->loop_ = std::make_unique<EventLoop>();
-  if (!config.monitors.empty()) {
-    // Early: a socket in use fails the start before anything costly.
-    QmpServer::Options options;
-    options.version = PASSAGE_VERSION;
-    absl::StatusOr<std::unique_ptr<QmpServer>> qmp = QmpServer::Create(config.monitors, options);
-    if (!qmp.ok()) return qmp.status();
-    vm->qmp_ = std::move(*qmp);
-  }
+  vm->qmp_ = std::move(qmp);
   vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
 
@@ -438,8 +441,7 @@ absl::StatusOr<int> Vm::Run() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (qmp_ != nullptr) {
     // Clients see SHUTDOWN (and quit's reply) before their sockets close.
-    qmp_->Flush(absl::Seconds(1));
-    qmp_->Close();
+    qmp_->Close(absl::Seconds(1));
   }
 
   switch (stop.reason) {

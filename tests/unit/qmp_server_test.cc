@@ -303,10 +303,17 @@ TEST_F(QmpServerTest, FlushAndCloseDeliverTheLastEventThenHangUp) {
   Start();
   Client c(path_);
   ASSERT_TRUE(c.Negotiate());
+  // More than the socket buffer holds: Close must wait for the client to read.
+  const std::string big(300 * 1024, 'x');
+  server_->Emit("BIG", {{"x", big}});
   server_->Emit("SHUTDOWN", {{"guest", false}, {"reason", "host-qmp-quit"}});
-  server_->Flush(absl::Seconds(1));
-  server_->Close();
-  EXPECT_EQ(c.Read()["event"], "SHUTDOWN");
+  std::thread reader([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_EQ(c.Read()["data"]["x"], big);
+    EXPECT_EQ(c.Read()["event"], "SHUTDOWN");
+  });
+  server_->Close(absl::Seconds(5));
+  reader.join();
   EXPECT_TRUE(c.Closed());
   struct stat st{};
   EXPECT_NE(lstat(path_.c_str(), &st), 0) << "socket file left behind";
