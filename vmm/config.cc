@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -126,6 +127,131 @@ absl::Status SetAccel(absl::string_view value, VmConfig& c) {
   return absl::OkStatus();
 }
 
+// QEMU's boolean option values.
+std::optional<bool> OnOff(absl::string_view v) {
+  if (v == "on" || v == "yes" || v == "true") return true;
+  if (v == "off" || v == "no" || v == "false") return false;
+  return std::nullopt;
+}
+
+// server= and wait= of a QMP socket: passage listens (server=on, required)
+// and never waits for a client before it runs (wait=off, the default here,
+// unlike QEMU's). Other keys are the caller's.
+absl::Status CheckSocketKey(absl::string_view label, absl::string_view key, absl::string_view value,
+                            bool& server) {
+  if (key == "server") {
+    if (OnOff(value) != true) return Bad(label, "server=on is required (passage listens on the socket)");
+    server = true;
+  } else if (key == "wait") {
+    std::optional<bool> wait = OnOff(value);
+    if (!wait.has_value()) return Bad(label, absl::StrCat("wait='", absl::CEscape(value), "': use on or off"));
+    if (*wait) return Bad(label, "wait=on is not supported (passage never waits for a client; use wait=off)");
+  }
+  return absl::OkStatus();
+}
+
+// -qmp unix:PATH,server=on[,wait=off]
+absl::Status SetQmp(absl::string_view value, VmConfig& c) {
+  absl::string_view rest = value;
+  if (!absl::ConsumePrefix(&rest, "unix:")) {
+    return Bad("-qmp", "only unix sockets: unix:PATH,server=on,wait=off");
+  }
+  // As a key=value list whose first key is the path (",," is a comma in it).
+  absl::StatusOr<KeyValues> kv = ParseKeyValues(absl::StrCat("path=", rest), "path");
+  if (!kv.ok()) return Bad("-qmp", kv.status().message());
+  const std::string path = *kv->Find("path");
+  if (path.empty()) return Bad("-qmp", "unix: needs a socket path");
+  const std::string label = absl::StrCat("-qmp unix:", absl::CEscape(path));
+  bool server = false;
+  for (const auto& [key, v] : kv->pairs) {
+    if (key == "path") continue;
+    if (key != "server" && key != "wait") {
+      return Bad(label, absl::StrCat("unknown key '", absl::CEscape(key), "' (known: server, wait)"));
+    }
+    if (absl::Status s = CheckSocketKey(label, key, v, server); !s.ok()) return s;
+  }
+  if (!server) return Bad(label, "server=on is required (passage listens on the socket)");
+  c.monitors.push_back({path, label});
+  return absl::OkStatus();
+}
+
+// -chardev socket,id=ID,path=PATH,server=on[,wait=off] and -mon
+// chardev=ID,mode=control (libvirt's spelling of -qmp), resolved once every
+// flag is read.
+absl::Status ResolveMonitors(VmConfig& c) {
+  struct Chardev {
+    MonitorConfig monitor;
+    bool used = false;
+  };
+  std::map<std::string, Chardev> chardevs;
+  std::vector<std::string> order;
+  for (const std::string& spec : c.chardevs) {
+    absl::StatusOr<KeyValues> kv = ParseKeyValues(spec, "backend");
+    if (!kv.ok()) return Bad("-chardev", kv.status().message());
+    const std::string* backend = kv->Find("backend");
+    if (backend == nullptr || *backend != "socket") {
+      return Bad("-chardev", absl::StrCat("only socket chardevs (for -mon), not '",
+                                          absl::CEscape(backend ? *backend : ""), "'"));
+    }
+    const std::string* id = kv->Find("id");
+    if (id == nullptr || id->empty()) return Bad("-chardev socket", "id= is required");
+    const std::string label = absl::StrCat("-chardev socket,id=", absl::CEscape(*id));
+    bool server = false;
+    std::string path;
+    for (const auto& [key, v] : kv->pairs) {
+      if (key == "backend" || key == "id") continue;
+      if (key == "path") {
+        path = v;
+      } else if (key == "server" || key == "wait") {
+        if (absl::Status s = CheckSocketKey(label, key, v, server); !s.ok()) return s;
+      } else if (key == "host" || key == "port") {
+        return Bad(label, "only unix sockets (path=PATH), not TCP");
+      } else {
+        return Bad(label, absl::StrCat("unknown key '", absl::CEscape(key), "' (known: id, path, server, wait)"));
+      }
+    }
+    if (path.empty()) return Bad(label, "path= is required");
+    if (!server) return Bad(label, "server=on is required (passage listens on the socket)");
+    if (chardevs.count(*id)) return Bad(label, absl::StrCat("duplicate id '", absl::CEscape(*id), "'"));
+    chardevs[*id] = {{path, label}, false};
+    order.push_back(*id);
+  }
+  for (const std::string& spec : c.mons) {
+    absl::StatusOr<KeyValues> kv = ParseKeyValues(spec, "chardev");
+    if (!kv.ok()) return Bad("-mon", kv.status().message());
+    const std::string* chardev = kv->Find("chardev");
+    if (chardev == nullptr || chardev->empty()) return Bad("-mon", "chardev= is required");
+    const std::string label = absl::StrCat("-mon chardev=", absl::CEscape(*chardev));
+    const std::string* mode = kv->Find("mode");
+    if (mode == nullptr || *mode != "control") {
+      return Bad(label, "mode=control is required (passage has QMP monitors only)");
+    }
+    for (const auto& [key, v] : kv->pairs) {
+      if (key != "chardev" && key != "mode" && key != "id") {
+        return Bad(label, absl::StrCat("unknown key '", absl::CEscape(key), "' (known: chardev, mode, id)"));
+      }
+    }
+    auto it = chardevs.find(*chardev);
+    if (it == chardevs.end()) return Bad(label, absl::StrCat("no -chardev with id '", absl::CEscape(*chardev), "'"));
+    if (it->second.used) return Bad(label, "that chardev already has a monitor");
+    it->second.used = true;
+    c.monitors.push_back(it->second.monitor);
+  }
+  for (const std::string& id : order) {
+    if (!chardevs[id].used) {
+      return Bad(chardevs[id].monitor.label, "not used by any -mon (passage's chardevs serve QMP monitors only)");
+    }
+  }
+  for (size_t i = 0; i < c.monitors.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (c.monitors[i].path == c.monitors[j].path) {
+        return Bad(c.monitors[i].label, absl::StrCat("socket path is already used by ", c.monitors[j].label));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Option, std::less<>>& Options() {
   static const auto* options = new std::map<std::string, Option, std::less<>>{
       {"m", {true, SetMemory, "SIZE      guest RAM, e.g. 512M, 2G (default 128M)"}},
@@ -147,6 +273,12 @@ const std::map<std::string, Option, std::less<>>& Options() {
                   "SPEC   add an object: TYPE,id=ID[,key=value...]"}},
       {"mem-hugepages", {false, [](auto, VmConfig& c) { c.hugepages = true; return absl::OkStatus(); },
                          "    back guest RAM with 2 MiB hugetlb pages"}},
+      {"qmp", {true, SetQmp, "unix:PATH,server=on[,wait=off]  a QMP monitor on a unix socket (mode 0600;\n"
+                             "                       repeatable; a stale socket file is replaced)"}},
+      {"chardev", {true, [](auto v, VmConfig& c) { c.chardevs.emplace_back(v); return absl::OkStatus(); },
+                   "socket,id=ID,path=PATH,server=on[,wait=off]  a socket for -mon"}},
+      {"mon", {true, [](auto v, VmConfig& c) { c.mons.emplace_back(v); return absl::OkStatus(); },
+               "chardev=ID,mode=control  a QMP monitor on that -chardev (libvirt's -qmp)"}},
       {"accel", {true, SetAccel, "kvm[,fd=N] always KVM; fd=N: an already-open /dev/kvm"}},
       {"report-resources", {false, [](auto, VmConfig& c) { c.report_resources = true; return absl::OkStatus(); },
                             "  print open fds and locked/pinned memory at exit (stderr)"}},
@@ -221,6 +353,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
   }
   if (absl::Status s = ValidateObjectConfigs(cl.config.object_configs); !s.ok()) return s;
   if (absl::Status s = PassedFds::CheckUnique(PassedFdUses(cl.config)); !s.ok()) return s;
+  if (absl::Status s = ResolveMonitors(cl.config); !s.ok()) return s;
   if (!cl.config.timing_marker.empty() && !cl.config.report_timing) {
     return absl::InvalidArgumentError("-timing-marker: only with --report-timing");
   }

@@ -21,6 +21,13 @@ struct SerialConfig {
   std::string path;  // for kFile
 };
 
+// A QMP monitor: a unix socket passage listens on, from -qmp or from
+// -chardev socket + -mon mode=control.
+struct MonitorConfig {
+  std::string path;
+  std::string label;  // the flag, for messages: "-qmp unix:PATH", "-chardev socket,id=ID"
+};
+
 // How a -kernel image is entered. kAuto: a bzImage gets the Linux boot
 // protocol, anything else is a flat binary entered in real mode.
 enum class EntryMode { kAuto, kReal, kLong };
@@ -44,6 +51,9 @@ struct VmConfig {
   std::vector<ObjectConfig> object_configs;  // the same, parsed and checked
   int kvm_fd = -1;  // -accel kvm,fd=N: an open /dev/kvm (nothing opened then)
   bool report_resources = false;  // fds and locked/pinned memory at exit
+  std::vector<MonitorConfig> monitors;  // -qmp, -chardev + -mon
+  std::vector<std::string> chardevs;  // raw -chardev arguments (resolved into monitors)
+  std::vector<std::string> mons;  // raw -mon arguments
 };
 
 struct CommandLine {

@@ -146,7 +146,65 @@ absl::Status Vcpu::SetupEntry(const BootEntry& entry) {
   return absl::OkStatus();
 }
 
+void VcpuPause::Pause() {
+  absl::MutexLock lock(&mu_);
+  if (!closed_) paused_ = true;
+}
+
+bool VcpuPause::AwaitParked(int vcpus, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  struct Args {
+    VcpuPause* self;
+    int vcpus;
+  } args{this, vcpus};
+  return mu_.AwaitWithTimeout(absl::Condition(
+                                  +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                    return a->self->closed_ || a->self->parked_ + a->self->ended_ >= a->vcpus;
+                                  },
+                                  &args),
+                              timeout);
+}
+
+void VcpuPause::Resume() {
+  absl::MutexLock lock(&mu_);
+  paused_ = false;
+}
+
+void VcpuPause::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  paused_ = false;
+}
+
+bool VcpuPause::paused() {
+  absl::MutexLock lock(&mu_);
+  return paused_;
+}
+
+bool VcpuPause::ShouldWake() const { return !paused_ || closed_ || pokes_ != wait_pokes_; }
+
+bool VcpuPause::ParkIfPaused() {
+  absl::MutexLock lock(&mu_);
+  if (!paused_ || closed_) return false;
+  ++parked_;
+  wait_pokes_ = pokes_;
+  mu_.Await(absl::Condition(this, &VcpuPause::ShouldWake));
+  --parked_;
+  return true;
+}
+
+void VcpuPause::Poke() {
+  absl::MutexLock lock(&mu_);
+  ++pokes_;
+}
+
+void VcpuPause::Ended() {
+  absl::MutexLock lock(&mu_);
+  ++ended_;
+}
+
 void Vcpu::Start(VcpuContext context) {
+  pause_ = context.pause;
   running_ = true;
   thread_ = std::thread([this, context = std::move(context)] { Loop(context); });
 }
@@ -154,6 +212,7 @@ void Vcpu::Start(VcpuContext context) {
 void Vcpu::Kick() {
   run_->immediate_exit = 1;
   if (running_.load() && thread_.joinable()) pthread_kill(thread_.native_handle(), kKickSignal);
+  if (VcpuPause* pause = pause_.load()) pause->Poke();  // a parked vCPU is not in KVM_RUN
 }
 
 void Vcpu::Join() {
@@ -167,6 +226,11 @@ void Vcpu::Loop(VcpuContext context) {
   sigaddset(&set, kKickSignal);
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   while (!context.stopping->load()) {
+    // Paused (QMP stop): wait outside KVM_RUN; still answer a state dump.
+    if (context.pause != nullptr && context.pause->ParkIfPaused()) {
+      if (dump_wanted_.exchange(false)) ServeDumpRequest();
+      continue;
+    }
     if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) {
         run_->immediate_exit = 0;
@@ -179,6 +243,7 @@ void Vcpu::Loop(VcpuContext context) {
     }
     if (!HandleExit(context)) break;
   }
+  if (context.pause != nullptr) context.pause->Ended();
   running_ = false;
 }
 

@@ -28,10 +28,43 @@ namespace passage {
 
 // Why a vCPU asks the VM to stop.
 struct StopRequest {
-  enum class Reason { kDebugExit, kPowerOff, kReset, kError };
+  // kQuit: QMP quit; kHostReset: QMP system_reset (no reboot: the run
+  // ends); kSignal: SIGTERM/SIGINT/SIGHUP, status 128 + signo.
+  enum class Reason { kDebugExit, kPowerOff, kReset, kError, kQuit, kHostReset, kSignal };
   Reason reason;
   int status;  // debug-exit status; 0 otherwise
   std::string detail;
+};
+
+// QMP stop/cont: while paused, every vCPU stays out of KVM_RUN, parked here.
+class VcpuPause {
+ public:
+  // Asks the vCPUs to park (the caller kicks them out of KVM_RUN).
+  void Pause() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until `vcpus` are parked or have ended; false after `timeout`.
+  bool AwaitParked(int vcpus, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  void Resume() ABSL_LOCKS_EXCLUDED(mu_);
+  // Teardown: no vCPU parks any more, parked ones return.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  bool paused() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // vCPU thread: parks while paused; returns early when poked (a state
+  // dump is wanted). True if it parked.
+  bool ParkIfPaused() ABSL_LOCKS_EXCLUDED(mu_);
+  // Wakes parked vCPUs for a moment (they re-check why they were woken).
+  void Poke() ABSL_LOCKS_EXCLUDED(mu_);
+  // vCPU thread: its loop has ended.
+  void Ended() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Mutex mu_;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int parked_ ABSL_GUARDED_BY(mu_) = 0;
+  int ended_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t pokes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t wait_pokes_ ABSL_GUARDED_BY(mu_) = 0;  // pokes_ when the parked vCPUs went to sleep
 };
 
 // What a vCPU needs from its VM, without depending on Vm.
@@ -40,6 +73,7 @@ struct VcpuContext {
   IoBus* mmio = nullptr;
   std::function<void(StopRequest)> stop;
   const std::atomic<bool>* stopping = nullptr;
+  VcpuPause* pause = nullptr;  // null: never paused
 };
 
 // What a vCPU state dump reads from KVM (each part absent when its ioctl
@@ -97,6 +131,7 @@ class Vcpu {
   size_t run_size_;
   std::thread thread_;
   std::atomic<bool> running_{false};
+  std::atomic<VcpuPause*> pause_{nullptr};  // from Start's context, for Kick
   // The last exit (reason, port or address), for a vCPU that cannot answer.
   std::atomic<uint32_t> last_exit_reason_{0};
   std::atomic<uint64_t> last_exit_addr_{0};

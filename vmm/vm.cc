@@ -59,6 +59,16 @@ class TerminalMode {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds& fds) {
+  // The monitor sockets first: one in use fails the start before anything
+  // else is opened. Served from Run() on.
+  std::unique_ptr<QmpServer> qmp;
+  if (!config.monitors.empty()) {
+    QmpServer::Options options;
+    options.version = PASSAGE_VERSION;
+    absl::StatusOr<std::unique_ptr<QmpServer>> created = QmpServer::Create(config.monitors, options);
+    if (!created.ok()) return created.status();
+    qmp = std::move(*created);
+  }
   absl::StatusOr<Kvm> kvm = absl::InternalError("no KVM");
   if (config.kvm_fd >= 0) {
     absl::StatusOr<UniqueFd> fd = fds.Take(config.kvm_fd);
@@ -72,6 +82,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
   if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
   vm->loop_ = std::make_unique<EventLoop>();
+  vm->qmp_ = std::move(qmp);
   vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
 
@@ -333,8 +344,10 @@ std::string Vm::TimingReport() {
 }
 
 Vm::~Vm() {
+  if (qmp_ != nullptr) qmp_->Close();  // no command runs into a VM being torn down
   ShutdownHotplug();  // no device or object comes or goes during the teardown
   stopping_ = true;
+  pause_.Close();
   for (auto& v : vcpus_) v->Kick();
   vcpus_.clear();  // joins the threads
   pci_.reset();          // devices stop their workers while guest memory is still there
@@ -375,7 +388,12 @@ absl::StatusOr<int> Vm::Run() {
   if (serial_stdio_) terminal.emplace();
 
   for (auto& v : vcpus_) {
-    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_});
+    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_, &pause_});
+  }
+  if (qmp_ != nullptr) {
+    if (absl::Status s = qmp_->Start(*loop_, *this); !s.ok()) {
+      RequestStop({StopRequest::Reason::kError, 0, absl::StrCat("QMP: ", s.message())});
+    }
   }
 
   bool stdin_open = serial_stdio_;
@@ -397,7 +415,7 @@ absl::StatusOr<int> Vm::Run() {
           // Like QEMU: say why, then the normal teardown; exit 128 + signo.
           std::fprintf(stderr, "passage: terminating on signal %d (%s) from pid %u\n", signo,
                        strsignal(signo), info.ssi_pid);
-          RequestStop({StopRequest::Reason::kError, 128 + signo,
+          RequestStop({StopRequest::Reason::kSignal, 128 + signo,
                        absl::StrCat("terminated by signal ", signo)});
         }
       }
@@ -412,18 +430,30 @@ absl::StatusOr<int> Vm::Run() {
       }
     }
   }
+  StopRequest stop{StopRequest::Reason::kError, 0, ""};
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stop = *stop_;
+  }
+  EmitStopEvents(stop);
+  pause_.Close();  // parked vCPUs (QMP stop) end too
   for (auto& v : vcpus_) v->Kick();
   for (auto& v : vcpus_) v->Join();
   terminal.reset();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (qmp_ != nullptr) {
+    // Clients see SHUTDOWN (and quit's reply) before their sockets close.
+    qmp_->Close(absl::Seconds(1));
+  }
 
-  absl::MutexLock lock(&stop_mu_);
-  const StopRequest& stop = *stop_;
   switch (stop.reason) {
     case StopRequest::Reason::kDebugExit:
+    case StopRequest::Reason::kSignal:
       return stop.status;
     case StopRequest::Reason::kPowerOff:
     case StopRequest::Reason::kReset:
+    case StopRequest::Reason::kQuit:
+    case StopRequest::Reason::kHostReset:
       return 0;
     case StopRequest::Reason::kError:
       if (stop.status != 0) return stop.status;  // a signal: 128 + signo
@@ -431,6 +461,79 @@ absl::StatusOr<int> Vm::Run() {
   }
   return absl::InternalError("unreachable");
 }
+
+// ---- Control plane (QMP): run state and events. ----------------------------
+
+void Vm::Emit(std::string_view event, nlohmann::json data) {
+  if (qmp_ != nullptr) qmp_->Emit(event, std::move(data));
+}
+
+void Vm::EmitStopEvents(const StopRequest& stop) {
+  // QEMU's SHUTDOWN reasons; a reset ends the run (passage has no reboot,
+  // like QEMU -no-reboot) after its RESET event. A debug exit or an error
+  // sends none: the client sees the socket close.
+  auto shutdown = [this](bool guest, const char* reason, bool reset) {
+    if (reset) Emit("RESET", {{"guest", guest}, {"reason", reason}});
+    Emit("SHUTDOWN", {{"guest", guest}, {"reason", reason}});
+  };
+  switch (stop.reason) {
+    case StopRequest::Reason::kPowerOff:
+      return shutdown(true, "guest-shutdown", false);
+    case StopRequest::Reason::kReset:
+      return shutdown(true, "guest-reset", true);
+    case StopRequest::Reason::kQuit:
+      return shutdown(false, "host-qmp-quit", false);
+    case StopRequest::Reason::kHostReset:
+      return shutdown(false, "host-qmp-system-reset", true);
+    case StopRequest::Reason::kSignal:
+      return shutdown(false, "host-signal", false);
+    case StopRequest::Reason::kDebugExit:
+    case StopRequest::Reason::kError:
+      return;
+  }
+}
+
+std::string Vm::RunState() {
+  if (stopping_.load()) return "shutdown";
+  return pause_.paused() ? "paused" : "running";
+}
+
+absl::Status Vm::Stop() {
+  absl::MutexLock lock(&run_mu_);
+  if (stopping_.load()) return absl::FailedPreconditionError("stop: the VM is shutting down");
+  if (pause_.paused()) return absl::OkStatus();  // as QEMU: no second STOP
+  pause_.Pause();
+  for (auto& v : vcpus_) v->Kick();
+  if (!pause_.AwaitParked(static_cast<int>(vcpus_.size()), absl::Seconds(5))) {
+    return absl::DeadlineExceededError(
+        "stop: a vCPU did not leave KVM_RUN within 5 s (busy in a device); it parks when it returns");
+  }
+  Emit("STOP");
+  return absl::OkStatus();
+}
+
+absl::Status Vm::Cont() {
+  absl::MutexLock lock(&run_mu_);
+  if (stopping_.load()) return absl::FailedPreconditionError("cont: the VM is shutting down");
+  if (!pause_.paused()) return absl::OkStatus();
+  pause_.Resume();
+  Emit("RESUME");
+  return absl::OkStatus();
+}
+
+void Vm::Quit() { RequestStop({StopRequest::Reason::kQuit, 0, "quit (QMP)"}); }
+
+void Vm::SystemReset() {
+  RequestStop({StopRequest::Reason::kHostReset, 0, "system_reset (QMP); passage does not reboot"});
+}
+
+absl::Status Vm::SystemPowerdown() {
+  if (stopping_.load()) return absl::FailedPreconditionError("system_powerdown: the VM is shutting down");
+  if (absl::Status s = power_button_(); !s.ok()) return s;
+  Emit("POWERDOWN");
+  return absl::OkStatus();
+}
+
 
 void Vm::DumpState() {
   // stderr, unbuffered: each line goes out whole even if passage dies next.

@@ -31,18 +31,19 @@
 #include "vmm/passthrough.h"
 #include "vmm/pci_platform.h"
 #include "vmm/platform_fdt.h"
+#include "vmm/qmp_server.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_hotplug.h"
 
 namespace passage {
 
-class Vm {
+class Vm : public ControlTarget {
  public:
   // Builds the whole VM (memory, devices, image, vCPUs) without running it.
   // Each consumer takes its fd from `fds` (the command line's fd= list)
   // right before use; what is left there when this fails stays with `fds`.
   static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config, PassedFds& fds);
-  ~Vm();
+  ~Vm() override;
 
   // Runs the vCPUs until the guest ends the VM; returns passage's exit status
   // (the debug-exit status, 0 for power-off/reset) or the error that ended it.
@@ -67,17 +68,9 @@ class Vm {
   // --report-timing: the one-line JSON report (boot_report.h).
   std::string TimingReport() ABSL_LOCKS_EXCLUDED(stop_mu_);
 
-  void SetEventSink(EventSink* sink) { events_ = sink; }
-
   // Hotplug (vm_hotplug.cc)
-  // ControlTarget's hotplug half (vmm/control.h), on the loop thread; the
-  // state machine is HotplugController (vmm/vm_hotplug.h).
-  absl::Status DeviceAdd(const DeviceConfig& config, PassedFds& fds);
-  absl::Status DeviceDel(const std::string& id);
-  absl::Status ObjectAdd(const ObjectConfig& config, PassedFds& fds);
-  absl::Status ObjectDel(const std::string& id);
-  nlohmann::json QueryPci();
-  nlohmann::json QueryIommufd();
+  // ControlTarget's hotplug half is declared with the control plane below;
+  // the state machine is HotplugController (vmm/vm_hotplug.h).
   // The guest ejected `slot` (AcpiHotplug's on_eject, on a vCPU thread):
   // the removal runs later on the loop thread.
   void OnGuestEject(uint8_t slot);
@@ -129,8 +122,6 @@ class Vm {
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool serial_stdio_ = false;
 
-  EventSink* events_ = nullptr;
-
   std::atomic<bool> stopping_{false};
   UniqueFd stop_event_;  // eventfd: the main loop wakes when a stop is requested
   absl::Mutex stop_mu_;
@@ -140,6 +131,35 @@ class Vm {
   // on stderr; the VM runs on.
   void DumpState();
   std::string DescribeIoapicPin(uint32_t pin);
+
+  // ---- Control plane (QMP): run state and events (vmm/control.h). --------
+ public:
+  std::string RunState() override;
+  absl::Status Stop() override ABSL_LOCKS_EXCLUDED(run_mu_);
+  absl::Status Cont() override ABSL_LOCKS_EXCLUDED(run_mu_);
+  void Quit() override;
+  void SystemReset() override;
+  absl::Status SystemPowerdown() override;
+  // Hotplug and its queries: vmm/vm_hotplug.cc.
+  absl::Status DeviceAdd(const DeviceConfig& config, PassedFds& fds) override;
+  absl::Status DeviceDel(const std::string& id) override;
+  absl::Status ObjectAdd(const ObjectConfig& config, PassedFds& fds) override;
+  absl::Status ObjectDel(const std::string& id) override;
+  nlohmann::json QueryPci() override;
+  nlohmann::json QueryIommufd() override;
+  // A QMP event to every monitor (none: dropped). Any thread.
+  void Emit(std::string_view event, nlohmann::json data = nullptr);
+
+ private:
+  // RESET/SHUTDOWN for how the run ended (QEMU's reasons).
+  void EmitStopEvents(const StopRequest& stop);
+  std::unique_ptr<QmpServer> qmp_;  // -qmp / -mon sockets; served on loop_ from Run()
+  VcpuPause pause_;  // QMP stop/cont
+  absl::Mutex run_mu_;  // one stop/cont at a time
+  // system_powerdown presses this (the ACPI power button, once wired).
+  std::function<absl::Status()> power_button_ = [] {
+    return absl::FailedPreconditionError("system_powerdown: no ACPI power button");
+  };
 };
 
 }  // namespace passage

@@ -248,7 +248,7 @@ absl::Status Vm::CreateHotplug() {
   deps.pci = pci_.get();
   deps.loop = loop_.get();
   deps.passthrough = [this](bool create) { return EnsurePassthrough(create); };
-  deps.events = [this] { return events_; };
+  deps.events = [this]() -> EventSink* { return qmp_.get(); };
   deps.signaller = [this] { return hotplug_signaller_; };
   absl::StatusOr<std::unique_ptr<HotplugController>> h = HotplugController::Create(std::move(deps));
   if (!h.ok()) return h.status();

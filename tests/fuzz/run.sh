@@ -3,12 +3,12 @@
 # build-fuzz/ and runs each for SECONDS (default 60), keeping a corpus per
 # target in ${PASSAGE_CACHE:-~/.cache/passage}/fuzz/. A crash stops the run
 # with libFuzzer's report and the reproducer file; exit status 1.
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]   targets: virtqueue pci_access device_config
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]   targets: virtqueue pci_access device_config qmp
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 shift || true
-targets=${*:-virtqueue pci_access device_config}
+targets=${*:-virtqueue pci_access device_config qmp}
 uapi=$("$root/tests/install-deps.sh" | tail -1)
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" \
   -DPASSAGE_FUZZ=ON >&2
