@@ -102,9 +102,9 @@ struct HotplugInfo {
   uint32_t gsi = AcpiHotplug::kGsi;
 };
 
-// The AML for \_SB: Device(GED_) and Device(PWRB), and, when `pci` is true,
-// the terms that go inside Device(PCI0) (the Sxx slots and PCNT) are
-// returned in `pci0_terms`.
+// The AML for \_SB: Device(GED_) (its _CRS, the register block as fields
+// GSTA/PCIU/PCID/PCEJ, _EVT) and Device(PWRB); and, when `pci` is true, the
+// terms that go inside Device(PCI0): method PCNT and Device(S01)..(S1F).
 struct HotplugAml {
   std::vector<std::vector<uint8_t>> sb_terms;    // into Scope(\_SB)
   std::vector<std::vector<uint8_t>> pci0_terms;  // into Device(PCI0)
