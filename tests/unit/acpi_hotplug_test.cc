@@ -233,8 +233,16 @@ acpi::AcpiConfig Config(bool pci) {
   return c;
 }
 
+std::string ReadAll(const std::string& path) {
+  std::stringstream out;
+  out << std::ifstream(path, std::ios::binary).rdbuf();
+  return out.str();
+}
+
 // iasl's disassembly of `table` into *dsl; fails the test (with the cause)
-// when iasl fails, reports an error or writes nothing.
+// when iasl fails, reports an error or a warning, or writes nothing. Then
+// iasl compiles that disassembly back (named references as written), which
+// must give our bytes: every AML encoding is one iasl would emit.
 void Disassemble(std::span<const uint8_t> table, std::string* dsl) {
   char dir[] = "/tmp/passage-acpi-hotplug-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr) << "mkdtemp: " << std::strerror(errno);
@@ -242,14 +250,24 @@ void Disassemble(std::span<const uint8_t> table, std::string* dsl) {
   std::ofstream(base + ".dat", std::ios::binary)
       .write(reinterpret_cast<const char*>(table.data()), static_cast<std::streamsize>(table.size()));
   const ShellResult iasl = Shell("cd '" + std::string(dir) + "' && iasl -d '" + base + ".dat'");
-  std::stringstream out;
-  out << std::ifstream(base + ".dsl").rdbuf();
-  *dsl = out.str();
+  *dsl = ReadAll(base + ".dsl");
+  const ShellResult back = Shell("cd '" + std::string(dir) + "' && iasl -on -p '" + base + "-rt' '" + base + ".dsl'");
+  const std::string aml = ReadAll(base + "-rt.aml");
   const ShellResult rm = Shell("rm -rf '" + std::string(dir) + "'");
   EXPECT_EQ(rm.status, 0) << rm.output;
   ASSERT_EQ(iasl.status, 0) << "iasl -d DSDT:\n" << iasl.output;
-  EXPECT_EQ(iasl.output.find("rror"), std::string::npos) << iasl.output;
+  for (const char* bad : {"rror", "arning", "**** Unknown", "Invalid"}) {
+    EXPECT_EQ(iasl.output.find(bad), std::string::npos) << iasl.output;
+    EXPECT_EQ(dsl->find(bad), std::string::npos) << bad << " in\n" << *dsl;
+  }
   ASSERT_FALSE(dsl->empty()) << "iasl -d wrote no DSDT.dsl:\n" << iasl.output;
+  ASSERT_EQ(back.status, 0) << "iasl -p DSDT.dsl:\n" << back.output;
+  ASSERT_EQ(aml.size(), table.size());
+  // The header's compiler ID and revision are iasl's own, and the checksum covers them.
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (i == 9 || (i >= 28 && i < 36)) continue;
+    ASSERT_EQ(static_cast<uint8_t>(aml[i]), table[i]) << "DSDT byte " << i << " differs after iasl's round trip";
+  }
 }
 
 void ExpectHas(const std::string& dsl, const std::vector<std::string>& wants) {
