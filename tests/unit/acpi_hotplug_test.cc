@@ -340,6 +340,14 @@ TEST(GedAml, WithoutPciThereIsOnlyTheGedAndThePowerButton) {
   }
 }
 
+TEST(GedAml, TheLargestConfigStillFitsTheVmsAcpiArea) {
+  acpi::AcpiConfig c = Config(true);
+  c.cpus = 255;
+  auto t = acpi::BuildAcpiTables(c, 0xe0000, 0x10000);  // vm.cc reserves 64 KiB at 0xe0000
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_LT(t->bytes.size(), 0x10000u);
+}
+
 TEST(GedAml, NoHotplugMeansNoGed) {
   acpi::AcpiConfig c = Config(true);
   c.hotplug.reset();
