@@ -16,6 +16,7 @@ namespace {
 constexpr uint32_t kIoapicPhandle = 1;
 constexpr uint32_t kIsaIoSpace = 1;  // ISA binding: first address cell 1 = I/O
 constexpr uint32_t kIrqEdgeRising = 0;  // intel,ce4100-ioapic second interrupt cell
+constexpr uint32_t kIrqLevelHigh = 2;   // the same cell: level, active high
 
 // Sequential-write FDT builder that remembers the first libfdt error.
 class FdtWriter {
@@ -228,7 +229,9 @@ void WriteTree(const PlatformDescription& p, FdtWriter& w) {
     w.Begin(Unit(d.name, d.base, /*io=*/true));
     w.String("compatible", d.compatible);
     w.Cells("reg", {kIsaIoSpace, static_cast<uint32_t>(d.base), static_cast<uint32_t>(d.size)});
-    if (d.irq >= 0) w.Cells("interrupts", {static_cast<uint32_t>(d.irq), kIrqEdgeRising});
+    if (d.irq >= 0) {
+      w.Cells("interrupts", {static_cast<uint32_t>(d.irq), d.irq_level_high ? kIrqLevelHigh : kIrqEdgeRising});
+    }
     w.End();
   }
   w.End();
@@ -238,7 +241,9 @@ void WriteTree(const PlatformDescription& p, FdtWriter& w) {
     w.Begin(Unit(d.name, d.base));
     w.String("compatible", d.compatible);
     w.Reg64(d.base, d.size);
-    if (d.irq >= 0) w.Cells("interrupts", {static_cast<uint32_t>(d.irq), kIrqEdgeRising});
+    if (d.irq >= 0) {
+      w.Cells("interrupts", {static_cast<uint32_t>(d.irq), d.irq_level_high ? kIrqLevelHigh : kIrqEdgeRising});
+    }
     w.End();
   }
   if (p.pci.ecam_base != 0) WritePci(p.pci, w);

@@ -42,6 +42,7 @@ struct PlatformDevice {
   uint64_t base = 0;
   uint64_t size = 0;
   int irq = -1;            // IOAPIC input (GSI), -1 for none
+  bool irq_level_high = false;  // level-triggered, active high; else edge, rising
 };
 
 // A PCI function on bus 0, for /pci@ECAM (see below).

@@ -171,6 +171,15 @@ absl::Status Vm::CreatePlatform(const VmConfig& config, PassedFds& fds) {
       !s.ok()) {
     return s;
   }
+  // The GED's line (GSI 9, level-triggered): see acpi_hotplug.h.
+  acpi_hotplug_ = std::make_shared<AcpiHotplug>(
+      [this](bool level) { (void)irq_->SetLevel(AcpiHotplug::kGsi, level); },
+      [this](uint8_t slot) { OnGuestEject(slot); });
+  if (absl::Status s = pio_.Register(AcpiHotplug::kBase, AcpiHotplug::kSize, acpi_hotplug_,
+                                     "acpi-ged");
+      !s.ok()) {
+    return s;
+  }
   i8042_ = std::make_shared<I8042>(
       [this] { RequestStop({StopRequest::Reason::kReset, 0, "reset (i8042 command 0xfe)"}); });
   if (absl::Status s = pio_.Register(I8042::kBase, I8042::kSize, i8042_, "i8042"); !s.ok()) {
@@ -195,6 +204,8 @@ absl::Status Vm::CreatePlatform(const VmConfig& config, PassedFds& fds) {
       {"i8042", "passage,i8042-reset", Bus::kPort, I8042::kBase, I8042::kSize, -1},
       {"rtc", "motorola,mc146818", Bus::kPort, CmosRtc::kBase, CmosRtc::kSize, CmosRtc::kIrq},
       {"acpi-pm", "passage,acpi-pm", Bus::kPort, AcpiPmDevice::kPort, AcpiPmDevice::kSize, -1},
+      {"acpi-ged", "passage,acpi-ged", Bus::kPort, AcpiHotplug::kBase, AcpiHotplug::kSize,
+       static_cast<int>(AcpiHotplug::kGsi), /*irq_level_high=*/true},
       {"debug", "passage,debug-mmio", Bus::kMmio, kDebugMmioStart, DebugDevice::kMmioSize, -1},
   };
   platform_.stdout_device = "serial";
@@ -251,6 +262,10 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
   return absl::OkStatus();
 }
 
+void Vm::OnGuestEject(uint8_t slot) {
+  std::fprintf(stderr, "passage: guest ejected PCI slot %u\n", static_cast<unsigned>(slot));
+}
+
 absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform) {
   acpi::AcpiConfig acpi;
   acpi.cpus = config.cpus;
@@ -263,6 +278,7 @@ absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_plat
                         static_cast<uint8_t>(Uart8250::kCom1Irq)}};
   acpi.rtc = acpi::RtcInfo{static_cast<uint16_t>(CmosRtc::kBase), CmosRtc::kIrq};
   if (pci_ != nullptr) acpi.pci = pci_->AcpiInfo();
+  acpi.hotplug = acpi::HotplugInfo{static_cast<uint16_t>(AcpiHotplug::kBase), AcpiHotplug::kGsi};
   absl::StatusOr<acpi::AcpiTables> tables =
       acpi::BuildAcpiTables(acpi, kAcpiTablesAddr, kAcpiTablesMax);
   if (!tables.ok()) return tables.status();

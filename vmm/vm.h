@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "devices/acpi/acpi_hotplug.h"
 #include "devices/acpi/acpi_pm_device.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_device.h"
@@ -97,6 +98,10 @@ class Vm : public ControlTarget {
   // they and the holes need.
   absl::Status CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform);
   absl::Status CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform);
+  // The guest's _EJ0 on `slot` (1..31) wrote the GED's eject register; runs
+  // on that vCPU's thread. The hot-unplug code (vm_hotplug.cc) detaches the
+  // slot's device from here, asynchronously; until then this only reports it.
+  void OnGuestEject(uint8_t slot);
 
   Kvm kvm_;
   UniqueFd vm_fd_;
@@ -111,6 +116,9 @@ class Vm : public ControlTarget {
   std::shared_ptr<AcpiPmDevice> acpi_pm_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<CmosRtc> cmos_;
+  // The Generic Event Device: PCI hotplug slot events and the power button
+  // (HotplugSignaller for the hotplug code; PowerButton() for system_powerdown).
+  std::shared_ptr<AcpiHotplug> acpi_hotplug_;
   // Device interrupts that need emulation, the control sockets; outlives
   // the devices and passthrough_ (declared before them).
   std::unique_ptr<EventLoop> loop_;

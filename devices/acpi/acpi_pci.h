@@ -1,8 +1,9 @@
 // What ACPI tells the guest about PCI: the MCFG table (where ECAM is) and
 // the DSDT's root bridge \_SB.PCI0 (PNP0A08, compatible PNP0A03) with its
 // _CRS (bus range, the config ports, the I/O, 32-bit and 64-bit memory
-// windows) and _PRT (each slot's INTA-INTD to an IOAPIC GSI; the static-GSI
-// form, so the GSIs are level-triggered, active-low).
+// windows), _PRT (each slot's INTA-INTD to an IOAPIC GSI; the static-GSI
+// form, so the GSIs are level-triggered, active-low) and _OSC (the OS gets
+// every PCIe feature but native hotplug).
 #ifndef PASSAGE_DEVICES_ACPI_ACPI_PCI_H_
 #define PASSAGE_DEVICES_ACPI_ACPI_PCI_H_
 
@@ -29,8 +30,10 @@ struct PciHostInfo {
   std::vector<Route> routes;
 };
 
-// Device(PCI0){...}, to go into \_SB.
-absl::StatusOr<std::vector<uint8_t>> PciRootBridgeAml(const PciHostInfo& pci);
+// Device(PCI0){...}, to go into \_SB; `extra` terms (the hotplug slots,
+// acpi_hotplug.h) go inside it after its own.
+absl::StatusOr<std::vector<uint8_t>> PciRootBridgeAml(
+    const PciHostInfo& pci, const std::vector<std::vector<uint8_t>>& extra = {});
 // The MCFG table's contents after its 36-byte header: 8 reserved bytes and
 // one allocation for segment 0.
 std::vector<uint8_t> McfgBody(const PciHostInfo& pci);

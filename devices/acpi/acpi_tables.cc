@@ -34,6 +34,9 @@ constexpr uint32_t kMadtPcatCompat = 1;  // KVM emulates the dual 8259s
 constexpr uint8_t kMadtLocalApic = 0, kMadtIoApic = 1, kMadtIntSourceOverride = 2,
                   kMadtLocalApicNmi = 4;
 
+// MPS INTI flags (5.2.12.5): polarity bits 1:0, trigger mode bits 3:2.
+constexpr uint16_t kMpsActiveHigh = 0x1, kMpsLevel = 0xc;
+
 constexpr uint8_t kCmosCentury = 0x32;
 constexpr uint8_t kGasSystemIo = 1;
 constexpr uint8_t kGasAccessByte = 1;
@@ -115,11 +118,19 @@ absl::StatusOr<std::vector<uint8_t>> BuildDsdt(const AcpiConfig& config) {
     if (!dev.ok()) return dev.status();
     sb.push_back(std::move(*dev));
   }
+  std::optional<HotplugAml> hotplug;
+  if (config.hotplug) {
+    absl::StatusOr<HotplugAml> h = BuildHotplugAml(*config.hotplug, config.pci.has_value());
+    if (!h.ok()) return h.status();
+    hotplug = std::move(*h);
+  }
   if (config.pci) {
-    absl::StatusOr<std::vector<uint8_t>> pci0 = PciRootBridgeAml(*config.pci);
+    absl::StatusOr<std::vector<uint8_t>> pci0 =
+        PciRootBridgeAml(*config.pci, hotplug ? hotplug->pci0_terms : std::vector<aml::Bytes>{});
     if (!pci0.ok()) return pci0.status();
     sb.push_back(std::move(*pci0));
   }
+  if (hotplug) sb.insert(sb.end(), hotplug->sb_terms.begin(), hotplug->sb_terms.end());
   absl::StatusOr<aml::Bytes> scope = aml::Scope("\\_SB", sb);
   if (!scope.ok()) return scope.status();
   // \_S5: SLP_TYPa, SLP_TYPb (the sleep control register uses the first).
@@ -192,6 +203,16 @@ std::vector<uint8_t> BuildMadt(const AcpiConfig& config) {
   madt.Put(0, 1);  // source IRQ
   madt.Put(config.ioapic_gsi_base + 2, 4);
   madt.Put(0, 2);  // flags: conforms to the bus
+  // The GED's line, if an ISA one, is level-triggered and active high (as
+  // its _CRS says), not the ISA default of edge.
+  if (config.hotplug && config.hotplug->gsi < 16) {
+    madt.Put(kMadtIntSourceOverride, 1);
+    madt.Put(10, 1);
+    madt.Put(0, 1);  // bus: ISA
+    madt.Put(config.hotplug->gsi, 1);
+    madt.Put(config.ioapic_gsi_base + config.hotplug->gsi, 4);
+    madt.Put(kMpsActiveHigh | kMpsLevel, 2);
+  }
   // LINT1 of every processor is the NMI input.
   madt.Put(kMadtLocalApicNmi, 1);
   madt.Put(6, 1);

@@ -9,7 +9,8 @@
 //
 // With a PCI host, the DSDT also has \_SB.PCI0 and an MCFG table follows the
 // DSDT (acpi_pci.h). Tables are built into one blob for a given
-// guest-physical base; later issues add PCI hotplug AML here.
+// guest-physical base. With `hotplug`, the DSDT has the Generic Event Device
+// and the PCI hotplug slots (acpi_hotplug.h).
 #ifndef PASSAGE_DEVICES_ACPI_ACPI_TABLES_H_
 #define PASSAGE_DEVICES_ACPI_ACPI_TABLES_H_
 
@@ -21,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "devices/acpi/acpi_hotplug.h"
 #include "devices/acpi/acpi_pci.h"
 
 namespace passage::acpi {
@@ -45,6 +47,10 @@ struct AcpiConfig {
   std::vector<SerialPortInfo> serial_ports;
   std::optional<RtcInfo> rtc;   // MC146818 CMOS RTC (PNP0B00), with a century register at 0x32
   std::optional<PciHostInfo> pci;  // \_SB.PCI0 in the DSDT and an MCFG table (acpi_pci.h)
+  // The GED (PCI hotplug slots under \_SB.PCI0 when `pci` is set) and the
+  // power button (acpi_hotplug.h); an ISA-range GSI also gets a MADT
+  // interrupt source override that makes it level-triggered, active high.
+  std::optional<HotplugInfo> hotplug;
 };
 
 struct AcpiTables {

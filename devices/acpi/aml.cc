@@ -1,5 +1,7 @@
 #include "devices/acpi/aml.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -12,7 +14,10 @@ constexpr uint8_t kZeroOp = 0x00, kOneOp = 0x01, kOnesOp = 0xff;
 constexpr uint8_t kBytePrefix = 0x0a, kWordPrefix = 0x0b, kDWordPrefix = 0x0c,
                   kQWordPrefix = 0x0e, kStringPrefix = 0x0d;
 constexpr uint8_t kNameOp = 0x08, kScopeOp = 0x10, kBufferOp = 0x11, kPackageOp = 0x12;
-constexpr uint8_t kExtOpPrefix = 0x5b, kDeviceOp = 0x82;
+constexpr uint8_t kExtOpPrefix = 0x5b, kDeviceOp = 0x82, kOpRegionOp = 0x80, kFieldOp = 0x81;
+constexpr uint8_t kMethodOp = 0x14, kLocal0Op = 0x60, kArg0Op = 0x68, kStoreOp = 0x70,
+                  kAndOp = 0x7b, kOrOp = 0x7d, kNotifyOp = 0x86, kCreateDWordFieldOp = 0x8a,
+                  kLNotOp = 0x92, kLEqualOp = 0x93, kIfOp = 0xa0, kElseOp = 0xa1, kReturnOp = 0xa4;
 constexpr uint8_t kRootChar = '\\', kParentPrefix = '^', kDualNamePrefix = 0x2e,
                   kMultiNamePrefix = 0x2f, kNullName = 0x00;
 
@@ -28,6 +33,19 @@ Bytes WithPkgLength(const Bytes& opcode, const Bytes& body) {
   Append(out, PkgLength(body.size()));
   Append(out, body);
   return out;
+}
+
+// A PkgLength-style encoding of `value` itself (not counting its own bytes),
+// as FieldList elements use it for their widths in bits.
+Bytes RawPkgLength(uint32_t value) {
+  if (value < 64) return {static_cast<uint8_t>(value)};
+  for (int n = 2; n <= 4; ++n) {
+    if (value >= (uint64_t{1} << (4 + 8 * (n - 1)))) continue;
+    Bytes out = {static_cast<uint8_t>(((n - 1) << 6) | (value & 0x0f))};
+    for (int i = 1; i < n; ++i) out.push_back(static_cast<uint8_t>(value >> (4 + 8 * (i - 1))));
+    return out;
+  }
+  return {};  // >= 2^28 bits: never asked for
 }
 
 bool IsLeadChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_'; }
@@ -234,6 +252,175 @@ Bytes DWordMemory(bool cacheable, uint32_t min, uint32_t max) {
 }
 Bytes QWordMemory(bool cacheable, uint64_t min, uint64_t max) {
   return AddressSpace(0x8a, 8, 0, cacheable ? 0x03 : 0x01, min, max);
+}
+
+absl::StatusOr<Bytes> Method(absl::string_view path, int args, bool serialized,
+                             const std::vector<Bytes>& terms) {
+  if (args < 0 || args > 7) return absl::InvalidArgumentError("AML: a method takes 0 to 7 arguments");
+  absl::StatusOr<Bytes> body = NameString(path);
+  if (!body.ok()) return body.status();
+  body->push_back(static_cast<uint8_t>(args | (serialized ? 0x08 : 0)));  // sync level 0
+  for (const Bytes& t : terms) Append(*body, t);
+  return WithPkgLength({kMethodOp}, *body);
+}
+
+Bytes Local(int n) {
+  if (n < 0 || n > 7) return {};
+  return {static_cast<uint8_t>(kLocal0Op + n)};
+}
+
+Bytes Arg(int n) {
+  if (n < 0 || n > 6) return {};
+  return {static_cast<uint8_t>(kArg0Op + n)};
+}
+
+absl::StatusOr<Bytes> Ref(absl::string_view path) { return NameString(path); }
+
+Bytes Store(const Bytes& value, const Bytes& target) {
+  Bytes out = {kStoreOp};
+  Append(out, value);
+  Append(out, target);
+  return out;
+}
+
+namespace {
+
+Bytes Binary(uint8_t op, const Bytes& a, const Bytes& b, const Bytes& target) {
+  Bytes out = {op};
+  Append(out, a);
+  Append(out, b);
+  if (target.empty()) {
+    out.push_back(kNullName);  // no target
+  } else {
+    Append(out, target);
+  }
+  return out;
+}
+
+}  // namespace
+
+Bytes And(const Bytes& a, const Bytes& b, const Bytes& target) { return Binary(kAndOp, a, b, target); }
+Bytes Or(const Bytes& a, const Bytes& b, const Bytes& target) { return Binary(kOrOp, a, b, target); }
+
+Bytes LNot(const Bytes& a) {
+  Bytes out = {kLNotOp};
+  Append(out, a);
+  return out;
+}
+
+Bytes Else(const std::vector<Bytes>& terms) {
+  Bytes body;
+  for (const Bytes& t : terms) Append(body, t);
+  return WithPkgLength({kElseOp}, body);
+}
+
+Bytes Return(const Bytes& value) {
+  Bytes out = {kReturnOp};
+  Append(out, value);
+  return out;
+}
+
+absl::StatusOr<Bytes> CreateDWordField(const Bytes& source, uint64_t byte_index,
+                                       absl::string_view name) {
+  absl::StatusOr<Bytes> n = NameString(name);
+  if (!n.ok()) return n.status();
+  Bytes out = {kCreateDWordFieldOp};
+  Append(out, source);
+  Append(out, Integer(byte_index));
+  Append(out, *n);
+  return out;
+}
+
+absl::StatusOr<Bytes> Uuid(absl::string_view uuid) {
+  // 8-4-4-4-12 hex digits.
+  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
+  std::vector<absl::string_view> parts = absl::StrSplit(uuid, '-');
+  bool ok = parts.size() == 5;
+  for (size_t i = 0; ok && i < 5; ++i) {
+    ok = parts[i].size() == static_cast<size_t>(kGroups[i]);
+    for (char c : parts[i]) ok = ok && absl::ascii_isxdigit(c);
+  }
+  if (!ok) return absl::InvalidArgumentError(absl::StrCat("AML: bad UUID '", uuid, "'"));
+  auto hex = [](char c) -> uint8_t {
+    return static_cast<uint8_t>(absl::ascii_isdigit(c) ? c - '0' : absl::ascii_toupper(c) - 'A' + 10);
+  };
+  auto bytes_of = [&](absl::string_view group) {
+    Bytes b;
+    for (size_t i = 0; i < group.size(); i += 2) b.push_back(static_cast<uint8_t>(hex(group[i]) << 4 | hex(group[i + 1])));
+    return b;
+  };
+  Bytes data;
+  for (size_t i = 0; i < 5; ++i) {
+    Bytes b = bytes_of(parts[i]);
+    if (i < 3) std::reverse(b.begin(), b.end());  // little-endian fields
+    Append(data, b);
+  }
+  return Buffer(data);
+}
+
+Bytes LEqual(const Bytes& a, const Bytes& b) {
+  Bytes out = {kLEqualOp};
+  Append(out, a);
+  Append(out, b);
+  return out;
+}
+
+Bytes If(const Bytes& predicate, const std::vector<Bytes>& terms) {
+  Bytes body = predicate;
+  for (const Bytes& t : terms) Append(body, t);
+  return WithPkgLength({kIfOp}, body);
+}
+
+Bytes Notify(const Bytes& object, const Bytes& value) {
+  Bytes out = {kNotifyOp};
+  Append(out, object);
+  Append(out, value);
+  return out;
+}
+
+absl::StatusOr<Bytes> OperationRegion(absl::string_view path, RegionSpace space, uint64_t offset,
+                                      uint64_t length) {
+  absl::StatusOr<Bytes> name = NameString(path);
+  if (!name.ok()) return name.status();
+  Bytes out = {kExtOpPrefix, kOpRegionOp};
+  Append(out, *name);
+  out.push_back(static_cast<uint8_t>(space));
+  Append(out, Integer(offset));
+  Append(out, Integer(length));
+  return out;
+}
+
+absl::StatusOr<Bytes> Field(absl::string_view region, FieldAccess access, FieldUpdate update,
+                            const std::vector<FieldUnit>& units) {
+  absl::StatusOr<Bytes> body = NameString(region);
+  if (!body.ok()) return body.status();
+  body->push_back(static_cast<uint8_t>(static_cast<uint8_t>(access) |
+                                       (static_cast<uint8_t>(update) << 5)));  // NoLock
+  for (const FieldUnit& u : units) {
+    if (u.bits == 0 || u.bits >= (1u << 28)) {
+      return absl::InvalidArgumentError(absl::StrCat("AML: field unit '", u.name, "' has ", u.bits, " bits"));
+    }
+    if (u.name.empty()) {
+      body->push_back(kNullName);  // ReservedField
+    } else {
+      absl::StatusOr<Bytes> seg = NameString(u.name);
+      if (!seg.ok()) return seg.status();
+      if (seg->size() != 4) return absl::InvalidArgumentError(absl::StrCat("AML: field unit '", u.name, "' is not a NameSeg"));
+      Append(*body, *seg);
+    }
+    Append(*body, RawPkgLength(u.bits));
+  }
+  return WithPkgLength({kExtOpPrefix, kFieldOp}, *body);
+}
+
+Bytes ExtendedInterrupt(bool edge, bool active_low, bool shared, uint32_t gsi) {
+  Bytes out = {0x89};  // large item 0x09
+  AppendLe(out, 6, 2);
+  out.push_back(static_cast<uint8_t>(0x01 | (edge ? 0x02 : 0) | (active_low ? 0x04 : 0) |
+                                     (shared ? 0x08 : 0)));  // consumer
+  out.push_back(1);  // one interrupt
+  AppendLe(out, gsi, 4);
+  return out;
 }
 
 }  // namespace passage::aml

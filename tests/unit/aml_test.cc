@@ -76,5 +76,60 @@ TEST(Aml, StringsAndResourceTemplates) {
             Bytes({0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0xc0, 0xfe, 0x00, 0x10, 0x00, 0x00}));
 }
 
+TEST(Aml, MethodsFieldsAndInterrupts) {
+  // Each expected sequence is what iasl 20200925 compiles the ASL in the
+  // comment to.
+  // Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, ) {9}
+  EXPECT_EQ(ExtendedInterrupt(false, false, false, 9),
+            Bytes({0x89, 0x06, 0x00, 0x01, 0x01, 0x09, 0x00, 0x00, 0x00}));
+  // Interrupt (ResourceConsumer, Edge, ActiveLow, Shared, ,, ) {0x123}
+  EXPECT_EQ(ExtendedInterrupt(true, true, true, 0x123),
+            Bytes({0x89, 0x06, 0x00, 0x0f, 0x01, 0x23, 0x01, 0x00, 0x00}));
+  // OperationRegion (GREG, SystemIO, 0x0610, 0x10)
+  EXPECT_EQ(*OperationRegion("GREG", RegionSpace::kSystemIo, 0x610, 0x10),
+            Bytes({0x5b, 0x80, 'G', 'R', 'E', 'G', 0x01, 0x0b, 0x10, 0x06, 0x0a, 0x10}));
+  // Field (GREG, DWordAcc, NoLock, WriteAsZeros) { GSTA, 32, PCIU, 32 }
+  EXPECT_EQ(*Field("GREG", FieldAccess::kDWord, FieldUpdate::kWriteAsZeros, {{"GSTA", 32}, {"PCIU", 32}}),
+            Bytes({0x5b, 0x81, 0x10, 'G', 'R', 'E', 'G', 0x43, 'G', 'S', 'T', 'A', 0x20, 'P', 'C', 'I',
+                   'U', 0x20}));
+  // A reserved gap of 64 bits (", 64") needs a two-byte width.
+  EXPECT_EQ(*Field("R", FieldAccess::kByte, FieldUpdate::kPreserve, {{"", 64}, {"A", 8}}),
+            Bytes({0x5b, 0x81, 0x0e, 'R', '_', '_', '_', 0x01, 0x00, 0x40, 0x04, 'A', '_', '_', '_', 0x08}));
+  EXPECT_FALSE(Field("R", FieldAccess::kByte, FieldUpdate::kPreserve, {{"A.B", 8}}).ok());
+  EXPECT_FALSE(Field("R", FieldAccess::kByte, FieldUpdate::kPreserve, {{"A", 0}}).ok());
+  // Method (_EVT, 1, Serialized) {
+  //   Local0 = GSTA
+  //   If ((Local0 & 0x02)) { GSTA = 0x02  Notify (PWRB, 0x80) }
+  // }
+  auto evt = Method("_EVT", 1, true,
+                    {Store(*Ref("GSTA"), Local(0)),
+                     If(And(Local(0), Integer(2)),
+                        {Store(Integer(2), *Ref("GSTA")), Notify(*Ref("PWRB"), Integer(0x80))})});
+  ASSERT_TRUE(evt.ok()) << evt.status();
+  EXPECT_EQ(*evt, Bytes({0x14, 0x21, '_', 'E', 'V', 'T', 0x09, 0x70, 'G', 'S', 'T', 'A', 0x60, 0xa0,
+                         0x14, 0x7b, 0x60, 0x0a, 0x02, 0x00, 0x70, 0x0a, 0x02, 'G', 'S', 'T', 'A',
+                         0x86, 'P', 'W', 'R', 'B', 0x0a, 0x80}));
+  // If (Arg0 == 0x05) {}; Method (X, 0, NotSerialized) {}
+  EXPECT_EQ(If(LEqual(Arg(0), Integer(5)), {}), Bytes({0xa0, 0x05, 0x93, 0x68, 0x0a, 0x05}));
+  EXPECT_EQ(*Method("X", 0, false, {}), Bytes({0x14, 0x06, 'X', '_', '_', '_', 0x00}));
+  EXPECT_FALSE(Method("X", 8, false, {}).ok());
+  EXPECT_EQ(Local(7), Bytes({0x67}));
+  EXPECT_TRUE(Local(8).empty());
+  EXPECT_EQ(Arg(6), Bytes({0x6e}));
+  EXPECT_TRUE(Arg(7).empty());
+}
+
+TEST(Aml, Uuids) {
+  // ToUUID ("33db4d5b-1ff7-401c-9657-7441c03dd766")
+  EXPECT_EQ(*Uuid("33DB4D5B-1FF7-401C-9657-7441C03DD766"),
+            Bytes({0x11, 0x13, 0x0a, 0x10, 0x5b, 0x4d, 0xdb, 0x33, 0xf7, 0x1f, 0x1c, 0x40, 0x96, 0x57,
+                   0x74, 0x41, 0xc0, 0x3d, 0xd7, 0x66}));
+  EXPECT_EQ(*Uuid("33db4d5b-1ff7-401c-9657-7441c03dd766"), *Uuid("33DB4D5B-1FF7-401C-9657-7441C03DD766"));
+  for (const char* bad : {"", "33DB4D5B1FF7401C96577441C03DD766", "33DB4D5B-1FF7-401C-9657-7441C03DD76",
+                          "33DB4D5B-1FF7-401C-9657-7441C03DD76G", "33DB4D5B-1FF7-401C-9657-7441C03-D766"}) {
+    EXPECT_FALSE(Uuid(bad).ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace passage::aml

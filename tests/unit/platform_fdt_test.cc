@@ -27,6 +27,7 @@ PlatformDescription Sample() {
   using Bus = PlatformDevice::Bus;
   p.devices = {{"serial", "ns16550a", Bus::kPort, 0x3f8, 8, 4},
                {"debug-exit", "passage,debug-exit", Bus::kPort, 0x501, 1, -1},
+               {"acpi-ged", "passage,acpi-ged", Bus::kPort, 0x610, 0x10, 9, /*irq_level_high=*/true},
                {"debug", "passage,debug-mmio", Bus::kMmio, 0xfef00000, 0x1000, -1}};
   p.stdout_device = "serial";
   p.acpi = {0xe0000, 0xe0000, 0x2b0};
@@ -118,6 +119,8 @@ TEST_F(PlatformFdt, Devices) {
   EXPECT_EQ(Cells("/isa/serial@i3f8", "interrupts"), (std::vector<uint32_t>{4, 0}));
   EXPECT_EQ(Cells("/isa/debug-exit@i501", "reg"), (std::vector<uint32_t>{1, 0x501, 1}));
   EXPECT_EQ(fdt_getprop(fdt(), Node("/isa/debug-exit@i501"), "interrupts", nullptr), nullptr);
+  // A level-triggered, active-high line (intel,ce4100-ioapic cell 2).
+  EXPECT_EQ(Cells("/isa/acpi-ged@i610", "interrupts"), (std::vector<uint32_t>{9, 2}));
   EXPECT_EQ(Str("/debug@fef00000", "compatible"), "passage,debug-mmio");
   EXPECT_EQ(Cells("/debug@fef00000", "reg"), (std::vector<uint32_t>{0, 0xfef00000, 0, 0x1000}));
 }

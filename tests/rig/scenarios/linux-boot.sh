@@ -1,7 +1,8 @@
 # Issue 6: passage, inside L1, boots the test kernel (the same bzImage) as L2
 # with the L2 initramfs, and the guest's own report is imported (l2.*):
 #   boot.*     -m 1G -smp 2: the guest's own checks (rig.cpus=2 rig.mem=1G,
-#              the host bridge) imported as boot.l2.*; the guest asked to
+#              the host bridge, rig.ged=31: the ACPI GED and 31 hotplug
+#              slots) imported as boot.l2.*; the guest asked to
 #              power off and passage exited 0 (ACPI S5); the --report-timing
 #              line, whose stop reason must agree
 #   reboot.*   a guest `reboot -f` (ACPI reset register) ends passage, exit 0;
@@ -17,7 +18,7 @@
 # is ended and retried.
 # rig: stall=90
 # rig: timeout=1500
-# rig: expect=boot.l2.cpus,boot.l2.memtotal,boot.l2.pci.0000:00:00.0,boot.l2.interrupts,boot.done,boot.exit
+# rig: expect=boot.l2.cpus,boot.l2.memtotal,boot.l2.pci.0000:00:00.0,boot.l2.interrupts,boot.l2.ged,boot.done,boot.exit
 # rig: expect=boot.poweroff,boot.stop_report,boot.timing,reboot.ends,reboot.stop_report
 # rig: expect=corrupt.bad-magic,corrupt.truncated,corrupt.old-protocol,big.memtotal
 
@@ -59,11 +60,11 @@ l2_detail() {
 # --- boot: 2 CPUs, 1 GiB, power-off -----------------------------------------
 t0=$(cut -d' ' -f1 /proc/uptime)
 run boot -cpu $CPU -m 1G -smp 2 -kernel $K -initrd $INITRD \
-  -append "$APPEND rig.cpus=2 rig.mem=1G rig.pci=00:00.0=8086:29c0" --report-timing -timing-marker RIG-BOOT
+  -append "$APPEND rig.cpus=2 rig.mem=1G rig.pci=00:00.0=8086:29c0 rig.ged=31" --report-timing -timing-marker RIG-BOOT
 t1=$(cut -d' ' -f1 /proc/uptime)
 show_log L2 /tmp/boot.serial
 # The guest's own checks against -smp 2 -m 1G and the host bridge (rig.*):
-# boot.l2.cpus, boot.l2.memtotal, boot.l2.pci.*, boot.l2.interrupts.
+# boot.l2.cpus, boot.l2.memtotal, boot.l2.pci.*, boot.l2.interrupts, boot.l2.ged.
 rig_import boot /tmp/boot.serial
 result boot.exit "$rc" "passage exited $rc after $(awk "BEGIN {print $t1 - $t0}") s; stderr: $(cat /tmp/boot.err)"
 # Power-off is judged by what the guest did: its /init ends with RIG-DONE and
