@@ -115,6 +115,13 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
 
   if (absl::Status s = vm->CreatePlatform(config, fds); !s.ok()) return s;
   if (absl::Status s = vm->CreateHotplug(); !s.ok()) return s;
+  // The GED carries both: slot events for device_add/device_del, and the
+  // power button for system_powerdown.
+  vm->SetHotplugSignaller(vm->acpi_hotplug_.get());
+  vm->power_button_ = [hotplug = vm->acpi_hotplug_] {
+    hotplug->PowerButton();
+    return absl::OkStatus();
+  };
   LinuxBootPlatform boot_platform;
   if (absl::Status s = vm->CreateAcpi(config, boot_platform); !s.ok()) return s;
   if (absl::Status s = vm->CreateVcpus(config, boot_platform); !s.ok()) return s;
@@ -260,10 +267,6 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
     d.functions.push_back(std::move(out));
   }
   return absl::OkStatus();
-}
-
-void Vm::OnGuestEject(uint8_t slot) {
-  std::fprintf(stderr, "passage: guest ejected PCI slot %u\n", static_cast<unsigned>(slot));
 }
 
 absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform) {

@@ -23,7 +23,6 @@
 #include "vmm/boot_report.h"
 #include "vmm/config.h"
 #include "vmm/control.h"
-#include "vmm/hotplug_signaller.h"
 #include "vmm/kvm.h"
 #include "vmm/kvm_irq.h"
 #include "vmm/kvm_memslots.h"
@@ -98,10 +97,6 @@ class Vm : public ControlTarget {
   // they and the holes need.
   absl::Status CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_platform);
   absl::Status CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform);
-  // The guest's _EJ0 on `slot` (1..31) wrote the GED's eject register; runs
-  // on that vCPU's thread. The hot-unplug code (vm_hotplug.cc) detaches the
-  // slot's device from here, asynchronously; until then this only reports it.
-  void OnGuestEject(uint8_t slot);
 
   Kvm kvm_;
   UniqueFd vm_fd_;
@@ -164,7 +159,7 @@ class Vm : public ControlTarget {
   std::unique_ptr<QmpServer> qmp_;  // -qmp / -mon sockets; served on loop_ from Run()
   VcpuPause pause_;  // QMP stop/cont
   absl::Mutex run_mu_;  // one stop/cont at a time
-  // system_powerdown presses this (the ACPI power button, once wired).
+  // system_powerdown presses this: the GED's power button (set in Create).
   std::function<absl::Status()> power_button_ = [] {
     return absl::FailedPreconditionError("system_powerdown: no ACPI power button");
   };

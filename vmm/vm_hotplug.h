@@ -33,7 +33,7 @@
 #include "devices/event_loop.h"
 #include "nlohmann/json.hpp"
 #include "vmm/control.h"
-#include "vmm/hotplug_signaller.h"
+#include "devices/acpi/acpi_hotplug.h"
 #include "vmm/passthrough.h"
 #include "vmm/pci_platform.h"
 
