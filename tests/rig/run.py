@@ -505,6 +505,13 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
     if opts["l2"]:
         l2 = run_tool([INITRAMFS_BUILD, "l2"], "l2 initramfs build")
         files += ["--add", f"{kernel}:/rig/l2/bzImage", "--add", f"{l2}:/rig/l2/initramfs.cpio.gz"]
+        # The kernel's symbols (guests/kernel/build.sh keeps them beside the
+        # bzImage): a stuck L2's rip gets a name (lib/passthrough.sh l2_diag).
+        system_map = os.path.join(os.path.dirname(kernel), "System.map")
+        if os.path.isfile(system_map):
+            files += ["--add", f"{system_map}:/rig/l2/System.map"]
+        else:
+            print(f"rig: no {system_map}: a stuck L2's rip stays unnamed", flush=True)
     for a in opts["add"] + args.add:
         files += ["--add", a]
     for b in opts["bin"] + args.add_bin:

@@ -242,6 +242,13 @@ class ShellHelpers(unittest.TestCase):
         self.assertIn("sleep (pid ", dump)
         self.assertIn("still running after 1 s; SIGTERM", dump)
         self.assertRegex(dump, r"rig:   thread \d+ \(sleep\) [RSD]")
+        # RIG_BOUNDED_HOOK runs at the deadline with the pid, while the command still runs.
+        rc, out, err = sh("hook() { echo \"hook $1 $(cat /proc/$2/comm)\" > $RIG_CONSOLE.hook; }\n"
+                          "RIG_BOUNDED_HOOK='hook x' bounded 1 sleep 30; echo rc=$?", env)
+        self.addCleanup(os.unlink, console + ".hook")
+        self.assertEqual(out.strip(), "rc=124", err)
+        with open(console + ".hook") as f:
+            self.assertEqual(f.read(), "hook x sleep\n")
 
     def test_gtest(self):
         fake = ("printf '%s\\n' '[ RUN      ] A.b' '[       OK ] A.b (0 ms)' '[ RUN      ] A.c' 'boom at x.cc:3' "
@@ -391,6 +398,76 @@ class PassthroughExpect(unittest.TestCase):
         self.assertEqual(first.split("|")[1], "0000:00:03.0 iommufd:a;0000:00:04.0 legacy;")
         self.assertEqual(second, "00:00.0=8086:29c0,00:1f.0=1b36:0010,00:01.0=1234:11e8")
         self.assertEqual(third, "x")
+
+
+@unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
+class StuckL2(unittest.TestCase):
+    """scenarios/lib/passthrough.sh: l2_symbol, l2_diag and wait_l2 (what a
+    failed wait for an L2 marker shows), against a fake passage."""
+
+    FUNCS = ("l2_symbol", "passage_of", "l2_diag", "wait_l2")
+    # A passage stand-in: on SIGUSR1 it writes a state dump like passage's.
+    FAKE = ("trap 'printf \"passage: state dump (SIGUSR1)\\npassage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 "
+            "lapic: tpr=0x0 isr=[] irr=[236] last_exit=HLT\\npassage: uart COM1: ier=0x0\\n"
+            "passage: ioapic pin 4: vector=0x24\\n\" >&2' USR1; while :; do sleep 0.1; done")
+
+    def setUp(self):
+        with open(os.path.join(HERE, "scenarios", "lib", "passthrough.sh")) as f:
+            text = f.read()
+        self.funcs = "".join(text[text.index(f"\n{name}() {{") + 1:].split("\n}\n", 1)[0] + "\n}\n"
+                             for name in self.FUNCS)
+        self.d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.d)
+        self.map = os.path.join(self.d, "System.map")
+        with open(self.map, "w") as f:
+            f.write("0000000000000000 A fixed_percpu_data\nffffffff81000000 T _text\nffffffff81000100 t "
+                    "default_idle\nffffffff81000100 D not_text\nffffffff81000200 T do_idle\n"
+                    "ffffffff81000300 T _etext\n")
+        with open(os.path.join(self.d, "fake.sh"), "w") as f:
+            f.write(self.FAKE)
+
+    def run_sh(self, script):
+        env = dict(os.environ, L2_SYSTEM_MAP=self.map, RIG_CONSOLE=os.path.join(self.d, "console"), D=self.d)
+        p = subprocess.run([BUSYBOX, "sh", "-c", f". {LIB}\n{self.funcs}cd $D\n{script}"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        return p.stdout, p.stderr
+
+    def test_symbol(self):
+        out, err = self.run_sh("for r in 0xffffffff81000123 FFFFFFFF81000200 0xffffffff81000350 0x401000 zz; do\n"
+                               "  l2_symbol $r; done; L2_SYSTEM_MAP=/nonexistent l2_symbol 0x1")
+        self.assertEqual(err, "")
+        self.assertEqual(out.splitlines(), [
+            "default_idle+0x23", "do_idle+0x0", "not in the kernel's text (user space or outside the map)",
+            "not in the kernel's text (user space or outside the map)", "unnamed (rip 'zz' is not hex)",
+            "unnamed (no /nonexistent: kernel built without it)"])
+
+    def test_wait_and_diag(self):
+        # The marker comes: 0, nothing to say.
+        out, err = self.run_sh("printf 'boot\\r\\nREADY\\r\\n' > s; sh fake.sh 2> e & p=$!\n"
+                               "wait_l2 t $p s e '^READY$' 5; echo \"rc=$? waited=$WAITED diag=[$L2_DIAG]\"; kill $p")
+        self.assertEqual((out, err), ("rc=0 waited=0 diag=[]\n", ""))
+        # It never comes: the serial's tail, passage's dump, the rip named; passage runs on.
+        out, err = self.run_sh("seq 1 9 | sed 's/^/line /; s/$/\\r/' > s\n"
+                               "sh fake.sh 2> e & p=$!\n"
+                               "sleep 0.3; wait_l2 t $p s e '^READY$' 2; rc=$?\n"
+                               "echo \"rc=$rc waited=$WAITED alive=$(kill -0 $p && echo yes)\"; echo \"$L2_DIAG\"; kill $p")
+        self.assertEqual(err, "")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "rc=1 waited=2 alive=yes")
+        diag = "\n".join(lines[1:])
+        self.assertIn("L2 serial, last 5 lines:\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n", diag)
+        self.assertIn("  passage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 lapic: tpr=0x0 isr=[] irr=[236]", diag)
+        self.assertIn("  passage: ioapic pin 4: vector=0x24", diag)
+        self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", diag)
+        with open(os.path.join(self.d, "console")) as f:
+            console = f.read()
+        self.assertIn("rig: t stuck| L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", console)
+        # passage gone first: its stderr and the serial's tail.
+        out, err = self.run_sh("echo 'passage: -kernel: bad' > e; echo last > s; sh -c 'exit 1' & p=$!; sleep 0.2\n"
+                               "wait_l2 t $p s e READY 5; echo \"rc=$? $L2_DIAG\"")
+        self.assertEqual(err, "")
+        self.assertIn("rc=1 passage exited before L2 printed /READY/; stderr: passage: -kernel: bad", out)
+        self.assertIn("last 5 lines: last", out)
 
 
 class Builder(unittest.TestCase):

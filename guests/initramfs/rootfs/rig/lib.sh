@@ -175,7 +175,8 @@ rig_done() {
 # means a frozen L1, not a slow command); at SECS, the state and kernel stack
 # of each of CMD's threads on the console, SIGTERM, and 15 s later SIGKILL
 # with a second dump if it is still there. Returns CMD's status, or 124 when
-# the deadline ended it. The caller's redirections apply to CMD; these lines
+# the deadline ended it. RIG_BOUNDED_HOOK, when set, runs (with CMD's pid
+# appended) at the deadline before the dump. The caller's redirections apply to CMD; these lines
 # go to $RIG_CONSOLE (default /dev/console). The shell just waits; a watchdog
 # subshell wakes once a minute (no fork and exec every second in L1).
 bounded() {
@@ -210,6 +211,9 @@ bounded() {
         echo "rig: still running: $1 (pid $_b_pid), $_w_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
     done
     : > "$_b_mark"
+    # The caller's own look first, while CMD still runs (e.g. l2_diag: a
+    # VMM's state dump), as "$RIG_BOUNDED_HOOK PID".
+    [ -n "${RIG_BOUNDED_HOOK:-}" ] && $RIG_BOUNDED_HOOK $_b_pid
     bounded_dump $_b_pid "$1 (pid $_b_pid) still running after $_b_secs s; SIGTERM"
     kill -TERM $_b_pid 2>/dev/null
     sleep 15 &

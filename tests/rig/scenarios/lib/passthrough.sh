@@ -41,7 +41,9 @@
 # 200 MiB of RAM.
 
 K=/rig/l2/bzImage
-APPEND="console=ttyS0 panic=-1 quiet"
+# nokaslr: the kernel text sits where /rig/l2/System.map says, so a stuck
+# L2's rip can be named (l2_diag).
+APPEND="console=ttyS0 panic=-1 quiet nokaslr"
 HOST_BRIDGE=00:00.0=8086:29c0
 # QEMU 7.2's nested SVM (TCG) mishandles XSETBV and x2APIC MSRs for L2; see
 # linux-boot.sh. L2 gets the host CPU minus those two.
@@ -139,6 +141,102 @@ pad=$(( (4 - $(wc -c < /tmp/l2.img) % 4) % 4 ))
 [ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/l2.img
 cat /tmp/l2x.cpio >> /tmp/l2.img
 
+# l2_symbol RIP: "SYMBOL+0xOFF" for an L2 kernel address, from the map
+# run.py puts beside the L2 kernel (/rig/l2/System.map, L2 booted nokaslr),
+# or why it cannot be named. RIP: hex, with or without 0x.
+l2_symbol() {
+  _y_map=${L2_SYSTEM_MAP:-/rig/l2/System.map}
+  [ -f "$_y_map" ] || { echo "unnamed (no $_y_map: kernel built without it)"; return 0; }
+  _y_r=$(echo "${1#0x}" | tr 'A-F' 'a-f')
+  case $_y_r in ''|*[!0-9a-f]*) echo "unnamed (rip '$1' is not hex)"; return 0 ;; esac
+  while [ ${#_y_r} -lt 16 ]; do _y_r=0$_y_r; done
+  # System.map is sorted by address; compare as strings ("x" prefix: never
+  # as numbers, which lose the low bits of a 64-bit address).
+  set -- $(awk -v r="x$_y_r" '$2 ~ /^[tTwW]$/ && ("x" $1) <= r {a = $1; n = $3}
+    ("x" $1) > r {exit} END {if (n != "") print a, n}' "$_y_map")
+  if [ $# -lt 2 ] || [ "$2" = _etext ] || [ "$2" = __entry_text_end ]; then
+    echo "not in the kernel's text (user space or outside the map)"
+  else
+    printf '%s+0x%x\n' "$2" $(( 0x$_y_r - 0x$1 ))
+  fi
+}
+
+# passage_of PID: PID if it is passage, else its passage child (passage-noopen).
+passage_of() {
+  if [ "$(cat /proc/$1/comm 2> /dev/null)" = passage ]; then echo "$1"; return 0; fi
+  for _po_c in $(cat /proc/$1/task/*/children 2> /dev/null); do
+    [ "$(cat /proc/$_po_c/comm 2> /dev/null)" = passage ] && echo "$_po_c" && return 0
+  done
+  echo "$1"
+}
+
+# l2_diag TAG PID SERIAL ERR: what a stuck L2 was doing, for a result's
+# detail (stdout) and on L1's console ("rig: TAG stuck| ..." lines): the last
+# 5 lines of L2's serial, passage's SIGUSR1 state dump (each vCPU's rip and
+# registers, local APIC, last exit; the 8250; IOAPIC pin 4; passage writes it
+# to ERR) and each vCPU's rip named from L2's System.map. PID: passage, or
+# the wrapper it runs under. Passage keeps running.
+l2_diag() {
+  _g_pid=$(passage_of "$2")
+  _g_from=$(( $(wc -l < "$4" 2> /dev/null || echo 0) + 1 ))
+  _g_dump=
+  if kill -USR1 "$_g_pid" 2> /dev/null; then
+    # The dump ends with the IOAPIC line (a vCPU that does not answer in 2 s
+    # is reported as such, so 5 s is enough).
+    _g_n=0
+    while [ $_g_n -lt 25 ]; do
+      _g_dump=$(tail -n +$_g_from "$4" | sed -n '/^passage: state dump/,/^passage: ioapic pin/p')
+      case $_g_dump in *"passage: ioapic pin"*) break ;; esac
+      sleep 0.2
+      _g_n=$((_g_n + 1))
+    done
+  fi
+  _g_syms=$(echo "$_g_dump" | sed -n 's/.*vCPU \([0-9]*\): rip=\(0x[0-9a-f]*\) .*/\1 \2/p' |
+    while read -r _g_n _g_rip; do printf ' vCPU %s rip %s = %s;' "$_g_n" "$_g_rip" "$(l2_symbol "$_g_rip")"; done)
+  {
+    echo "L2 serial, last 5 lines:"
+    tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/RIG-/rig-/; s/^/  /'
+    if [ -n "$_g_dump" ]; then
+      echo "passage's state dump (SIGUSR1):"
+      echo "$_g_dump" | sed 's/^/  /'
+    else
+      echo "passage's state dump (SIGUSR1): none (pid $_g_pid $(kill -0 "$_g_pid" 2> /dev/null && echo 'did not answer in 5 s' || echo 'is gone'))"
+    fi
+    echo "L2 kernel:${_g_syms:- no rip in the dump}"
+  } > "/tmp/$1.diag"
+  sed "s/^/rig: $1 stuck| /" "/tmp/$1.diag" > "${RIG_CONSOLE:-/dev/console}"
+  cat "/tmp/$1.diag"
+}
+
+# l2_diag_quiet TAG PID: l2_diag for bounded's deadline hook (l2_boot's
+# files; the account goes to the console and /tmp/TAG.diag).
+l2_diag_quiet() { l2_diag "$1" "$2" "/tmp/$1.serial" "/tmp/$1.err" > /dev/null; }
+
+# wait_l2 TAG PID SERIAL ERR PATTERN SECS: waits until L2's serial (SERIAL)
+# has a line matching PATTERN (grep -E), while PID (passage) runs, at most
+# SECS s, with a console line a minute (the stall watch). Sets WAITED to the
+# seconds it waited and L2_DIAG to "" when PATTERN came, else to l2_diag's
+# account (or, when passage exited first, the tails of SERIAL and ERR).
+# Returns 0 when PATTERN came.
+wait_l2() {
+  WAITED=0 L2_DIAG=
+  while ! tr -d '\r' < "$3" 2> /dev/null | grep -qE "$5"; do
+    if ! kill -0 "$2" 2> /dev/null; then
+      L2_DIAG="passage exited before L2 printed /$5/; stderr: $(tail -n 5 "$4" 2> /dev/null)
+L2 serial, last 5 lines: $(tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/RIG-/rig-/')"
+      return 1
+    fi
+    if [ "$WAITED" -ge "$6" ]; then
+      L2_DIAG=$(l2_diag "$1" "$2" "$3" "$4")
+      return 1
+    fi
+    sleep 1
+    WAITED=$((WAITED + 1))
+    [ $((WAITED % 60)) = 0 ] && echo "rig: $1: waiting for L2 (/$5/), $WAITED s of $6" > "${RIG_CONSOLE:-/dev/console}"
+  done
+  return 0
+}
+
 show_log() {
   tr -d '\r' < "$2" | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e "s/^/$1| /" | tail -n 80
 }
@@ -175,7 +273,9 @@ l2_boot() {
   pins0=$(pins_settled)
   watch_run "$tag" "$mem" "$@" &
   watcher=$!
-  bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
+  # At the deadline, L2's state before bounded's thread dump (TAG.exit's detail).
+  rm -f "/tmp/$tag.diag"
+  RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
     -append "$APPEND rig.cpus=1 rig.mem=$mem rig.pci=$L2_EXPECT" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
@@ -183,7 +283,7 @@ l2_boot() {
   wait $watcher 2> /dev/null
   show_log "$tag" "/tmp/$tag.serial"
   rig_import "$tag" "/tmp/$tag.serial"
-  result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)"
+  result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)$([ -f "/tmp/$tag.diag" ] && printf '\n%s' "$(cat "/tmp/$tag.diag")")"
   during_checks "$tag" "$mem" "$@"
   teardown_checks "$tag" "$pins0" $(printf '%s\n' "$@" | grep -o ',fd=[0-9][0-9]*' | cut -d= -f2)
   clean_exit "$tag"
