@@ -470,6 +470,154 @@ class StuckL2(unittest.TestCase):
         self.assertIn("last 5 lines: last", out)
 
 
+class QmpClient(unittest.TestCase):
+    """tests/qmp/qmp-client.py against a fake QMP server (a thread here): the
+    negotiation, fds over SCM_RIGHTS with getfd, replies and events as JSON
+    lines, expected refusals, event waits and the exit statuses."""
+
+    CLIENT = os.path.join(ROOT, "tests", "qmp", "qmp-client.py")
+
+    def setUp(self):
+        import socket
+        import threading
+        self.d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.d)
+        self.path = os.path.join(self.d, "qmp.sock")
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(4)
+        self.addCleanup(self.srv.close)
+        self.got = []  # (command, [fstat of each fd that came with it])
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import socket
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+                buf = b""
+                while True:
+                    data, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+                    if not data:
+                        break
+                    stats = [os.fstat(fd) for fd in fds]
+                    for fd in fds:
+                        os.close(fd)
+                    buf += data
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        cmd = json.loads(line)
+                        self.got.append((cmd, stats))
+                        stats = []
+                        name, i = cmd["execute"], cmd.get("id")
+                        if name == "hang-up":
+                            conn.close()
+                            break
+                        if name == "object-del":
+                            reply = {"error": {"class": "GenericError", "desc": "object 'io0' is in use"}}
+                        elif name == "nosuch":
+                            reply = {"error": {"class": "CommandNotFound", "desc": "no nosuch"}}
+                        else:
+                            reply = {"return": {}}
+                        if name == "device_del":
+                            conn.sendall(b'{"event": "DEVICE_DELETED", "data": {"device": "other"}}\n')
+                        conn.sendall(json.dumps(dict(reply, id=i)).encode() + b"\n")
+                        if name == "device_del":
+                            conn.sendall(json.dumps({"event": "DEVICE_DELETED", "data": {
+                                "device": cmd["arguments"]["id"], "path": "/machine/peripheral/x"}}).encode() + b"\n")
+                    else:
+                        continue
+                    break
+
+    def client(self, *args):
+        p = subprocess.run([sys.executable, self.CLIENT, self.path] + list(args), capture_output=True, text=True,
+                           timeout=60)
+        return p.returncode, [json.loads(l) for l in p.stdout.splitlines()], p.stderr
+
+    def test_commands_fds_events(self):
+        f = os.path.join(self.d, "file")
+        open(f, "w").close()
+        rc, out, err = self.client("--fd", f"edu={f}", "device_add driver=vfio-pci id=edu0 fd=edu addr:=4",
+                                   '{"execute": "device_del", "arguments": {"id": "edu0"}}',
+                                   "--wait-event", "DEVICE_DELETED:device=edu0", "--event-timeout", "5")
+        self.assertEqual((rc, err), (0, ""))
+        names = [c["execute"] for c, _ in self.got]
+        self.assertEqual(names, ["qmp_capabilities", "getfd", "device_add", "device_del"])
+        getfd, stats = self.got[1]
+        self.assertEqual(getfd["arguments"], {"fdname": "edu"})
+        self.assertEqual([(s.st_dev, s.st_ino) for s in stats], [(os.stat(f).st_dev, os.stat(f).st_ino)])
+        self.assertEqual(self.got[2][0]["arguments"], {"driver": "vfio-pci", "id": "edu0", "fd": "edu", "addr": 4})
+        self.assertEqual(self.got[2][1], [], "no fd with a command that has none")
+        self.assertIn("QMP", out[0])
+        self.assertEqual(out[-1]["data"]["device"], "edu0")
+        self.assertEqual(sum(1 for m in out if m.get("event") == "DEVICE_DELETED"), 2)
+
+    def test_failures(self):
+        rc, out, err = self.client("object-del id=io0")
+        self.assertEqual(rc, 1)
+        self.assertEqual(err, "qmp-client: object-del: GenericError: object 'io0' is in use\n")
+        self.assertEqual(out[-1]["error"]["class"], "GenericError")
+        rc, _, err = self.client("--expect-error", "--error-class", "GenericError", "object-del id=io0")
+        self.assertEqual((rc, err), (0, ""))
+        rc, _, err = self.client("--expect-error", "--error-class", "GenericError", "nosuch")
+        self.assertEqual(rc, 1, "the wrong error class")
+        rc, _, err = self.client("--expect-error", "query-status")
+        self.assertEqual((rc, err), (1, "qmp-client: query-status: succeeded, but an error was expected\n"))
+        rc, _, err = self.client("device_del id=a", "--wait-event", "DEVICE_DELETED:device=b", "--event-timeout", "1")
+        self.assertEqual((rc, err), (1, "qmp-client: event DEVICE_DELETED device=b: not within 1 s\n"))
+        rc, _, err = self.client("hang-up")
+        self.assertEqual((rc, err), (3, "qmp-client: the server closed the connection\n"))
+        rc, _, err = self.client("--fd", "x=/nonexistent/file", "query-status")
+        self.assertEqual((rc, err), (1, "qmp-client: --fd x=/nonexistent/file: No such file or directory\n"))
+        for bad in (["device_add novalue"], ["{not json"], ["--fd", "noequals", "x"], ["--wait-event", ":a=b"]):
+            rc, _, err = self.client(*bad)
+            self.assertEqual(rc, 2, bad)
+            self.assertTrue(err.startswith("qmp-client: "), err)
+        p = subprocess.run([sys.executable, self.CLIENT, os.path.join(self.d, "none.sock"), "query-status"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("No such file or directory", p.stderr)
+
+
+@unittest.skipUnless(os.access("/usr/bin/python3", os.X_OK), "no /usr/bin/python3")
+class PythonInL1(unittest.TestCase):
+    """run.py python=: the interpreter and pyzip.py's stdlib zip are enough to
+    run the QMP client in a tree that has nothing else (a chroot, as root)."""
+
+    def test_client_runs_on_the_zip_alone(self):
+        with tempfile.TemporaryDirectory() as d:
+            files = run.python_files([QmpClient.CLIENT], d)
+            names = {os.path.basename(a.split(":/")[-1]) for a in files}
+            self.assertIn("python3", names)
+            zips = [a.split(":/")[0] for a in files if a.endswith(".zip")]
+            self.assertEqual(len(zips), 1, files)
+            import zipfile
+            members = zipfile.ZipFile(zips[0]).namelist()
+            for m in ("encodings/__init__.pyc", "encodings/utf_8.pyc", "json/decoder.pyc", "argparse.pyc",
+                      "socket.pyc", "shlex.pyc"):
+                self.assertIn(m, members)
+            self.assertNotIn("bz2.pyc", members)
+            self.assertLess(os.path.getsize(zips[0]), 600 << 10)
+            if os.geteuid() != 0:
+                self.skipTest("the chroot check needs root")
+            root = os.path.join(d, "root")
+            p = subprocess.run([BUILD, "payload", "--out", os.path.join(d, "p.cpio")] + files +
+                               ["--add", f"{QmpClient.CLIENT}:/qmp-client"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            os.makedirs(root)
+            subprocess.run(["cpio", "-id", "--quiet"], cwd=root, stdin=open(os.path.join(d, "p.cpio"), "rb"),
+                           check=True)
+            os.makedirs(os.path.join(root, "tmp"))
+            p = subprocess.run(["chroot", root, "/usr/bin/python3", "/qmp-client", "/tmp/none.sock", "query-status"],
+                               capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stdout, p.stderr),
+                             (3, "", "qmp-client: connect /tmp/none.sock: No such file or directory\n"))
+
+
 class Builder(unittest.TestCase):
     def listing(self, path, gz):
         data = open(path, "rb").read()
