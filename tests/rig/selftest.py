@@ -444,12 +444,12 @@ class StuckL2(unittest.TestCase):
     def test_wait_and_diag(self):
         # The marker comes: 0, nothing to say.
         out, err = self.run_sh("printf 'boot\\r\\nREADY\\r\\n' > s; sh fake.sh 2> e & p=$!\n"
-                               "wait_l2 t $p s e '^READY$' 5; echo \"rc=$? waited=$WAITED diag=[$L2_DIAG]\"; kill $p")
+                               "wait_l2 t $p s e '^READY' 5; echo \"rc=$? waited=$WAITED diag=[$L2_DIAG]\"; kill $p")
         self.assertEqual((out, err), ("rc=0 waited=0 diag=[]\n", ""))
         # It never comes: the serial's tail, passage's dump, the rip named; passage runs on.
         out, err = self.run_sh("seq 1 9 | sed 's/^/line /; s/$/\\r/' > s\n"
                                "sh fake.sh 2> e & p=$!\n"
-                               "sleep 0.3; wait_l2 t $p s e '^READY$' 2; rc=$?\n"
+                               "sleep 0.3; wait_l2 t $p s e '^READY' 2; rc=$?\n"
                                "echo \"rc=$rc waited=$WAITED alive=$(kill -0 $p && echo yes)\"; echo \"$L2_DIAG\"; kill $p")
         self.assertEqual(err, "")
         lines = out.splitlines()

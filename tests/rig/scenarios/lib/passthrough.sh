@@ -213,14 +213,17 @@ l2_diag() {
 l2_diag_quiet() { l2_diag "$1" "$2" "/tmp/$1.serial" "/tmp/$1.err" > /dev/null; }
 
 # wait_l2 TAG PID SERIAL ERR PATTERN SECS: waits until L2's serial (SERIAL)
-# has a line matching PATTERN (grep -E), while PID (passage) runs, at most
-# SECS s, with a console line a minute (the stall watch). Sets WAITED to the
-# seconds it waited and L2_DIAG to "" when PATTERN came, else to l2_diag's
-# account (or, when passage exited first, the tails of SERIAL and ERR).
-# Returns 0 when PATTERN came.
+# has a line matching PATTERN (grep -E; SERIAL's lines end in \r, so do not
+# anchor with $), while PID (passage) runs, at most SECS s of L1's clock, with
+# a console line every 30 s (the stall watch wants one at least every 90 s,
+# and a loaded L1 is slow). Sets WAITED to the seconds it waited and L2_DIAG
+# to "" when PATTERN came, else to l2_diag's account (or, when passage exited
+# first, the tails of SERIAL and ERR). Returns 0 when PATTERN came.
 wait_l2() {
   WAITED=0 L2_DIAG=
-  while ! tr -d '\r' < "$3" 2> /dev/null | grep -qE "$5"; do
+  read -r _w_t0 _ < /proc/uptime
+  _w_t0=${_w_t0%.*} _w_said=0
+  while ! grep -qE "$5" "$3" 2> /dev/null; do
     if ! kill -0 "$2" 2> /dev/null; then
       L2_DIAG="passage exited before L2 printed /$5/; stderr: $(tail -n 5 "$4" 2> /dev/null)
 L2 serial, last 5 lines: $(tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/RIG-/rig-/')"
@@ -231,8 +234,12 @@ L2 serial, last 5 lines: $(tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/R
       return 1
     fi
     sleep 1
-    WAITED=$((WAITED + 1))
-    [ $((WAITED % 60)) = 0 ] && echo "rig: $1: waiting for L2 (/$5/), $WAITED s of $6" > "${RIG_CONSOLE:-/dev/console}"
+    read -r _w_now _ < /proc/uptime
+    WAITED=$((${_w_now%.*} - _w_t0))
+    if [ $((WAITED - _w_said)) -ge 30 ]; then
+      _w_said=$WAITED
+      echo "rig: $1: waiting for L2 (/$5/), $WAITED s of $6" > "${RIG_CONSOLE:-/dev/console}"
+    fi
   done
   return 0
 }
