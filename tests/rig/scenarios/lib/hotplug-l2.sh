@@ -57,15 +57,19 @@ test_nvme() {
   i=0
   while [ ! -e "/sys/bus/pci/devices/$2/driver" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   drv=$(pci_driver "$2")
-  ns=$(ls -d /sys/bus/pci/devices/$2/nvme/nvme*/nvme*n1 2> /dev/null | head -n 1)
-  i=0
-  while [ -z "$ns" ] && [ $i -lt 100 ]; do
+  # The controller (nvmeN) under the function, and its first namespace:
+  # nvmeNn1, or nvmeNcMn1 with native multipath, whose block device is the
+  # subsystem's nvmeNn1.
+  i=0 blk=
+  while [ $i -lt 100 ]; do
+    ctrl=$(ls "/sys/bus/pci/devices/$2/nvme" 2> /dev/null | head -n 1)
+    ns=$(ls "/sys/class/nvme/$ctrl" 2> /dev/null | grep -E '^nvme[0-9]+(c[0-9]+)?n[0-9]+$' | head -n 1)
+    [ -n "$ns" ] && blk=/dev/$(echo "$ns" | sed 's/c[0-9]*n/n/') && [ -b "$blk" ] && break
     sleep 0.1
-    ns=$(ls -d /sys/bus/pci/devices/$2/nvme/nvme*/nvme*n1 2> /dev/null | head -n 1)
     i=$((i + 1))
   done
-  blk=/dev/${ns##*/}
-  result "$1.driver" "$([ "$drv" = nvme ] && [ -b "$blk" ]; echo $?)" "driver '$drv', namespace block device ${ns:+$blk}${ns:-none}"
+  result "$1.driver" "$([ "$drv" = nvme ] && [ -b "$blk" ]; echo $?)" \
+    "driver '$drv', controller ${ctrl:-none}, namespace ${ns:-none}, block device ${blk:-none}$([ -b "$blk" ] || echo ' (missing)')"
   want=none got=none
   if [ -b "$blk" ]; then
     dd if=/dev/urandom of=/tmp/pattern bs=64k count=64 2> /dev/null
@@ -75,7 +79,6 @@ test_nvme() {
     got=$(dd if="$blk" bs=64k count=64 2> /dev/null | md5sum | cut -d' ' -f1)
   fi
   result "$1.data" "$([ "$want" != none ] && [ "$want" = "$got" ]; echo $?)" "4 MiB pattern md5 $want, read back $got"
-  ctrl=$(basename "$(dirname "$ns" 2> /dev/null)" 2> /dev/null)
   fired=$(grep "${ctrl:-nvme}q" /proc/interrupts | grep 'PCI-MSIX' |
     awk '{s=0; for (i=2;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i; else break; t+=s} END {print t+0}')
   result "$1.msix" "$([ "$fired" -gt 0 ]; echo $?)" "$fired MSI-X interrupts on ${ctrl:-no controller}'s queues"
