@@ -402,20 +402,14 @@ class PassthroughExpect(unittest.TestCase):
 
 @unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
 class StuckL2(unittest.TestCase):
-    """scenarios/lib/passthrough.sh: l2_symbol, l2_diag and wait_l2 (what a
-    failed wait for an L2 marker shows), against a fake passage."""
-
-    FUNCS = ("l2_symbol", "passage_of", "l2_diag", "wait_l2")
+    """lib.sh's l2_symbol, l2_diag and wait_l2 (what a failed wait for an L2
+    marker shows), against a fake passage."""
     # A passage stand-in: on SIGUSR1 it writes a state dump like passage's.
     FAKE = ("trap 'printf \"passage: state dump (SIGUSR1)\\npassage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 "
             "lapic: tpr=0x0 isr=[] irr=[236] last_exit=HLT\\npassage: uart COM1: ier=0x0\\n"
             "passage: ioapic pin 4: vector=0x24\\n\" >&2' USR1; while :; do sleep 0.1; done")
 
     def setUp(self):
-        with open(os.path.join(HERE, "scenarios", "lib", "passthrough.sh")) as f:
-            text = f.read()
-        self.funcs = "".join(text[text.index(f"\n{name}() {{") + 1:].split("\n}\n", 1)[0] + "\n}\n"
-                             for name in self.FUNCS)
         self.d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.d)
         self.map = os.path.join(self.d, "System.map")
@@ -428,7 +422,7 @@ class StuckL2(unittest.TestCase):
 
     def run_sh(self, script):
         env = dict(os.environ, L2_SYSTEM_MAP=self.map, RIG_CONSOLE=os.path.join(self.d, "console"), D=self.d)
-        p = subprocess.run([BUSYBOX, "sh", "-c", f". {LIB}\n{self.funcs}cd $D\n{script}"],
+        p = subprocess.run([BUSYBOX, "sh", "-c", f". {LIB}\ncd $D\n{script}"],
                            capture_output=True, text=True, env=env, timeout=60)
         return p.stdout, p.stderr
 
@@ -448,7 +442,7 @@ class StuckL2(unittest.TestCase):
         self.assertEqual((out, err), ("rc=0 waited=0 diag=[]\n", ""))
         # It never comes: the serial's tail, passage's dump, the rip named; passage runs on.
         out, err = self.run_sh("seq 1 9 | sed 's/^/line /; s/$/\\r/' > s\n"
-                               "sh fake.sh 2> e & p=$!\n"
+                               "sh fake.sh -append 'quiet nokaslr' 2> e & p=$!\n"
                                "sleep 0.3; wait_l2 t $p s e '^READY' 2; rc=$?\n"
                                "echo \"rc=$rc waited=$WAITED alive=$(kill -0 $p && echo yes)\"; echo \"$L2_DIAG\"; kill $p")
         self.assertEqual(err, "")
@@ -462,6 +456,10 @@ class StuckL2(unittest.TestCase):
         with open(os.path.join(self.d, "console")) as f:
             console = f.read()
         self.assertIn("rig: t stuck| L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", console)
+        # A kernel booted without nokaslr: the map does not apply, the rip stays unnamed.
+        out, err = self.run_sh("echo x > s; sh fake.sh 2> e & p=$!; sleep 0.3\n"
+                               "wait_l2 t $p s e READY 1; echo \"$L2_DIAG\"; kill $p")
+        self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = unnamed (L2 booted without nokaslr);", out)
         # passage gone first: its stderr and the serial's tail.
         out, err = self.run_sh("echo 'passage: -kernel: bad' > e; echo last > s; sh -c 'exit 1' & p=$!; sleep 0.2\n"
                                "wait_l2 t $p s e READY 5; echo \"rc=$? $L2_DIAG\"")
