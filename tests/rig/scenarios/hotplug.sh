@@ -38,7 +38,7 @@
 # rig: timeout=2400
 # rig: expect=client.runs
 # rig: expect=hot.watching,hot.boot.pins,hot.object.qmp,hot.object.pins,hot.edu1.qmp,hot.edu1.l2,hot.edu1.pins,hot.edu1.fds
-# rig: expect=hot.del1.qmp,hot.del1.l2,hot.del1.fds,hot.del1.pins
+# rig: expect=hot.del1.qmp,hot.del1.l2,hot.del1.fds,hot.del1.pins,hot.edu1.query_lists,hot.del1.query_lists
 # rig: expect=hot.edu2.qmp,hot.edu2.l2,hot.edu2.pins,hot.object_del.refused,hot.del2.qmp,hot.del2.l2
 # rig: expect=hot.object_del.qmp,hot.object_del.fds,hot.object_del.pins
 # rig: expect=hot.nvme.qmp,hot.nvme.l2,hot.nvme.fds,hot.nvme.pins,hot.nvme_del.qmp,hot.nvme_del.l2,hot.nvme_del.fds,hot.nvme_del.pins
@@ -167,6 +167,11 @@ hot_steps() {
   result "$tag.edu1.fds" "$([ "$(fds_of $pid /dev/iommu)" = 1 ] && [ "$(fds_of $pid '/dev/vfio/devices/vfio[0-9]+')" -ge 1 ]; echo $?)" \
     "passage holds $(fds_of $pid /dev/iommu) /dev/iommu and $(fds_of $pid '/dev/vfio/devices/vfio[0-9]+') cdev fd(s); want 1 and at least 1"
 
+  # passage's own query lists edu0 on io0 (a second opinion; the verdicts above are L1's).
+  qmp "$tag" edu1.query x-passage-query-iommufd &&
+    result "$tag.edu1.query_lists" "$(grep '"return"' "/tmp/$tag.edu1.query.out" | grep -q '"io0"' &&
+      grep '"return"' "/tmp/$tag.edu1.query.out" | grep -q '"edu0"'; echo $?)" "x-passage-query-iommufd names io0 and edu0"
+
   # 4: removal.
   qmp "$tag" del1.qmp 'device_del id=edu0' --wait-event DEVICE_DELETED:device=edu0 || return
   l2_step "$tag" del1.l2 '^HOTPLUG-REMOVED 1 .* 1234:11e8' || return
@@ -174,6 +179,9 @@ hot_steps() {
   result "$tag.del1.fds" "$([ "$(fds_of $pid '/dev/vfio/.*')" = 0 ] && case $gone in *1234:11e8*) false ;; esac; echo $?)" \
     "after DEVICE_DELETED passage holds $(fds_of $pid '/dev/vfio/.*') VFIO file(s) (want 0), $(fds_of $pid /dev/iommu) /dev/iommu (the object's); L2 lists:$gone"
   pins_is "$tag" del1.pins 0 "edu detached: nothing pinned for it (io0 has no device left)"
+  qmp "$tag" del1.query x-passage-query-iommufd &&
+    result "$tag.del1.query_lists" "$(grep '"return"' "/tmp/$tag.del1.query.out" | grep -q '"io0"' &&
+      ! grep '"return"' "/tmp/$tag.del1.query.out" | grep -q '"edu0"'; echo $?)" "x-passage-query-iommufd names io0, no longer edu0"
 
   # 5: again.
   qmp "$tag" edu2.qmp --fd edu=$EDU_CDEV 'device_add driver=vfio-pci id=edu0 fd=edu iommufd=io0' || return
