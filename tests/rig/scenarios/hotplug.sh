@@ -1,7 +1,8 @@
 # Issue 12 "Tests: Rig": passage starts with no passthrough device and no
 # iommufd object and a QMP socket; tests/qmp/qmp-client.py (python3 in L1)
-# drives it, L2 watches its PCI bus (lib/hotplug-l2.sh) and L1 judges from
-# outside passage (pinned pages, passage's open files):
+# drives it, L2 watches its PCI bus (lib/hotplug-l2.sh; l2/init checks the
+# ACPI GED and its 31 hotplug slots, rig.ged=31) and L1 judges from outside
+# passage (pinned pages, passage's open files):
 #   1-2. getfd /dev/iommu, object-add iommufd (nothing pinned yet: an IOAS
 #        with no device pins nothing), getfd edu's cdev, device_add fd=
 #   3.   L2 sees edu arrive (ACPI PCI hotplug) and edu-test passes (DMA, MSI);
@@ -43,7 +44,7 @@
 # rig: expect=hot.object_del.qmp,hot.object_del.fds,hot.object_del.pins
 # rig: expect=hot.nvme.qmp,hot.nvme.l2,hot.nvme.fds,hot.nvme.pins,hot.nvme_del.qmp,hot.nvme_del.l2,hot.nvme_del.fds,hot.nvme_del.pins
 # rig: expect=hot.powerdown.qmp,hot.exit,hot.teardown.pins,hot.teardown.holders,hot.done
-# rig: expect=hot.l2.boot,hot.acpid,hot.add.1.known,hot.add.1.edu.dma,hot.add.1.edu.msi,hot.del.1.gone
+# rig: expect=hot.l2.boot,hot.l2.ged,hot.acpid,hot.add.1.known,hot.add.1.edu.dma,hot.add.1.edu.msi,hot.del.1.gone
 # rig: expect=hot.add.2.edu.dma,hot.add.2.edu.msi,hot.del.2.gone,hot.add.3.nvme.driver,hot.add.3.nvme.data,hot.add.3.nvme.msix,hot.del.3.gone,hot.power_button
 # rig: expect=hotfds.noopen_fires,hotfds.watching,hotfds.edu1.l2,hotfds.del1.qmp,hotfds.edu2.l2,hotfds.object_del.refused,hotfds.object_del.pins
 # rig: expect=hotfds.nvme.l2,hotfds.nvme_del.pins,hotfds.powerdown.qmp,hotfds.exit,hotfds.teardown.pins,hotfds.noopen,hotfds.done
@@ -108,7 +109,7 @@ hot_run() {
   : > "/tmp/$tag.qmp.log"
   p0=$(pins_settled)
   set -- -cpu $CPU -m $MEM -smp 1 -kernel $K -initrd /tmp/hot.img \
-    -append "$APPEND rig.cpus=1 rig.mem=$MEM rig.pci=$HOST_BRIDGE" -serial "file:/tmp/$tag.serial" \
+    -append "$APPEND rig.cpus=1 rig.mem=$MEM rig.pci=$HOST_BRIDGE rig.ged=31" -serial "file:/tmp/$tag.serial" \
     -qmp "unix:/tmp/$tag.sock,server=on,wait=off" --report-resources
   if [ "$mode" = fds ]; then
     passage-noopen -- passage -kernel $K -m 64M -serial none > /dev/null 2> "/tmp/$tag.guard"
