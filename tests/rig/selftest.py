@@ -449,7 +449,7 @@ class StuckL2(unittest.TestCase):
         lines = out.splitlines()
         self.assertEqual(lines[0], "rc=1 waited=2 alive=yes")
         diag = "\n".join(lines[1:])
-        self.assertIn("L2 serial, last 5 lines:\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n", diag)
+        self.assertIn("L2 serial, last 5 lines (each cut at 300 characters):\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n", diag)
         self.assertIn("  passage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 lapic: tpr=0x0 isr=[] irr=[236]", diag)
         self.assertIn("  passage: ioapic pin 4: vector=0x24", diag)
         self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", diag)

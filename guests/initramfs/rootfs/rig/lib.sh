@@ -477,8 +477,8 @@ l2_diag() {
         "$(if [ -n "$_g_kaslr" ]; then echo "unnamed (L2 booted without nokaslr)"; else l2_symbol "$_g_rip"; fi)"
     done)
   {
-    echo "L2 serial, last 5 lines:"
-    tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/RIG-/rig-/; s/^/  /'
+    echo "L2 serial, last 5 lines (each cut at 300 characters):"
+    tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | cut -c1-300 | sed 's/RIG-/rig-/; s/^/  /'
     if [ -n "$_g_dump" ]; then
       echo "passage's state dump (SIGUSR1):"
       echo "$_g_dump" | sed 's/^/  /'
