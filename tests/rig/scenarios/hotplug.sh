@@ -74,11 +74,14 @@ RAM_PAGES=$(mem_pages $MEM)
 fds_of() { ls -l "/proc/$(passage_of "$1")/fd" 2> /dev/null | grep -cE -- "-> ($2)\$"; }
 
 # qmp TAG STEP [qmp-client args]: one client session; result TAG.STEP with
-# its replies. Returns the client's status.
+# its replies. Returns the client's status. A getfd'd fd is used in the
+# session that passed it (a server may drop them when a client leaves). The
+# client prints nothing while it waits: its waits stay under run.py's 90 s
+# stall watch.
 qmp() {
   _q_tag=$1 _q_step=$2
   shift 2
-  qmp-client "/tmp/$_q_tag.sock" --timeout 60 --event-timeout 120 "$@" > "/tmp/$_q_tag.$_q_step.out" 2> "/tmp/$_q_tag.$_q_step.err"
+  qmp-client "/tmp/$_q_tag.sock" --timeout 60 --event-timeout 75 "$@" > "/tmp/$_q_tag.$_q_step.out" 2> "/tmp/$_q_tag.$_q_step.err"
   _q_rc=$?
   cat "/tmp/$_q_tag.$_q_step.out" "/tmp/$_q_tag.$_q_step.err" >> "/tmp/$_q_tag.qmp.log"
   result "$_q_tag.$_q_step" $_q_rc "qmp-client $* -> exit $_q_rc: $(grep -v '"QMP"' "/tmp/$_q_tag.$_q_step.out" | tail -n 6)$(cat "/tmp/$_q_tag.$_q_step.err")"
