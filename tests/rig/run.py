@@ -27,6 +27,10 @@ Scenario header lines (anywhere in the file, any number, KEY=VALUE words):
   # rig: append="foo=1"             extra L1 kernel command-line words
   # rig: stall=330                  a console silent this long means L1 froze
                                     (a known TCG problem): ended, retried
+  # rig: python=SCRIPT              python3 in L1 (/usr/bin/python3, from
+                                    $RIG_PYTHON, default /usr/bin/python3)
+                                    with the stdlib modules SCRIPT imports
+                                    (pyzip.py); put SCRIPT itself with add=
   # rig: expect=NAME[,NAME...]      results the run must produce: names or
                                     shell-style patterns (*, ?, [..]); each
                                     must match at least one result that
@@ -95,7 +99,7 @@ class SetupError(Exception):
 def parse_header(path):
     """Reads the '# rig:' lines of a scenario into a dict of options."""
     opts = {"stall": 0, "bind": [], "timeout": None, "mem": "2G", "smp": DEFAULT_SMP, "add": [], "bin": [],
-            "l2": False, "qemu": [], "append": [], "expect": []}
+            "l2": False, "qemu": [], "append": [], "expect": [], "python": []}
     base = os.path.dirname(os.path.abspath(path))
 
     def expand(value, where):
@@ -158,6 +162,11 @@ def parse_header(path):
                     if not (os.path.isfile(src) and os.access(src, os.X_OK)):
                         raise HeaderError(f"{where}: bin: {src} is not an executable file")
                     opts["bin"].append(src if dest is None else f"{src}:/{dest}")
+                elif key == "python":
+                    src = os.path.join(base, expand(value, where))
+                    if not os.path.isfile(src):
+                        raise HeaderError(f"{where}: python: {src} is not a file")
+                    opts["python"].append(src)
                 elif key == "l2":
                     if value not in ("yes", "no"):
                         raise HeaderError(f"{where}: l2: '{value}' (want yes or no)")
@@ -379,6 +388,28 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def python_files(scripts, tmp):
+    """--add/--add-bin arguments for python3 in L1: the interpreter (its
+    libraries with it), a python3X.zip holding only the stdlib modules the
+    scripts import (pyzip.py: a trace of `SCRIPT --help`, so imports at the
+    top of the script), and an empty lib-dynload directory (without it the
+    interpreter complains on stderr that it cannot find its platform
+    libraries). The interpreter must have _socket, select and fcntl built in
+    (Debian's does); extension modules are not copied."""
+    python = os.environ.get("RIG_PYTHON", "/usr/bin/python3")
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        raise SetupError(f"python= needs an interpreter for L1: {python} ($RIG_PYTHON)")
+    zips = os.path.join(tmp, "pyzip")
+    os.makedirs(zips, exist_ok=True)
+    stdlib = run_tool([python, os.path.join(HERE, "pyzip.py"), zips] + scripts, "pyzip.py")
+    files = ["--add-bin", f"{python}:/usr/bin/python3", "--add", f"{stdlib}:/usr/lib/{os.path.basename(stdlib)}"]
+    version = run_tool([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "python version")
+    dynload = os.path.join(zips, "lib-dynload")
+    os.makedirs(dynload, exist_ok=True)
+    files += ["--add", f"{dynload}:/usr/lib/python{version}/lib-dynload"]
+    return files
+
+
 def make_rom(path):
     """Writes an 8 KiB PCI expansion ROM image for edu (romfile=): a valid
     header and PCI data structure (so the host kernel's ROM checks accept it),
@@ -505,6 +536,15 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
     if opts["l2"]:
         l2 = run_tool([INITRAMFS_BUILD, "l2"], "l2 initramfs build")
         files += ["--add", f"{kernel}:/rig/l2/bzImage", "--add", f"{l2}:/rig/l2/initramfs.cpio.gz"]
+        # The kernel's symbols (guests/kernel/build.sh keeps them beside the
+        # bzImage): a stuck L2's rip gets a name (lib/passthrough.sh l2_diag).
+        system_map = os.path.join(os.path.dirname(kernel), "System.map")
+        if os.path.isfile(system_map):
+            files += ["--add", f"{system_map}:/rig/l2/System.map"]
+        else:
+            print(f"rig: no {system_map}: a stuck L2's rip stays unnamed", flush=True)
+    if opts["python"]:
+        files += python_files(opts["python"], tmp)
     for a in opts["add"] + args.add:
         files += ["--add", a]
     for b in opts["bin"] + args.add_bin:

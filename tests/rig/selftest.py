@@ -242,6 +242,13 @@ class ShellHelpers(unittest.TestCase):
         self.assertIn("sleep (pid ", dump)
         self.assertIn("still running after 1 s; SIGTERM", dump)
         self.assertRegex(dump, r"rig:   thread \d+ \(sleep\) [RSD]")
+        # RIG_BOUNDED_HOOK runs at the deadline with the pid, while the command still runs.
+        rc, out, err = sh("hook() { echo \"hook $1 $(cat /proc/$2/comm)\" > $RIG_CONSOLE.hook; }\n"
+                          "RIG_BOUNDED_HOOK='hook x' bounded 1 sleep 30; echo rc=$?", env)
+        self.addCleanup(os.unlink, console + ".hook")
+        self.assertEqual(out.strip(), "rc=124", err)
+        with open(console + ".hook") as f:
+            self.assertEqual(f.read(), "hook x sleep\n")
 
     def test_gtest(self):
         fake = ("printf '%s\\n' '[ RUN      ] A.b' '[       OK ] A.b (0 ms)' '[ RUN      ] A.c' 'boom at x.cc:3' "
@@ -391,6 +398,222 @@ class PassthroughExpect(unittest.TestCase):
         self.assertEqual(first.split("|")[1], "0000:00:03.0 iommufd:a;0000:00:04.0 legacy;")
         self.assertEqual(second, "00:00.0=8086:29c0,00:1f.0=1b36:0010,00:01.0=1234:11e8")
         self.assertEqual(third, "x")
+
+
+@unittest.skipUnless(os.access(BUSYBOX, os.X_OK), f"{BUSYBOX} missing")
+class StuckL2(unittest.TestCase):
+    """lib.sh's l2_symbol, l2_diag and wait_l2 (what a failed wait for an L2
+    marker shows), against a fake passage."""
+    # A passage stand-in: on SIGUSR1 it writes a state dump like passage's.
+    FAKE = ("trap 'printf \"passage: state dump (SIGUSR1)\\npassage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 "
+            "lapic: tpr=0x0 isr=[] irr=[236] last_exit=HLT\\npassage: uart COM1: ier=0x0\\n"
+            "passage: ioapic pin 4: vector=0x24\\n\" >&2' USR1; while :; do sleep 0.1; done")
+
+    def setUp(self):
+        self.d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.d)
+        self.map = os.path.join(self.d, "System.map")
+        with open(self.map, "w") as f:
+            f.write("0000000000000000 A fixed_percpu_data\nffffffff81000000 T _text\nffffffff81000100 t "
+                    "default_idle\nffffffff81000100 D not_text\nffffffff81000200 T do_idle\n"
+                    "ffffffff81000300 T _etext\n")
+        with open(os.path.join(self.d, "fake.sh"), "w") as f:
+            f.write(self.FAKE)
+
+    def run_sh(self, script):
+        env = dict(os.environ, L2_SYSTEM_MAP=self.map, RIG_CONSOLE=os.path.join(self.d, "console"), D=self.d)
+        p = subprocess.run([BUSYBOX, "sh", "-c", f". {LIB}\ncd $D\n{script}"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        return p.stdout, p.stderr
+
+    def test_symbol(self):
+        out, err = self.run_sh("for r in 0xffffffff81000123 FFFFFFFF81000200 0xffffffff81000350 0x401000 zz; do\n"
+                               "  l2_symbol $r; done; L2_SYSTEM_MAP=/nonexistent l2_symbol 0x1")
+        self.assertEqual(err, "")
+        self.assertEqual(out.splitlines(), [
+            "default_idle+0x23", "do_idle+0x0", "not in the kernel's text (user space or outside the map)",
+            "not in the kernel's text (user space or outside the map)", "unnamed (rip 'zz' is not hex)",
+            "unnamed (no /nonexistent: kernel built without it)"])
+
+    def test_wait_and_diag(self):
+        # The marker comes: 0, nothing to say.
+        out, err = self.run_sh("printf 'boot\\r\\nREADY\\r\\n' > s; sh fake.sh 2> e & p=$!\n"
+                               "wait_l2 t $p s e '^READY' 5; echo \"rc=$? waited=$WAITED diag=[$L2_DIAG]\"; kill $p")
+        self.assertEqual((out, err), ("rc=0 waited=0 diag=[]\n", ""))
+        # It never comes: the serial's tail, passage's dump, the rip named; passage runs on.
+        out, err = self.run_sh("seq 1 9 | sed 's/^/line /; s/$/\\r/' > s\n"
+                               "sh fake.sh -append 'quiet nokaslr' 2> e & p=$!\n"
+                               "sleep 0.3; wait_l2 t $p s e '^READY' 2; rc=$?\n"
+                               "echo \"rc=$rc waited=$WAITED alive=$(kill -0 $p && echo yes)\"; echo \"$L2_DIAG\"; kill $p")
+        self.assertEqual(err, "")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "rc=1 waited=2 alive=yes")
+        diag = "\n".join(lines[1:])
+        self.assertIn("L2 serial, last 5 lines (each cut at 300 characters):\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n", diag)
+        self.assertIn("  passage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 lapic: tpr=0x0 isr=[] irr=[236]", diag)
+        self.assertIn("  passage: ioapic pin 4: vector=0x24", diag)
+        self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", diag)
+        with open(os.path.join(self.d, "console")) as f:
+            console = f.read()
+        self.assertIn("rig: t stuck| L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", console)
+        # A kernel booted without nokaslr: the map does not apply, the rip stays unnamed.
+        out, err = self.run_sh("echo x > s; sh fake.sh 2> e & p=$!; sleep 0.3\n"
+                               "wait_l2 t $p s e READY 1; echo \"$L2_DIAG\"; kill $p")
+        self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = unnamed (L2 booted without nokaslr);", out)
+        # passage gone first: its stderr and the serial's tail.
+        out, err = self.run_sh("echo 'passage: -kernel: bad' > e; echo last > s; sh -c 'exit 1' & p=$!; sleep 0.2\n"
+                               "wait_l2 t $p s e READY 5; echo \"rc=$? $L2_DIAG\"")
+        self.assertEqual(err, "")
+        self.assertIn("rc=1 passage exited before L2 printed /READY/; stderr: passage: -kernel: bad", out)
+        self.assertIn("last 5 lines: last", out)
+
+
+class QmpClient(unittest.TestCase):
+    """tests/qmp/qmp-client.py against a fake QMP server (a thread here): the
+    negotiation, fds over SCM_RIGHTS with getfd, replies and events as JSON
+    lines, expected refusals, event waits and the exit statuses."""
+
+    CLIENT = os.path.join(ROOT, "tests", "qmp", "qmp-client.py")
+
+    def setUp(self):
+        import socket
+        import threading
+        self.d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.d)
+        self.path = os.path.join(self.d, "qmp.sock")
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(4)
+        self.addCleanup(self.srv.close)
+        self.got = []  # (command, [fstat of each fd that came with it])
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import socket
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+                buf = b""
+                while True:
+                    data, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+                    if not data:
+                        break
+                    stats = [os.fstat(fd) for fd in fds]
+                    for fd in fds:
+                        os.close(fd)
+                    buf += data
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        cmd = json.loads(line)
+                        self.got.append((cmd, stats))
+                        stats = []
+                        name, i = cmd["execute"], cmd.get("id")
+                        if name == "hang-up":
+                            conn.close()
+                            break
+                        if name == "object-del":
+                            reply = {"error": {"class": "GenericError", "desc": "object 'io0' is in use"}}
+                        elif name == "nosuch":
+                            reply = {"error": {"class": "CommandNotFound", "desc": "no nosuch"}}
+                        else:
+                            reply = {"return": {}}
+                        if name == "device_del":
+                            conn.sendall(b'{"event": "DEVICE_DELETED", "data": {"device": "other"}}\n')
+                        conn.sendall(json.dumps(dict(reply, id=i)).encode() + b"\n")
+                        if name == "device_del":
+                            conn.sendall(json.dumps({"event": "DEVICE_DELETED", "data": {
+                                "device": cmd["arguments"]["id"], "path": "/machine/peripheral/x"}}).encode() + b"\n")
+                    else:
+                        continue
+                    break
+
+    def client(self, *args):
+        p = subprocess.run([sys.executable, self.CLIENT, self.path] + list(args), capture_output=True, text=True,
+                           timeout=60)
+        return p.returncode, [json.loads(l) for l in p.stdout.splitlines()], p.stderr
+
+    def test_commands_fds_events(self):
+        f = os.path.join(self.d, "file")
+        open(f, "w").close()
+        rc, out, err = self.client("--fd", f"edu={f}", "device_add driver=vfio-pci id=edu0 fd=edu addr:=4",
+                                   '{"execute": "device_del", "arguments": {"id": "edu0"}}',
+                                   "--wait-event", "DEVICE_DELETED:device=edu0", "--event-timeout", "5")
+        self.assertEqual((rc, err), (0, ""))
+        names = [c["execute"] for c, _ in self.got]
+        self.assertEqual(names, ["qmp_capabilities", "getfd", "device_add", "device_del"])
+        getfd, stats = self.got[1]
+        self.assertEqual(getfd["arguments"], {"fdname": "edu"})
+        self.assertEqual([(s.st_dev, s.st_ino) for s in stats], [(os.stat(f).st_dev, os.stat(f).st_ino)])
+        self.assertEqual(self.got[2][0]["arguments"], {"driver": "vfio-pci", "id": "edu0", "fd": "edu", "addr": 4})
+        self.assertEqual(self.got[2][1], [], "no fd with a command that has none")
+        self.assertIn("QMP", out[0])
+        self.assertEqual(out[-1]["data"]["device"], "edu0")
+        self.assertEqual(sum(1 for m in out if m.get("event") == "DEVICE_DELETED"), 2)
+
+    def test_failures(self):
+        rc, out, err = self.client("object-del id=io0")
+        self.assertEqual(rc, 1)
+        self.assertEqual(err, "qmp-client: object-del: GenericError: object 'io0' is in use\n")
+        self.assertEqual(out[-1]["error"]["class"], "GenericError")
+        rc, _, err = self.client("--expect-error", "--error-class", "GenericError", "object-del id=io0")
+        self.assertEqual((rc, err), (0, ""))
+        rc, _, err = self.client("--expect-error", "--error-class", "GenericError", "nosuch")
+        self.assertEqual(rc, 1, "the wrong error class")
+        rc, _, err = self.client("--expect-error", "query-status")
+        self.assertEqual((rc, err), (1, "qmp-client: query-status: succeeded, but an error was expected\n"))
+        rc, _, err = self.client("device_del id=a", "--wait-event", "DEVICE_DELETED:device=b", "--event-timeout", "1")
+        self.assertEqual((rc, err), (1, "qmp-client: event DEVICE_DELETED device=b: not within 1 s\n"))
+        rc, _, err = self.client("hang-up")
+        self.assertEqual((rc, err), (3, "qmp-client: the server closed the connection\n"))
+        rc, _, err = self.client("--fd", "x=/nonexistent/file", "query-status")
+        self.assertEqual((rc, err), (1, "qmp-client: --fd x=/nonexistent/file: No such file or directory\n"))
+        for bad in (["device_add novalue"], ["{not json"], ["--fd", "noequals", "x"], ["--wait-event", ":a=b"]):
+            rc, _, err = self.client(*bad)
+            self.assertEqual(rc, 2, bad)
+            self.assertTrue(err.startswith("qmp-client: "), err)
+        p = subprocess.run([sys.executable, self.CLIENT, os.path.join(self.d, "none.sock"), "query-status"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("No such file or directory", p.stderr)
+
+
+@unittest.skipUnless(os.access("/usr/bin/python3", os.X_OK), "no /usr/bin/python3")
+class PythonInL1(unittest.TestCase):
+    """run.py python=: the interpreter and pyzip.py's stdlib zip are enough to
+    run the QMP client in a tree that has nothing else (a chroot, as root)."""
+
+    def test_client_runs_on_the_zip_alone(self):
+        with tempfile.TemporaryDirectory() as d:
+            files = run.python_files([QmpClient.CLIENT], d)
+            names = {os.path.basename(a.split(":/")[-1]) for a in files}
+            self.assertIn("python3", names)
+            zips = [a.split(":/")[0] for a in files if a.endswith(".zip")]
+            self.assertEqual(len(zips), 1, files)
+            import zipfile
+            members = zipfile.ZipFile(zips[0]).namelist()
+            for m in ("encodings/__init__.pyc", "encodings/utf_8.pyc", "json/decoder.pyc", "argparse.pyc",
+                      "socket.pyc", "shlex.pyc"):
+                self.assertIn(m, members)
+            self.assertNotIn("bz2.pyc", members)
+            self.assertLess(os.path.getsize(zips[0]), 600 << 10)
+            if os.geteuid() != 0:
+                self.skipTest("the chroot check needs root")
+            root = os.path.join(d, "root")
+            p = subprocess.run([BUILD, "payload", "--out", os.path.join(d, "p.cpio")] + files +
+                               ["--add", f"{QmpClient.CLIENT}:/qmp-client"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            os.makedirs(root)
+            subprocess.run(["cpio", "-id", "--quiet"], cwd=root, stdin=open(os.path.join(d, "p.cpio"), "rb"),
+                           check=True)
+            os.makedirs(os.path.join(root, "tmp"))
+            p = subprocess.run(["chroot", root, "/usr/bin/python3", "/qmp-client", "/tmp/none.sock", "query-status"],
+                               capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stdout, p.stderr),
+                             (3, "", "qmp-client: connect /tmp/none.sock: No such file or directory\n"))
 
 
 class Builder(unittest.TestCase):

@@ -98,25 +98,21 @@ signal_run() {
     -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
   pid=$!
   # Wait (at most 240 s, a line a minute for the stall watch) for L2 to be
-  # running its scenario.
-  t=0
-  while ! grep -q '^SIGNALS-READY' "/tmp/$tag.serial" 2>/dev/null; do
-    kill -0 $pid 2>/dev/null || break
-    [ $t -ge 240 ] && break
-    sleep 2
-    t=$((t + 2))
-    [ $((t % 60)) = 0 ] && echo "rig: $tag: waiting for L2's init, $t s" > /dev/console
-  done
-  reached=$(grep -c '^SIGNALS-READY' "/tmp/$tag.serial")
+  # running its scenario; if it never is, L2_DIAG says where L2 was stuck.
+  wait_l2 "$tag" $pid "/tmp/$tag.serial" "/tmp/$tag.err" '^SIGNALS-READY' 240
+  reached=$?
   pinned_mid=$(pinned)
-  result "$tag.l2_init" "$([ "$reached" -ge 1 ]; echo $?)" \
-    "L2 drove edu and waits, after ~$t s: $(tr -d '\r' < /tmp/$tag.serial | grep -o '"name":"edu[^"]*","ok":[a-z]*' | tr '\n' ' ')"
+  result "$tag.l2_init" "$reached" \
+    "L2 drove edu and waits, after ~$WAITED s: $(tr -d '\r' < /tmp/$tag.serial | grep -o '"name":"l2\.edu\.[^"]*","ok":[a-z]*' | tr '\n' ' ')${L2_DIAG:+
+$L2_DIAG}"
   # SIGUSR1 first: passage dumps its state to stderr and runs on.
+  # (Only the lines after this signal count: l2_diag may have asked before.)
+  from=$(( $(wc -l < "/tmp/$tag.err") + 1 ))
   kill -USR1 $pid 2>/dev/null
   sleep 3
-  dump=$(grep -E '^passage: (vCPU 0: rip=0x[0-9a-f]+ .*lapic: .*|uart COM1: ier=.*|ioapic pin 4: vector=.*)$' "/tmp/$tag.err" | wc -l)
+  dump=$(tail -n +$from "/tmp/$tag.err" | grep -cE '^passage: (vCPU 0: rip=0x[0-9a-f]+ .*lapic: .*|uart COM1: ier=.*|ioapic pin 4: vector=.*)$')
   result "$tag.usr1_dump" "$([ "$dump" = 3 ] && kill -0 $pid 2>/dev/null; echo $?)" \
-    "$dump of 3 dump lines, passage $(kill -0 $pid 2>/dev/null && echo 'still running' || echo gone): $(grep -A3 'state dump' /tmp/$tag.err)"
+    "$dump of 3 dump lines, passage $(kill -0 $pid 2>/dev/null && echo 'still running' || echo gone): $(tail -n +$from /tmp/$tag.err | grep -A3 'state dump')"
   kill -$sig $pid 2>/dev/null
   # The clean exit must come quickly; 60 s then SIGKILL (and a failed result).
   ( sleep 60; kill -KILL $pid 2>/dev/null ) < /dev/null > /dev/null 2>&1 &

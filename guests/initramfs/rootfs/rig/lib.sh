@@ -175,7 +175,8 @@ rig_done() {
 # means a frozen L1, not a slow command); at SECS, the state and kernel stack
 # of each of CMD's threads on the console, SIGTERM, and 15 s later SIGKILL
 # with a second dump if it is still there. Returns CMD's status, or 124 when
-# the deadline ended it. The caller's redirections apply to CMD; these lines
+# the deadline ended it. RIG_BOUNDED_HOOK, when set, runs (with CMD's pid
+# appended) at the deadline before the dump. The caller's redirections apply to CMD; these lines
 # go to $RIG_CONSOLE (default /dev/console). The shell just waits; a watchdog
 # subshell wakes once a minute (no fork and exec every second in L1).
 bounded() {
@@ -210,6 +211,9 @@ bounded() {
         echo "rig: still running: $1 (pid $_b_pid), $_w_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
     done
     : > "$_b_mark"
+    # The caller's own look first, while CMD still runs (e.g. l2_diag: a
+    # VMM's state dump), as "$RIG_BOUNDED_HOOK PID".
+    [ -n "${RIG_BOUNDED_HOOK:-}" ] && $RIG_BOUNDED_HOOK $_b_pid
     bounded_dump $_b_pid "$1 (pid $_b_pid) still running after $_b_secs s; SIGTERM"
     kill -TERM $_b_pid 2>/dev/null
     sleep 15 &
@@ -409,4 +413,116 @@ rig_check_interrupts() {
   result l2.interrupts "$([ "$_ci_loc" = ok ] && [ "${_ci_tty:-0}" -gt 0 ]; echo $?)" \
     "local timer on every CPU: ${_ci_loc:-no LOC line}; ttyS0: ${_ci_tty:-no line} interrupts
 $(cat "$1")"
+}
+
+# ---- A nested guest (L2) that does not get where it should ----
+
+# l2_symbol RIP: "SYMBOL+0xOFF" for an L2 kernel address, from the map
+# run.py puts beside the L2 kernel (/rig/l2/System.map, L2 booted nokaslr),
+# or why it cannot be named. RIP: hex, with or without 0x.
+l2_symbol() {
+  _y_map=${L2_SYSTEM_MAP:-/rig/l2/System.map}
+  [ -f "$_y_map" ] || { echo "unnamed (no $_y_map: kernel built without it)"; return 0; }
+  _y_r=$(echo "${1#0x}" | tr 'A-F' 'a-f')
+  case $_y_r in ''|*[!0-9a-f]*) echo "unnamed (rip '$1' is not hex)"; return 0 ;; esac
+  while [ ${#_y_r} -lt 16 ]; do _y_r=0$_y_r; done
+  # System.map is sorted by address; compare as strings ("x" prefix: never
+  # as numbers, which lose the low bits of a 64-bit address).
+  set -- $(awk -v r="x$_y_r" '$2 ~ /^[tTwW]$/ && ("x" $1) <= r {a = $1; n = $3}
+    ("x" $1) > r {exit} END {if (n != "") print a, n}' "$_y_map")
+  if [ $# -lt 2 ] || [ "$2" = _etext ] || [ "$2" = __entry_text_end ]; then
+    echo "not in the kernel's text (user space or outside the map)"
+  else
+    printf '%s+0x%x\n' "$2" $(( 0x$_y_r - 0x$1 ))
+  fi
+}
+
+# passage_of PID: PID if it is passage, else its passage child (passage-noopen).
+passage_of() {
+  if [ "$(cat /proc/$1/comm 2> /dev/null)" = passage ]; then echo "$1"; return 0; fi
+  for _po_c in $(cat /proc/$1/task/*/children 2> /dev/null); do
+    [ "$(cat /proc/$_po_c/comm 2> /dev/null)" = passage ] && echo "$_po_c" && return 0
+  done
+  echo "$1"
+}
+
+# l2_diag TAG PID SERIAL ERR: what a stuck L2 was doing, for a result's
+# detail (stdout) and on L1's console ("rig: TAG stuck| ..." lines): the last
+# 5 lines of L2's serial, passage's SIGUSR1 state dump (each vCPU's rip and
+# registers, local APIC, last exit; the 8250; IOAPIC pin 4; passage writes it
+# to ERR) and each vCPU's rip named from L2's System.map (if passage's
+# command line has nokaslr, else the map does not apply). PID: passage, or
+# the wrapper it runs under. Passage keeps running.
+l2_diag() {
+  _g_pid=$(passage_of "$2")
+  _g_from=$(( $(wc -l < "$4" 2> /dev/null || echo 0) + 1 ))
+  _g_dump=
+  if kill -USR1 "$_g_pid" 2> /dev/null; then
+    # The dump ends with the IOAPIC line (a vCPU that does not answer in 2 s
+    # is reported as such, so 5 s is enough).
+    _g_n=0
+    while [ $_g_n -lt 25 ]; do
+      _g_dump=$(tail -n +$_g_from "$4" | sed -n '/^passage: state dump/,/^passage: ioapic pin/p')
+      case $_g_dump in *"passage: ioapic pin"*) break ;; esac
+      sleep 0.2
+      _g_n=$((_g_n + 1))
+    done
+  fi
+  # The map names addresses of a kernel that was not moved (nokaslr).
+  _g_kaslr=$(tr '\0' ' ' < "/proc/$_g_pid/cmdline" 2> /dev/null)
+  case " $_g_kaslr " in *' nokaslr '*) _g_kaslr= ;; *) _g_kaslr=yes ;; esac
+  _g_syms=$(echo "$_g_dump" | sed -n 's/.*vCPU \([0-9]*\): rip=\(0x[0-9a-f]*\) .*/\1 \2/p' |
+    while read -r _g_n _g_rip; do
+      printf ' vCPU %s rip %s = %s;' "$_g_n" "$_g_rip" \
+        "$(if [ -n "$_g_kaslr" ]; then echo "unnamed (L2 booted without nokaslr)"; else l2_symbol "$_g_rip"; fi)"
+    done)
+  {
+    echo "L2 serial, last 5 lines (each cut at 300 characters):"
+    tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | cut -c1-300 | sed 's/RIG-/rig-/; s/^/  /'
+    if [ -n "$_g_dump" ]; then
+      echo "passage's state dump (SIGUSR1):"
+      echo "$_g_dump" | sed 's/^/  /'
+    else
+      echo "passage's state dump (SIGUSR1): none (pid $_g_pid $(kill -0 "$_g_pid" 2> /dev/null && echo 'did not answer in 5 s' || echo 'is gone'))"
+    fi
+    echo "L2 kernel:${_g_syms:- no rip in the dump}"
+  } > "/tmp/$1.diag"
+  sed "s/^/rig: $1 stuck| /" "/tmp/$1.diag" > "${RIG_CONSOLE:-/dev/console}"
+  cat "/tmp/$1.diag"
+}
+
+# l2_diag_quiet TAG PID: l2_diag for bounded's deadline hook (l2_boot's
+# files; the account goes to the console and /tmp/TAG.diag).
+l2_diag_quiet() { l2_diag "$1" "$2" "/tmp/$1.serial" "/tmp/$1.err" > /dev/null; }
+
+# wait_l2 TAG PID SERIAL ERR PATTERN SECS: waits until L2's serial (SERIAL)
+# has a line matching PATTERN (grep -E; SERIAL's lines end in \r, so do not
+# anchor with $), while PID (passage) runs, at most SECS s of L1's clock, with
+# a console line every 30 s (the stall watch wants one at least every 90 s,
+# and a loaded L1 is slow). Sets WAITED to the seconds it waited and L2_DIAG
+# to "" when PATTERN came, else to l2_diag's account (or, when passage exited
+# first, the tails of SERIAL and ERR). Returns 0 when PATTERN came.
+wait_l2() {
+  WAITED=0 L2_DIAG=
+  read -r _w_t0 _ < /proc/uptime
+  _w_t0=${_w_t0%.*} _w_said=0
+  while ! grep -qE "$5" "$3" 2> /dev/null; do
+    if ! kill -0 "$2" 2> /dev/null; then
+      L2_DIAG="passage exited before L2 printed /$5/; stderr: $(tail -n 5 "$4" 2> /dev/null)
+L2 serial, last 5 lines: $(tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/RIG-/rig-/')"
+      return 1
+    fi
+    if [ "$WAITED" -ge "$6" ]; then
+      L2_DIAG=$(l2_diag "$1" "$2" "$3" "$4")
+      return 1
+    fi
+    sleep 1
+    read -r _w_now _ < /proc/uptime
+    WAITED=$((${_w_now%.*} - _w_t0))
+    if [ $((WAITED - _w_said)) -ge 30 ]; then
+      _w_said=$WAITED
+      echo "rig: $1: waiting for L2 (/$5/), $WAITED s of $6" > "${RIG_CONSOLE:-/dev/console}"
+    fi
+  done
+  return 0
 }

@@ -41,7 +41,9 @@
 # 200 MiB of RAM.
 
 K=/rig/l2/bzImage
-APPEND="console=ttyS0 panic=-1 quiet"
+# nokaslr: the kernel text sits where /rig/l2/System.map says, so a stuck
+# L2's rip can be named (l2_diag).
+APPEND="console=ttyS0 panic=-1 quiet nokaslr"
 HOST_BRIDGE=00:00.0=8086:29c0
 # QEMU 7.2's nested SVM (TCG) mishandles XSETBV and x2APIC MSRs for L2; see
 # linux-boot.sh. L2 gets the host CPU minus those two.
@@ -175,7 +177,9 @@ l2_boot() {
   pins0=$(pins_settled)
   watch_run "$tag" "$mem" "$@" &
   watcher=$!
-  bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
+  # At the deadline, L2's state before bounded's thread dump (TAG.exit's detail).
+  rm -f "/tmp/$tag.diag"
+  RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd /tmp/l2.img \
     -append "$APPEND rig.cpus=1 rig.mem=$mem rig.pci=$L2_EXPECT" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
@@ -183,7 +187,7 @@ l2_boot() {
   wait $watcher 2> /dev/null
   show_log "$tag" "/tmp/$tag.serial"
   rig_import "$tag" "/tmp/$tag.serial"
-  result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)"
+  result "$tag.exit" "$rc" "passage exited $rc; stderr: $(cat /tmp/$tag.err)$([ -f "/tmp/$tag.diag" ] && printf '\n%s' "$(cat "/tmp/$tag.diag")")"
   during_checks "$tag" "$mem" "$@"
   teardown_checks "$tag" "$pins0" $(printf '%s\n' "$@" | grep -o ',fd=[0-9][0-9]*' | cut -d= -f2)
   clean_exit "$tag"
