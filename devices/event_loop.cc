@@ -51,13 +51,14 @@ absl::Status EventLoop::Add(int fd, Callback callback) {
 }
 
 void EventLoop::Remove(int fd) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (callbacks_.erase(fd) == 0) return;
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  }
-  // Wait out a callback that may be running right now (unless we are it).
-  if (std::this_thread::get_id() != thread_.get_id()) absl::MutexLock wait(&dispatch_mu_);
+  absl::MutexLock lock(&mu_);
+  if (callbacks_.erase(fd) == 0) return;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  // Wait out this fd's callback if it is running right now (unless we are
+  // it). Only this fd's: a callback of another fd (a QMP command creating a
+  // device, say) may be what holds the caller's locks' order up.
+  if (std::this_thread::get_id() == thread_.get_id()) return;
+  while (running_fd_ == fd) idle_.Wait(&mu_);
 }
 
 void EventLoop::Run() {
@@ -74,15 +75,20 @@ void EventLoop::Run() {
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == wake_.get()) return;
-      absl::MutexLock dispatch(&dispatch_mu_);
       std::shared_ptr<Callback> cb;
       {
         absl::MutexLock lock(&mu_);
         auto it = callbacks_.find(fd);
         if (it == callbacks_.end()) continue;  // removed meanwhile
         cb = it->second;
+        running_fd_ = fd;
       }
+      // No loop lock is held while a callback runs: what it locks is
+      // ordered only against its own callers.
       (*cb)();
+      absl::MutexLock lock(&mu_);
+      running_fd_ = -1;
+      idle_.SignalAll();
     }
   }
 }

@@ -43,8 +43,10 @@ class EventLoop {
   UniqueFd wake_;  // eventfd to stop the thread
   absl::Mutex mu_;
   std::map<int, std::shared_ptr<Callback>> callbacks_ ABSL_GUARDED_BY(mu_);
-  // Held by the loop thread while a callback runs, so Remove can wait for it.
-  absl::Mutex dispatch_mu_;
+  // The fd whose callback the loop thread is running (-1: none); Remove
+  // waits on idle_ until it is not the fd being removed.
+  int running_fd_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::CondVar idle_;
   std::thread thread_;
 };
 

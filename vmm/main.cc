@@ -6,6 +6,7 @@
 #include <string>
 
 #include <cstdio>
+#include "absl/debugging/symbolize.h"
 #include "absl/strings/string_view.h"
 #include <vector>
 
@@ -81,6 +82,8 @@ void ReportResources() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Names in Abseil's reports (a lock-order cycle prints the stacks).
+  absl::InitializeSymbolizer(argv[0]);
   // Before any thread exists: termination signals must reach Vm::Run()'s
   // signalfd, never a helper thread's default action (no teardown then).
   passage::BlockVmSignals();
