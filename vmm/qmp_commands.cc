@@ -423,6 +423,23 @@ UniqueFd QmpSession::TakeFd(int fd) {
   return out.ok() ? std::move(*out) : UniqueFd();
 }
 
+std::optional<json> QmpSession::AppendProperty(const std::string& command, const std::string& key,
+                                               const json& value, std::string& spec,
+                                               std::optional<int>& fd) {
+  if (!PlainKey(key)) return Generic(absl::StrCat(command, ": invalid property name '", key, "'"));
+  if (key == "fd") {
+    absl::StatusOr<int> n = ResolveFd(command, value);
+    if (!n.ok()) return QmpErrorFromStatus(n.status());
+    fd = *n;
+    absl::StrAppend(&spec, ",fd=", *n);
+    return std::nullopt;
+  }
+  std::optional<std::string> text = PropertyText(value);
+  if (!text) return Generic(absl::StrCat("Invalid parameter type for '", key, "', expected: string"));
+  absl::StrAppend(&spec, ",", key, "=", Escape(*text));
+  return std::nullopt;
+}
+
 json QmpSession::DeviceAdd(const json& args) {
   std::string spec = absl::StrCat("driver=", Escape(Str(args, "driver")));
   std::optional<int> fd;
@@ -434,17 +451,7 @@ json QmpSession::DeviceAdd(const json& args) {
       if (bus != "pcie.0" && bus != "pci.0") return Generic(absl::StrCat("Bus '", bus, "' not found"));
       continue;
     }
-    if (!PlainKey(key)) return Generic(absl::StrCat("device_add: invalid property name '", key, "'"));
-    if (key == "fd") {
-      absl::StatusOr<int> n = ResolveFd("device_add", value);
-      if (!n.ok()) return QmpErrorFromStatus(n.status());
-      fd = *n;
-      absl::StrAppend(&spec, ",fd=", *n);
-      continue;
-    }
-    std::optional<std::string> text = PropertyText(value);
-    if (!text) return Generic(absl::StrCat("Invalid parameter type for '", key, "', expected: string"));
-    absl::StrAppend(&spec, ",", key, "=", Escape(*text));
+    if (std::optional<json> error = AppendProperty("device_add", key, value, spec, fd)) return *error;
   }
   absl::StatusOr<DeviceConfig> config = ParseDeviceConfig(spec);
   if (!config.ok()) return Generic(Rename(config.status().message(), "-device", "device_add"));
@@ -464,17 +471,7 @@ json QmpSession::ObjectAdd(const json& args) {
   std::optional<int> fd;
   for (const auto& [key, value] : args.items()) {
     if (key == "qom-type" || key == "id") continue;
-    if (!PlainKey(key)) return Generic(absl::StrCat("object-add: invalid property name '", key, "'"));
-    if (key == "fd") {
-      absl::StatusOr<int> n = ResolveFd("object-add", value);
-      if (!n.ok()) return QmpErrorFromStatus(n.status());
-      fd = *n;
-      absl::StrAppend(&spec, ",fd=", *n);
-      continue;
-    }
-    std::optional<std::string> text = PropertyText(value);
-    if (!text) return Generic(absl::StrCat("Invalid parameter type for '", key, "', expected: string"));
-    absl::StrAppend(&spec, ",", key, "=", Escape(*text));
+    if (std::optional<json> error = AppendProperty("object-add", key, value, spec, fd)) return *error;
   }
   absl::StatusOr<ObjectConfig> config = ParseObjectConfig(spec);
   if (!config.ok()) return Generic(Rename(config.status().message(), "-object", "object-add"));

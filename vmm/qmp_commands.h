@@ -87,6 +87,12 @@ class QmpSession {
   absl::StatusOr<int> ResolveFd(const std::string& command, const nlohmann::json& value);
   UniqueFd TakeFd(int fd);
 
+  // One device_add/object-add argument onto the -device/-object text
+  // `spec` (an fd= resolved to the monitor's fd, remembered in `fd`); an
+  // error reply when the argument is bad.
+  std::optional<nlohmann::json> AppendProperty(const std::string& command, const std::string& key,
+                                               const nlohmann::json& value, std::string& spec,
+                                               std::optional<int>& fd);
   nlohmann::json DeviceAdd(const nlohmann::json& args);
   nlohmann::json ObjectAdd(const nlohmann::json& args);
   nlohmann::json GetFd(const nlohmann::json& args, std::vector<UniqueFd>& fds);
