@@ -80,6 +80,19 @@ class FakeKernel : public Sys {
   // Devices by cdev path ("/dev/vfio/devices/vfio0") and by BDF for groups.
   std::map<std::string, FakeVfioPci*> cdevs;
   std::map<std::string, FakeVfioPci*> group_devices;
+  // A PCI function bound to vfio-pci as sysfs shows it: its driver and
+  // iommu_group links, its vfio-dev cdev, and `dev` behind both the cdev and
+  // the group.
+  void AddVfioPciSysfs(const std::string& bdf, const std::string& cdev, const std::string& group,
+                       FakeVfioPci* dev) {
+    const std::string sysfs = "/sys/bus/pci/devices/" + bdf;
+    paths.insert(sysfs);
+    links[sysfs + "/driver"] = "../../../bus/pci/drivers/vfio-pci";
+    links[sysfs + "/iommu_group"] = "../../../kernel/iommu_groups/" + group;
+    dirs[sysfs + "/vfio-dev"] = {cdev};
+    cdevs["/dev/vfio/devices/" + cdev] = dev;
+    group_devices[bdf] = dev;
+  }
   std::set<std::string> busy;  // paths whose open fails with EBUSY
 
   // Knobs.

@@ -116,8 +116,8 @@ class HotplugTest : public ::testing::Test {
       d->config[PCI_INTERRUPT_PIN] = 1;  // INTx: an irqfd to wire and release
       d->irq_counts[VFIO_PCI_INTX_IRQ_INDEX] = 1;
     }
-    AddSysfs("0000:00:03.0", "vfio0", "3", &edu_);
-    AddSysfs("0000:00:04.0", "vfio1", "4", &nvme_);
+    kernel_.AddVfioPciSysfs("0000:00:03.0", "vfio0", "3", &edu_);
+    kernel_.AddVfioPciSysfs("0000:00:04.0", "vfio1", "4", &nvme_);
     memory_ = *GuestMemory::Create({64 * kMiB, false});
     vm_fd_ = kernel_.AddFd(FakeKernel::Kind::kKvmVm);
     VmConfig config;
@@ -149,16 +149,6 @@ class HotplugTest : public ::testing::Test {
     passthrough_.reset();
     kernel_.Close(vm_fd_);
     EXPECT_EQ(kernel_.open_fds(), 0u) << "the fake kernel has an fd open after teardown";
-  }
-  void AddSysfs(const std::string& bdf, const std::string& cdev, const std::string& group,
-                FakeVfioPci* dev) {
-    const std::string sysfs = "/sys/bus/pci/devices/" + bdf;
-    kernel_.paths.insert(sysfs);
-    kernel_.links[sysfs + "/driver"] = "../../../bus/pci/drivers/vfio-pci";
-    kernel_.links[sysfs + "/iommu_group"] = "../../../kernel/iommu_groups/" + group;
-    kernel_.dirs[sysfs + "/vfio-dev"] = {cdev};
-    kernel_.cdevs["/dev/vfio/devices/" + cdev] = dev;
-    kernel_.group_devices[bdf] = dev;
   }
   uint32_t ConfigRead(uint8_t slot, uint8_t reg) {
     const uint32_t address = 0x80000000u | slot << 11 | reg;

@@ -40,21 +40,11 @@ class PassthroughTest : public ::testing::Test {
       d->config[0] = 0x34;
       d->config[1] = 0x12;
     }
-    AddSysfs("0000:00:03.0", "vfio0", "3", &edu_);
-    AddSysfs("0000:00:04.0", "vfio1", "4", &nvme_);
+    kernel_.AddVfioPciSysfs("0000:00:03.0", "vfio0", "3", &edu_);
+    kernel_.AddVfioPciSysfs("0000:00:04.0", "vfio1", "4", &nvme_);
     auto mem = GuestMemory::Create({512 * kMiB, false});
     ASSERT_TRUE(mem.ok());
     memory_ = std::move(*mem);
-  }
-  void AddSysfs(const std::string& bdf, const std::string& cdev, const std::string& group,
-                FakeVfioPci* dev) {
-    const std::string sysfs = "/sys/bus/pci/devices/" + bdf;
-    kernel_.paths.insert(sysfs);
-    kernel_.links[sysfs + "/driver"] = "../../../bus/pci/drivers/vfio-pci";
-    kernel_.links[sysfs + "/iommu_group"] = "../../../kernel/iommu_groups/" + group;
-    kernel_.dirs[sysfs + "/vfio-dev"] = {cdev};
-    kernel_.cdevs["/dev/vfio/devices/" + cdev] = dev;
-    kernel_.group_devices[bdf] = dev;
   }
   std::vector<ObjectConfig> Objects(std::vector<const char*> specs) {
     std::vector<ObjectConfig> out;
