@@ -54,11 +54,8 @@
 # its scenario (a later cpio overrides a file).
 mkdir -p /tmp/hot/rig
 cp /rig/hotplug-l2.sh /tmp/hot/rig/scenario.sh
-(cd /tmp/hot && find rig | cpio -o -H newc 2> /dev/null) > /tmp/hot.cpio
 cp /tmp/l2.img /tmp/hot.img
-pad=$(( (4 - $(wc -c < /tmp/hot.img) % 4) % 4 ))
-[ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/hot.img
-cat /tmp/hot.cpio >> /tmp/hot.img
+cpio_append /tmp/hot.img /tmp/hot rig
 
 # The client itself runs in L1 (python3 from run.py's python=).
 v=$(qmp-client --help 2>&1 | head -n 1)

@@ -26,11 +26,8 @@ edu-test
 echo "SIGNALS-READY"
 sleep 600
 L2
-(cd /tmp/sig && find rig | cpio -o -H newc 2>/dev/null) > /tmp/sig.cpio
 cp /tmp/l2.img /tmp/sig.img
-pad=$(( (4 - $(wc -c < /tmp/sig.img) % 4) % 4 ))
-[ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/sig.img
-cat /tmp/sig.cpio >> /tmp/sig.img
+cpio_append /tmp/sig.img /tmp/sig rig
 
 clean=0 times=
 i=1

@@ -20,11 +20,8 @@
 
 mkdir -p /tmp/idle/rig
 echo 'echo "IDLE-SLEEPING"; sleep 600' > /tmp/idle/rig/scenario.sh
-(cd /tmp/idle && find rig | cpio -o -H newc 2> /dev/null) > /tmp/idle.cpio
 cp /tmp/l2.img /tmp/idle.img
-pad=$(( (4 - $(wc -c < /tmp/idle.img) % 4) % 4 ))
-[ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/idle.img
-cat /tmp/idle.cpio >> /tmp/idle.img
+cpio_append /tmp/idle.img /tmp/idle rig
 
 : > /tmp/diag.serial
 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/idle.img -append "$APPEND rig.cpus=1 rig.mem=200M" \
