@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "tests/unit/pci_ports.h"
 #include "tests/unit/fake_interrupt_controller.h"
 #include "tests/unit/fake_kernel.h"
 
@@ -150,16 +151,7 @@ class HotplugTest : public ::testing::Test {
     kernel_.Close(vm_fd_);
     EXPECT_EQ(kernel_.open_fds(), 0u) << "the fake kernel has an fd open after teardown";
   }
-  uint32_t ConfigRead(uint8_t slot, uint8_t reg) {
-    const uint32_t address = 0x80000000u | slot << 11 | reg;
-    uint8_t b[4];
-    std::memcpy(b, &address, 4);
-    pio_.Write(0xcf8, b);
-    pio_.Read(0xcfc, b);
-    uint32_t v;
-    std::memcpy(&v, b, 4);
-    return v;
-  }
+  uint32_t ConfigRead(uint8_t slot, uint8_t reg) { return PortConfigRead(pio_, slot, reg); }
   void ConfigWrite(uint8_t slot, uint8_t reg, uint32_t value) {
     const uint32_t address = 0x80000000u | slot << 11 | reg;
     uint8_t b[4];

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "tests/unit/pci_ports.h"
 #include "tests/unit/fake_interrupt_controller.h"
 #include "vmm/device_registry.h"
 #include "vmm/passed_fds.h"
@@ -31,16 +32,7 @@ class PciPlatformTest : public ::testing::Test {
     fds_ = std::move(*fds);
     return PciPlatform::Create(cl->config, {memory_.get(), &pio_, &mmio_, &irq_, nullptr, nullptr, &fds_});
   }
-  uint32_t ConfigRead(uint8_t slot, uint8_t reg) {
-    uint32_t address = 0x80000000u | slot << 11 | reg;
-    uint8_t b[4];
-    std::memcpy(b, &address, 4);
-    pio_.Write(0xcf8, b);
-    pio_.Read(0xcfc, b);
-    uint32_t v;
-    std::memcpy(&v, b, 4);
-    return v;
-  }
+  uint32_t ConfigRead(uint8_t slot, uint8_t reg) { return PortConfigRead(pio_, slot, reg); }
   uint32_t EcamRead(uint8_t slot, uint16_t reg) {
     uint8_t b[4];
     mmio_.Read(kEcamStart + (uint64_t{slot} << 15) + reg, b);
