@@ -17,9 +17,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "tests/unit/pci_ports.h"
 #include "tests/unit/fake_interrupt_controller.h"
 #include "tests/unit/fake_kernel.h"
+#include "tests/unit/pci_ports.h"
 
 namespace passage {
 namespace {
