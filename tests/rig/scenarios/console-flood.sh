@@ -37,11 +37,8 @@ while [ \$i -lt $LINES ]; do
 done
 result flood.written true "$LINES lines of about 100 bytes written to the console"
 L2
-(cd /tmp/flood && find rig | cpio -o -H newc 2>/dev/null) > /tmp/flood.cpio
 cp /rig/l2/initramfs.cpio.gz /tmp/flood.img
-pad=$(( (4 - $(wc -c < /tmp/flood.img) % 4) % 4 ))
-[ $pad -gt 0 ] && head -c $pad /dev/zero >> /tmp/flood.img
-cat /tmp/flood.cpio >> /tmp/flood.img
+cpio_append /tmp/flood.img /tmp/flood rig
 
 # flood TAG ARGS...: one bounded run; at DEADLINE - 20 s a SIGUSR1 state dump.
 flood() {

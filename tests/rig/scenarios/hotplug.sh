@@ -114,25 +114,15 @@ hot_run() {
     result "$tag.noopen_fires" \
       "$([ $grc = 99 ] && grep -q '^noopen: [a-z0-9_]*("/dev/kvm") by passage$' "/tmp/$tag.guard"; echo $?)" \
       "passage-noopen -- passage (opening /dev/kvm): exit $grc; $(head -n 3 "/tmp/$tag.guard" | tr '\n' ' ')"
-    passage-noopen -- passage -accel kvm,fd=5 "$@" 5<> /dev/kvm > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
+    $NOOPEN passage -accel kvm,fd=5 "$@" 5<> /dev/kvm > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
   else
     passage "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err" &
   fi
   pid=$!
   hot_steps "$tag" "$mode"
   # However the steps ended: passage gone within 60 s (a SIGKILL after).
-  if kill -0 $pid 2> /dev/null; then
-    [ -n "$stopped_early" ] && kill -TERM $pid 2> /dev/null
-    ( sleep 60; kill -KILL $pid 2> /dev/null ) < /dev/null > /dev/null 2>&1 &
-    guard=$!
-    wait $pid
-    rc=$?
-    kill $guard 2> /dev/null
-    wait $guard 2> /dev/null
-  else
-    wait $pid
-    rc=$?
-  fi
+  stop_within $pid 60 ${stopped_early:+TERM}
+  rc=$STOP_RC
   [ -z "$stopped_early" ] && result "$tag.exit" "$rc" "passage exited $rc after system_powerdown; stderr: $(tail -n 5 "/tmp/$tag.err")"
   show_log "$tag" "/tmp/$tag.serial"
   rig_import "$tag" "/tmp/$tag.serial"

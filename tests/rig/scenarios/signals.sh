@@ -24,61 +24,9 @@
 . /rig/lib.sh
 . /rig/passthrough.sh
 
-# The L2 image of lib/passthrough.sh (edu-test included) with a scenario
-# that drives edu, says so, and waits: the signal comes while L2 runs, with
-# edu's DMA mapped and its MSI enabled. A later cpio overrides a file.
-mkdir -p /tmp/sig/rig
-cat > /tmp/sig/rig/scenario.sh <<'L2'
-edu-test
-echo "SIGNALS-READY"
-sleep 600
-L2
-cp /tmp/l2.img /tmp/sig.img
-cpio_append /tmp/sig.img /tmp/sig rig
-
-pinned() { awk '/^nr_foll_pin_acquired / {a = $2} /^nr_foll_pin_released / {r = $2} END {print a - r}' /proc/vmstat; }
-
-# settled_pins WANT: the pinned-page count right after exit, then once a
-# second for up to 10 s until it equals WANT (what the kernel releases a
-# moment later, e.g. from a work item, is not what passage holds).
-settled_pins() {
-  _p_seen=$(pinned)
-  _p_n=0
-  while [ "${_p_seen##* }" != "$1" ] && [ $_p_n -lt 10 ]; do
-    sleep 1
-    _p_seen="$_p_seen $(pinned)"
-    _p_n=$((_p_n + 1))
-  done
-  echo "$_p_seen"
-}
-
-# steady_pins: the pinned-page count once it has held for 2 s (at most 10 s):
-# the baseline before a run (what rig-probe pinned a moment earlier can still
-# be on its way out).
-steady_pins() {
-  _q_last=$(pinned)
-  _q_same=0
-  _q_n=0
-  while [ $_q_same -lt 2 ] && [ $_q_n -lt 10 ]; do
-    sleep 1
-    _q_now=$(pinned)
-    if [ "$_q_now" = "$_q_last" ]; then _q_same=$((_q_same + 1)); else _q_same=0; fi
-    _q_last=$_q_now
-    _q_n=$((_q_n + 1))
-  done
-  echo "$_q_last"
-}
-
-# holders: "PID:FD->TARGET" of every open /dev/iommu or /dev/vfio/* in L1.
-holders() {
-  for f in /proc/[0-9]*/fd/*; do
-    t=$(readlink "$f" 2>/dev/null) || continue
-    case $t in
-      /dev/iommu|/dev/vfio/*) p=${f#/proc/}; echo "${p%%/*}:${f##*/}->$t" ;;
-    esac
-  done
-  return 0
-}
+# L2 drives edu, says so, and waits: the signal comes while L2 runs, with
+# edu's DMA mapped and its MSI enabled.
+ready_image /tmp/sig.img
 
 # signal_run TAG SIG: boots L2, sends SIG once L2 has driven edu, and
 # checks everything from outside.
@@ -88,7 +36,7 @@ signal_run() {
     TERM) signo=15 ;;
     INT) signo=2 ;;
   esac
-  before=$(steady_pins)
+  before=$(pins_settled)
   : > "/tmp/$tag.serial"
   passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/sig.img -append "$APPEND rig.cpus=1 rig.mem=200M" \
     -serial "file:/tmp/$tag.serial" -object iommufd,id=iommufd0 \
@@ -110,21 +58,16 @@ $L2_DIAG}"
   dump=$(tail -n +$from "/tmp/$tag.err" | grep -cE '^passage: (vCPU 0: rip=0x[0-9a-f]+ .*lapic: .*|uart COM1: ier=.*|ioapic pin 4: vector=.*)$')
   result "$tag.usr1_dump" "$([ "$dump" = 3 ] && kill -0 $pid 2>/dev/null; echo $?)" \
     "$dump of 3 dump lines, passage $(kill -0 $pid 2>/dev/null && echo 'still running' || echo gone): $(tail -n +$from /tmp/$tag.err | grep -A3 'state dump')"
-  kill -$sig $pid 2>/dev/null
   # The clean exit must come quickly; 60 s then SIGKILL (and a failed result).
-  ( sleep 60; kill -KILL $pid 2>/dev/null ) < /dev/null > /dev/null 2>&1 &
-  guard=$!
-  wait $pid
-  rc=$?
-  kill $guard 2>/dev/null
-  wait $guard 2>/dev/null
+  stop_within $pid 60 $sig
+  rc=$STOP_RC
   result "$tag.exit" "$([ $rc = $((128 + signo)) ]; echo $?)" \
     "passage exited $rc after SIG$sig (want $((128 + signo))); stderr: $(tail -n 5 /tmp/$tag.err)"
   result "$tag.clean_stop" "$(grep -q "terminating on signal $signo " "/tmp/$tag.err"; echo $?)" \
     "passage's own line for a clean stop (absent when the signal killed it): $(grep terminating /tmp/$tag.err)"
-  after=$(settled_pins "$before")
-  result "$tag.unpinned" "$([ "${after##* }" = "$before" ] && [ "$pinned_mid" -gt "$before" ]; echo $?)" \
-    "pinned pages: before $before, while L2 ran $pinned_mid, after exit (1 s apart): $after"
+  after=$(pins_back "$before")
+  result "$tag.unpinned" "$([ "${after%% *}" = "$before" ] && [ "$pinned_mid" -gt "$before" ]; echo $?)" \
+    "pinned pages: before $before, while L2 ran $pinned_mid, after exit $after"
   h=$(holders)
   result "$tag.no_holders" "$([ -z "$h" ]; echo $?)" "open /dev/iommu or /dev/vfio/* in L1: ${h:-none}"
   # The device again, at once: a new iommufd, bind, attach and edu DMA.
@@ -133,15 +76,15 @@ $L2_DIAG}"
 
 # The same measure after an ordinary run (L2 drives edu and powers off), for
 # comparison: what a signal leaves must be what power-off leaves, nothing.
-before=$(steady_pins)
+before=$(pins_settled)
 bounded 300 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/l2.img -append "$APPEND rig.cpus=1 rig.mem=200M" \
   -serial file:/tmp/poweroff.serial -object iommufd,id=iommufd0 \
   -device vfio-pci,host=$EDU,iommufd=iommufd0,id=edu0 > /tmp/poweroff.out 2> /tmp/poweroff.err
 rc=$?
 result poweroff.exit "$rc" "passage exited $rc; stderr: $(tail -n 3 /tmp/poweroff.err)"
-after=$(settled_pins "$before")
-result poweroff.unpinned "$([ "${after##* }" = "$before" ]; echo $?)" \
-  "pinned pages: before $before, after exit (1 s apart): $after"
+after=$(pins_back "$before")
+result poweroff.unpinned "$([ "${after%% *}" = "$before" ]; echo $?)" \
+  "pinned pages: before $before, after exit $after"
 
 signal_run sigterm TERM
 signal_run sigint INT

@@ -20,14 +20,7 @@
 . /rig/passthrough.sh
 
 N=10
-mkdir -p /tmp/sig/rig
-cat > /tmp/sig/rig/scenario.sh <<'L2'
-edu-test
-echo "SIGNALS-READY"
-sleep 600
-L2
-cp /tmp/l2.img /tmp/sig.img
-cpio_append /tmp/sig.img /tmp/sig rig
+ready_image /tmp/sig.img
 
 clean=0 times=
 i=1
@@ -52,13 +45,8 @@ while [ $i -le $N ]; do
   result "$tag.ready" "$ok" "SIGNALS-READY after $secs s (L2 init at $boot s); load $(cut -d' ' -f1-3 /proc/loadavg); edu: $edu${L2_DIAG:+
 $L2_DIAG}"
   [ $ok = 0 ] && clean=$((clean + 1)) && times="$times $boot/$secs"
-  kill -TERM $pid 2> /dev/null
-  ( sleep 60; kill -KILL $pid 2> /dev/null ) < /dev/null > /dev/null 2>&1 &
-  guard=$!
-  wait $pid
-  rc=$?
-  kill $guard 2> /dev/null
-  wait $guard 2> /dev/null
+  stop_within $pid 60 TERM
+  rc=$STOP_RC
   result "$tag.exit" "$([ $rc = 143 ]; echo $?)" "passage exited $rc after SIGTERM (want 143); $(tail -n 2 "/tmp/$tag.err")"
   echo "rig: loop $i/$N: ready=$ok ${secs}s rc=$rc" > /dev/console
   i=$((i + 1))

@@ -163,6 +163,13 @@ boot() { l2_boot "" "$@"; }
 # TAG.noopen_fires first shows the guard catches passage in this L1: passage
 # asked to open /dev/kvm by path is refused (exit 99, a line naming it);
 # TAG.noopen lists what the real run was refused, if anything.
+# NOOPEN: the wrapper as the real runs use it. The one path it lets through
+# is glibc's CPU count (sysconf(_SC_NPROCESSORS_ONLN) reads
+# /sys/devices/system/cpu/online), which Abseil's Mutex asks for once, on the
+# first contended lock: a fact about the host, not a file a management layer
+# would hand in. Without it a run fails or passes by thread timing.
+NOOPEN="passage-noopen --allow /sys/devices/system/cpu/online --"
+
 fds_boot() {
   passage-noopen -- passage -kernel $K -m 64M -serial none > /dev/null 2> "/tmp/$1.guard"
   grc=$?
@@ -170,7 +177,7 @@ fds_boot() {
     "$([ $grc = 99 ] && grep -q '^noopen: [a-z0-9_]*("/dev/kvm") by passage$' "/tmp/$1.guard"; echo $?)" \
     "passage-noopen -- passage (opening /dev/kvm): exit $grc; $(head -n 3 "/tmp/$1.guard" | tr '\n' ' ')"
   # l2_boot runs `env ENV passage ...`: env takes the wrapper as its command.
-  l2_boot "passage-noopen --" "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
+  l2_boot "$NOOPEN" "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
     -device vfio-pci,fd=4,iommufd=i0,id=d0 3<>/dev/iommu 4<>"$3" 5<>/dev/kvm
   refused=$(grep '^noopen: ' "/tmp/$1.err")
   result "$1.noopen" "$([ -z "$refused" ]; echo $?)" "${refused:-passage looked up no path under /dev or /sys}"
@@ -199,6 +206,30 @@ l2_boot() {
   during_checks "$tag" "$mem" "$@"
   teardown_checks "$tag" "$pins0" $(printf '%s\n' "$@" | grep -o ',fd=[0-9][0-9]*' | cut -d= -f2)
   clean_exit "$tag"
+}
+
+# ready_image IMG: the L2 image (edu-test included) with a scenario that
+# drives edu, prints SIGNALS-READY and waits: whatever comes next finds L2
+# running with edu's DMA mapped and its MSI enabled. A later cpio overrides a
+# file.
+ready_image() {
+  mkdir -p /tmp/ready/rig
+  printf 'edu-test\necho "SIGNALS-READY"\nsleep 600\n' > /tmp/ready/rig/scenario.sh
+  cp /tmp/l2.img "$1"
+  cpio_append "$1" /tmp/ready rig
+}
+
+# stop_within PID SECS [SIG]: sends SIG (if given) to PID, waits for it with a
+# SIGKILL after SECS; STOP_RC is its exit status (137 when it had to be killed).
+stop_within() {
+  [ -n "$3" ] && kill -"$3" "$1" 2> /dev/null
+  ( sleep "$2"; kill -KILL "$1" 2> /dev/null ) < /dev/null > /dev/null 2>&1 &
+  _sw_guard=$!
+  wait "$1"
+  STOP_RC=$?
+  kill $_sw_guard 2> /dev/null
+  wait $_sw_guard 2> /dev/null
+  return 0
 }
 
 # pinned: pages pinned (FOLL_PIN) in L1 now; iommufd and type1 both pin so.
