@@ -34,12 +34,15 @@ inputs=$(for e in /sys/class/input/event*; do [ -e "$e" ] && echo "${e##*/}=$(ca
 result acpid "$(kill -0 $acpid_pid 2> /dev/null; echo $?)" \
   "busybox acpid $(kill -0 $acpid_pid 2> /dev/null && echo runs || echo 'is gone'); input devices: ${inputs:-none}; log: $(cat /tmp/acpid.log 2> /dev/null)"
 
-# present: "BDF=VVVV:DDDD" of each edu or nvme function, one a line.
+# present: "BDF=VVVV:DDDD" of each PCI function, one a line. A function
+# whose vendor or device file cannot be read is left for the next look: the
+# kernel creates and removes a device's directory and its attribute files
+# one after the other, and a look in between read "0000:00:01.0=:" (an
+# arrival not counted as edu, then edu "arriving" a second time).
 present() {
   for p in /sys/bus/pci/devices/*; do
-    [ -e "$p/vendor" ] || continue
-    id=$(sed 's/^0x//' "$p/vendor"):$(sed 's/^0x//' "$p/device")
-    echo "${p##*/}=$id"
+    v=$(sed 's/^0x//' "$p/vendor" 2> /dev/null) d=$(sed 's/^0x//' "$p/device" 2> /dev/null)
+    [ -n "$v" ] && [ -n "$d" ] && echo "${p##*/}=$v:$d"
   done
 }
 
