@@ -4,15 +4,18 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace passage {
 namespace {
 
 const int kKickSignal = SIGRTMIN;
+constexpr uint64_t kEferLma = 1 << 10;  // long mode active
 
 void NoopHandler(int) {}
 
@@ -205,6 +208,7 @@ void VcpuPause::Ended() {
 
 void Vcpu::Start(VcpuContext context) {
   pause_ = context.pause;
+  memory_ = context.memory;
   running_ = true;
   thread_ = std::thread([this, context = std::move(context)] { Loop(context); });
 }
@@ -288,7 +292,43 @@ std::string Vcpu::DescribeState() {
   if (Ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) == 0) state.lapic = lapic;
   state.last_exit_reason = last_exit_reason_.load();
   state.last_exit_addr = last_exit_addr_.load();
+  const GuestMemory* memory = memory_.load();
+  if (memory != nullptr && state.regs && state.sregs && (state.sregs->efer & kEferLma) != 0) {
+    state.stack = ReadStack(*memory, state.regs->rsp);
+  }
   return FormatVcpuState(index_, state);
+}
+
+std::optional<std::vector<uint64_t>> Vcpu::ReadStack(const GuestMemory& memory, uint64_t rsp) {
+  // The stack is virtually mapped (a kernel's vmap'd stack): KVM walks the
+  // guest's page tables for each page, and a page at a time is read.
+  constexpr uint64_t kPage = 4096;
+  std::vector<uint8_t> bytes;
+  uint64_t va = rsp & ~uint64_t{7};
+  while (bytes.size() < kStackScanBytes) {
+    kvm_translation t{};
+    t.linear_address = va;
+    if (Ioctl(fd_.get(), KVM_TRANSLATE, &t) != 0 || !t.valid) break;
+    const uint64_t chunk = std::min<uint64_t>(kPage - (va % kPage), kStackScanBytes - bytes.size());
+    std::vector<uint8_t> part(chunk);
+    if (!memory.Read(t.physical_address, part).ok()) break;
+    bytes.insert(bytes.end(), part.begin(), part.end());
+    va += chunk;
+  }
+  if (bytes.empty()) return std::nullopt;
+  return KernelTextWords(bytes, kStackWordsShown);
+}
+
+std::vector<uint64_t> KernelTextWords(std::span<const uint8_t> stack, size_t max) {
+  constexpr uint64_t kTextStart = 0xffffffff80000000ull;
+  constexpr uint64_t kModulesStart = 0xffffffffc0000000ull;
+  std::vector<uint64_t> out;
+  for (size_t off = 0; off + 8 <= stack.size() && out.size() < max; off += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, stack.data() + off, sizeof(word));
+    if (word >= kTextStart && word < kModulesStart) out.push_back(word);
+  }
+  return out;
 }
 
 std::string FormatVcpuState(int index, const VcpuState& state) {
@@ -318,6 +358,11 @@ std::string FormatVcpuState(int index, const VcpuState& state) {
                           ApicVectors(*l, 0x200));
   }
   absl::StrAppend(&out, " last_exit=", ExitName(state.last_exit_reason, state.last_exit_addr));
+  if (const auto& st = state.stack) {
+    absl::StrAppend(&out, " stack=[", absl::StrJoin(*st, " ", [](std::string* o, uint64_t w) {
+                      absl::StrAppendFormat(o, "0x%x", w);
+                    }), "]");
+  }
   return out;
 }
 

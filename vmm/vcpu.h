@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "devices/io_bus.h"
+#include "memory/guest_memory.h"
 #include "memory/unique_fd.h"
 #include "vmm/kvm.h"
 #include "vmm/x86_boot.h"
@@ -74,6 +76,8 @@ struct VcpuContext {
   std::function<void(StopRequest)> stop;
   const std::atomic<bool>* stopping = nullptr;
   VcpuPause* pause = nullptr;  // null: never paused
+  // For the state dump's look at the guest's stack; null: not looked at.
+  const GuestMemory* memory = nullptr;
 };
 
 // What a vCPU state dump reads from KVM (each part absent when its ioctl
@@ -86,8 +90,18 @@ struct VcpuState {
   std::optional<kvm_lapic_state> lapic;
   uint32_t last_exit_reason = 0;
   uint64_t last_exit_addr = 0;  // port or guest-physical address
+  // Return-address candidates on the guest's stack (KernelTextWords).
+  std::optional<std::vector<uint64_t>> stack;
 };
 std::string FormatVcpuState(int index, const VcpuState& state);
+
+// The words in `stack` (read from a guest's stack pointer upwards) that look
+// like addresses in an x86-64 Linux kernel's text mapping
+// (0xffffffff80000000 up to the modules area at 0xffffffffc0000000), in
+// order, at most `max`: the return addresses of a scan-style backtrace,
+// which System.map names (tests/rig's l2_diag). Data words in that range
+// show up too; it is a hint, not an unwinder.
+std::vector<uint64_t> KernelTextWords(std::span<const uint8_t> stack, size_t max);
 
 class Vcpu {
  public:
@@ -124,6 +138,11 @@ class Vcpu {
   std::string DescribeState();
   // Answers a pending DumpState() request; vCPU thread only.
   void ServeDumpRequest() ABSL_LOCKS_EXCLUDED(dump_mu_);
+  // KernelTextWords of the 512 bytes at the guest's `rsp` (long mode), or
+  // nothing when no byte of it could be translated and read.
+  std::optional<std::vector<uint64_t>> ReadStack(const GuestMemory& memory, uint64_t rsp);
+  static constexpr size_t kStackScanBytes = 512;
+  static constexpr size_t kStackWordsShown = 16;
 
   const int index_;
   UniqueFd fd_;
@@ -132,6 +151,7 @@ class Vcpu {
   std::thread thread_;
   std::atomic<bool> running_{false};
   std::atomic<VcpuPause*> pause_{nullptr};  // from Start's context, for Kick
+  std::atomic<const GuestMemory*> memory_{nullptr};  // from Start's context, for the dump
   // The last exit (reason, port or address), for a vCPU that cannot answer.
   std::atomic<uint32_t> last_exit_reason_{0};
   std::atomic<uint64_t> last_exit_addr_{0};

@@ -407,7 +407,8 @@ absl::StatusOr<int> Vm::Run() {
   if (serial_stdio_) terminal.emplace();
 
   for (auto& v : vcpus_) {
-    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_, &pause_});
+    v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_, &pause_,
+              memory_.get()});
   }
   if (qmp_ != nullptr) {
     if (absl::Status s = qmp_->Start(*loop_, *this); !s.ok()) {

@@ -406,7 +406,8 @@ class StuckL2(unittest.TestCase):
     marker shows), against a fake passage."""
     # A passage stand-in: on SIGUSR1 it writes a state dump like passage's.
     FAKE = ("trap 'printf \"passage: state dump (SIGUSR1)\\npassage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 "
-            "lapic: tpr=0x0 isr=[] irr=[236] last_exit=HLT\\npassage: uart COM1: ier=0x0\\n"
+            "lapic: tpr=0x0 isr=[] irr=[236] last_exit=HLT stack=[0xffffffff81000210 0x1 0xffffffff81000105]\\n"
+            "passage: uart COM1: ier=0x0\\n"
             "passage: ioapic pin 4: vector=0x24\\n\" >&2' USR1; while :; do sleep 0.1; done")
 
     def setUp(self):
@@ -428,12 +429,15 @@ class StuckL2(unittest.TestCase):
 
     def test_symbol(self):
         out, err = self.run_sh("for r in 0xffffffff81000123 FFFFFFFF81000200 0xffffffff81000350 0x401000 zz; do\n"
-                               "  l2_symbol $r; done; L2_SYSTEM_MAP=/nonexistent l2_symbol 0x1")
+                               "  l2_symbol $r; done; L2_SYSTEM_MAP=/nonexistent l2_symbol 0x1\n"
+                               "echo --; l2_symbol 0xffffffff81000201 zz 0xffffffff810000ff")
         self.assertEqual(err, "")
         self.assertEqual(out.splitlines(), [
             "default_idle+0x23", "do_idle+0x0", "not in the kernel's text (user space or outside the map)",
-            "not in the kernel's text (user space or outside the map)", "unnamed (rip 'zz' is not hex)",
-            "unnamed (no /nonexistent: kernel built without it)"])
+            "not in the kernel's text (user space or outside the map)", "unnamed (not a hex address)",
+            "unnamed (no /nonexistent: kernel built without it)",
+            # several at once (one pass over the map), in the order given
+            "--", "do_idle+0x1", "unnamed (not a hex address)", "_text+0xff"])
 
     def test_wait_and_diag(self):
         # The marker comes: 0, nothing to say.
@@ -452,7 +456,11 @@ class StuckL2(unittest.TestCase):
         self.assertIn("L2 serial, last 5 lines (each cut at 300 characters):\n  line 5\n  line 6\n  line 7\n  line 8\n  line 9\n", diag)
         self.assertIn("  passage: vCPU 0: rip=0xffffffff81000123 rsp=0x1 lapic: tpr=0x0 isr=[] irr=[236]", diag)
         self.assertIn("  passage: ioapic pin 4: vector=0x24", diag)
-        self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", diag)
+        self.assertIn("L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23; stack: do_idle+0x10 "
+                      "not in the kernel's text (user space or outside the map) default_idle+0x5;", diag)
+        # A second dump 3 s later, named the same way.
+        self.assertIn("\n3 s later:\n  passage: vCPU 0: rip=0xffffffff81000123", diag)
+        self.assertEqual(diag.count("L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;"), 2, diag)
         with open(os.path.join(self.d, "console")) as f:
             console = f.read()
         self.assertIn("rig: t stuck| L2 kernel: vCPU 0 rip 0xffffffff81000123 = default_idle+0x23;", console)

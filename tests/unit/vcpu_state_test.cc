@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "vmm/vcpu.h"
 
@@ -62,6 +63,38 @@ TEST(VcpuStateTest, InterruptsOffAndFailedReadsAreShown) {
   EXPECT_NE(line.find("sregs=unavailable"), std::string::npos) << line;
   EXPECT_EQ(line.find("lapic:"), std::string::npos) << line;
   EXPECT_NE(line.find("last_exit=mmio 0xfef00000"), std::string::npos) << line;
+  EXPECT_EQ(line.find("stack="), std::string::npos) << line;  // not read: not shown
+}
+
+TEST(VcpuStateTest, StackWordsInTheKernelTextRangeAreKeptInOrder) {
+  const std::vector<uint64_t> words = {
+      0xffffffff81234567,  // text
+      0x0000000000001000,  // data
+      0xffff888000123000,  // direct map: data
+      0xffffffff80000000,  // first text address
+      0xffffffffc0001000,  // modules area: not the kernel's text
+      0xffffffffbfffffff,  // last text address
+      0xffffffff810abcde,
+  };
+  std::vector<uint8_t> bytes(words.size() * 8 + 5);  // a torn last word is ignored
+  std::memcpy(bytes.data(), words.data(), words.size() * 8);
+  std::memset(bytes.data() + words.size() * 8, 0xff, 5);
+  EXPECT_EQ(KernelTextWords(bytes, 16),
+            (std::vector<uint64_t>{0xffffffff81234567, 0xffffffff80000000, 0xffffffffbfffffff,
+                                   0xffffffff810abcde}));
+  EXPECT_EQ(KernelTextWords(bytes, 2), (std::vector<uint64_t>{0xffffffff81234567, 0xffffffff80000000}));
+  EXPECT_TRUE(KernelTextWords({}, 16).empty());
+}
+
+TEST(VcpuStateTest, StackWordsEndTheLine) {
+  VcpuState state;
+  state.stack = std::vector<uint64_t>{0xffffffff81000010, 0xffffffff81abcdef};
+  const std::string line = FormatVcpuState(0, state);
+  const std::string tail = " stack=[0xffffffff81000010 0xffffffff81abcdef]";
+  ASSERT_GE(line.size(), tail.size()) << line;
+  EXPECT_EQ(line.substr(line.size() - tail.size()), tail) << line;
+  state.stack = std::vector<uint64_t>{};
+  EXPECT_NE(FormatVcpuState(0, state).find(" stack=[]"), std::string::npos);  // read, nothing found
 }
 
 }  // namespace

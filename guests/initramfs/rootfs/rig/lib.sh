@@ -417,24 +417,40 @@ $(cat "$1")"
 
 # ---- A nested guest (L2) that does not get where it should ----
 
-# l2_symbol RIP: "SYMBOL+0xOFF" for an L2 kernel address, from the map
-# run.py puts beside the L2 kernel (/rig/l2/System.map, L2 booted nokaslr),
-# or why it cannot be named. RIP: hex, with or without 0x.
+# l2_symbol ADDR...: "SYMBOL+0xOFF" for each L2 kernel address, one a line,
+# from the map run.py puts beside the L2 kernel (/rig/l2/System.map, L2
+# booted nokaslr), or why it cannot be named. ADDR: hex, with or without 0x.
+# One pass over the map for all of them (it has ~100k lines; L1 is slow).
 l2_symbol() {
   _y_map=${L2_SYSTEM_MAP:-/rig/l2/System.map}
-  [ -f "$_y_map" ] || { echo "unnamed (no $_y_map: kernel built without it)"; return 0; }
-  _y_r=$(echo "${1#0x}" | tr 'A-F' 'a-f')
-  case $_y_r in ''|*[!0-9a-f]*) echo "unnamed (rip '$1' is not hex)"; return 0 ;; esac
-  while [ ${#_y_r} -lt 16 ]; do _y_r=0$_y_r; done
-  # System.map is sorted by address; compare as strings ("x" prefix: never
-  # as numbers, which lose the low bits of a 64-bit address).
-  set -- $(awk -v r="x$_y_r" '$2 ~ /^[tTwW]$/ && ("x" $1) <= r {a = $1; n = $3}
-    ("x" $1) > r {exit} END {if (n != "") print a, n}' "$_y_map")
-  if [ $# -lt 2 ] || [ "$2" = _etext ] || [ "$2" = __entry_text_end ]; then
-    echo "not in the kernel's text (user space or outside the map)"
-  else
-    printf '%s+0x%x\n' "$2" $(( 0x$_y_r - 0x$1 ))
-  fi
+  for _y_a in "$@"; do
+    _y_r=$(echo "${_y_a#0x}" | tr 'A-F' 'a-f')
+    case $_y_r in ''|*[!0-9a-f]*) _y_r=bad ;; esac
+    while [ ${#_y_r} -lt 16 ]; do _y_r=0$_y_r; done
+    echo "$_y_r"
+  done | {
+    if [ -f "$_y_map" ]; then cat - "$_y_map"; else cat; fi
+  } | awk -v nmap="$([ -f "$_y_map" ] && echo 1 || echo 0)" -v map="$_y_map" '
+    # The addresses come first (one field), then the map ("ADDR TYPE NAME",
+    # sorted by address). Compare as strings ("x" prefix: never as numbers,
+    # which lose the low bits of a 64-bit address).
+    NF == 1 { want[++n] = $1; next }
+    $2 ~ /^[tTwW]$/ { for (i = 1; i <= n; i++) if (("x" $1) <= ("x" want[i])) { at[i] = $1; sym[i] = $3 } }
+    END {
+      for (i = 1; i <= n; i++) {
+        if (want[i] ~ /bad/) print "unnamed (not a hex address)"
+        else if (!nmap) print "unnamed (no " map ": kernel built without it)"
+        else if (sym[i] == "" || sym[i] == "_etext" || sym[i] == "__entry_text_end")
+          print "not in the kernel'"'"'s text (user space or outside the map)"
+        else printf "%s+0x%x\n", sym[i], hexval(want[i]) - hexval(at[i])
+      }
+    }
+    # The offset only: the low 32 bits are enough (functions are small).
+    function hexval(h,   v, k, c) {
+      v = 0; h = substr(h, length(h) - 7)
+      for (k = 1; k <= length(h); k++) { c = index("0123456789abcdef", substr(h, k, 1)) - 1; v = v * 16 + c }
+      return v
+    }'
 }
 
 # passage_of PID: PID if it is passage, else its passage child (passage-noopen).
@@ -446,46 +462,63 @@ passage_of() {
   echo "$1"
 }
 
+# l2_dump PID ERR: asks passage (PID) for its SIGUSR1 state dump and prints
+# it once complete (it ends with the IOAPIC line; a vCPU that does not
+# answer in 2 s is reported as such, so 5 s is enough), or nothing.
+l2_dump() {
+  _d_from=$(( $(wc -l < "$2" 2> /dev/null || echo 0) + 1 ))
+  kill -USR1 "$1" 2> /dev/null || return 0
+  _d_n=0
+  while [ $_d_n -lt 25 ]; do
+    _d_dump=$(tail -n +$_d_from "$2" | sed -n '/^passage: state dump/,/^passage: ioapic pin/p')
+    case $_d_dump in *"passage: ioapic pin"*) echo "$_d_dump"; return 0 ;; esac
+    sleep 0.2
+    _d_n=$((_d_n + 1))
+  done
+}
+
+# l2_names DUMP KASLR: for each vCPU line of DUMP, its rip and the return
+# address candidates on its stack (stack=[...]) named from System.map.
+l2_names() {
+  echo "$1" | sed -n 's/.*vCPU \([0-9]*\): rip=\(0x[0-9a-f]*\) .*/\1 \2/p' | while read -r _n_v _n_rip; do
+    if [ -n "$2" ]; then printf ' vCPU %s rip %s = unnamed (L2 booted without nokaslr);' "$_n_v" "$_n_rip"; continue; fi
+    printf ' vCPU %s rip %s = %s;' "$_n_v" "$_n_rip" "$(l2_symbol "$_n_rip")"
+    _n_stack=$(echo "$1" | sed -n "s/.*vCPU $_n_v: .* stack=\[\([0-9a-fx ]*\)\].*/\1/p")
+    [ -n "$_n_stack" ] && printf ' stack: %s;' "$(l2_symbol $_n_stack | tr '\n' ' ' | sed 's/ $//')"
+  done
+}
+
 # l2_diag TAG PID SERIAL ERR: what a stuck L2 was doing, for a result's
 # detail (stdout) and on L1's console ("rig: TAG stuck| ..." lines): the last
-# 5 lines of L2's serial, passage's SIGUSR1 state dump (each vCPU's rip and
-# registers, local APIC, last exit; the 8250; IOAPIC pin 4; passage writes it
-# to ERR) and each vCPU's rip named from L2's System.map (if passage's
-# command line has nokaslr, else the map does not apply). PID: passage, or
-# the wrapper it runs under. Passage keeps running.
+# 5 lines of L2's serial and two of passage's SIGUSR1 state dumps 3 s apart
+# (each vCPU's rip and registers, local APIC, last exit and the kernel-text
+# words on its stack; the 8250; IOAPIC pin 4; passage writes them to ERR),
+# with each rip and stack word named from L2's System.map (if passage's
+# command line has nokaslr, else the map does not apply). The same rip in
+# both says where L2 is stuck; the stack words say how it got there. PID:
+# passage, or the wrapper it runs under. Passage keeps running.
 l2_diag() {
   _g_pid=$(passage_of "$2")
-  _g_from=$(( $(wc -l < "$4" 2> /dev/null || echo 0) + 1 ))
-  _g_dump=
-  if kill -USR1 "$_g_pid" 2> /dev/null; then
-    # The dump ends with the IOAPIC line (a vCPU that does not answer in 2 s
-    # is reported as such, so 5 s is enough).
-    _g_n=0
-    while [ $_g_n -lt 25 ]; do
-      _g_dump=$(tail -n +$_g_from "$4" | sed -n '/^passage: state dump/,/^passage: ioapic pin/p')
-      case $_g_dump in *"passage: ioapic pin"*) break ;; esac
-      sleep 0.2
-      _g_n=$((_g_n + 1))
-    done
-  fi
+  _g_dump=$(l2_dump "$_g_pid" "$4")
+  [ -n "$_g_dump" ] && sleep 3 && _g_dump2=$(l2_dump "$_g_pid" "$4")
   # The map names addresses of a kernel that was not moved (nokaslr).
   _g_kaslr=$(tr '\0' ' ' < "/proc/$_g_pid/cmdline" 2> /dev/null)
   case " $_g_kaslr " in *' nokaslr '*) _g_kaslr= ;; *) _g_kaslr=yes ;; esac
-  _g_syms=$(echo "$_g_dump" | sed -n 's/.*vCPU \([0-9]*\): rip=\(0x[0-9a-f]*\) .*/\1 \2/p' |
-    while read -r _g_n _g_rip; do
-      printf ' vCPU %s rip %s = %s;' "$_g_n" "$_g_rip" \
-        "$(if [ -n "$_g_kaslr" ]; then echo "unnamed (L2 booted without nokaslr)"; else l2_symbol "$_g_rip"; fi)"
-    done)
   {
     echo "L2 serial, last 5 lines (each cut at 300 characters):"
     tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | cut -c1-300 | sed 's/RIG-/rig-/; s/^/  /'
     if [ -n "$_g_dump" ]; then
       echo "passage's state dump (SIGUSR1):"
       echo "$_g_dump" | sed 's/^/  /'
+      echo "L2 kernel:$(l2_names "$_g_dump" "$_g_kaslr")"
+      if [ -n "$_g_dump2" ]; then
+        echo "3 s later:"
+        echo "$_g_dump2" | grep 'vCPU' | sed 's/^/  /'
+        echo "L2 kernel:$(l2_names "$_g_dump2" "$_g_kaslr")"
+      fi
     else
       echo "passage's state dump (SIGUSR1): none (pid $_g_pid $(kill -0 "$_g_pid" 2> /dev/null && echo 'did not answer in 5 s' || echo 'is gone'))"
     fi
-    echo "L2 kernel:${_g_syms:- no rip in the dump}"
   } > "/tmp/$1.diag"
   sed "s/^/rig: $1 stuck| /" "/tmp/$1.diag" > "${RIG_CONSOLE:-/dev/console}"
   cat "/tmp/$1.diag"
