@@ -182,7 +182,7 @@ absl::Status PasidSpace::Unbind(uint32_t pasid, const std::string& object) {
   absl::MutexLock lock(&mu_);
   const std::string where = absl::StrCat("x-passage-pasid-unbind: 'pasid' ", pasid);
   auto it = bindings_.find(pasid);
-  if (it == bindings_.end()) return absl::NotFoundError(absl::StrCat(where, " is not bound"));
+  if (it == bindings_.end()) return absl::InvalidArgumentError(absl::StrCat(where, " is not bound"));
   if (it->second.home->name() != object) {
     return absl::InvalidArgumentError(absl::StrCat(where, " is bound to iommufd '",
                                                    it->second.home->name(), "', not 'object' '",

@@ -60,6 +60,10 @@ class HotplugController {
   absl::Status ObjectDel(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   nlohmann::json QueryPci() ABSL_LOCKS_EXCLUDED(mu_);
   nlohmann::json QueryIommufd() ABSL_LOCKS_EXCLUDED(mu_);
+  // The PASID space's half (ENQCMD is the Vm's): width, devices, bindings.
+  nlohmann::json QueryPasid() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status PasidBind(uint32_t pasid, const std::string& object) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status PasidUnbind(uint32_t pasid, const std::string& object) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The guest's _EJ0 for `slot` (any value: the guest wrote it). Any
   // thread; returns at once, the removal runs on the loop thread.
