@@ -178,7 +178,7 @@ absl::StatusOr<std::shared_ptr<PciDevice>> Passthrough::CreateVfioPci(const Devi
       VfioPciDevice::Create(std::move(*vfio), irq, loop_, label);
   if (!pci.ok()) return pci.status();
   auto object = config.props.find("iommufd");
-  users_.push_back({config.id.empty() ? label : config.id,
+  users_.push_back({config.id.empty() ? label : config.id, label,
                     object == config.props.end() ? "" : object->second, std::move(weak)});
   return std::shared_ptr<PciDevice>(std::move(*pci));
 }
@@ -193,6 +193,20 @@ absl::Status Passthrough::PasidBind(uint32_t pasid, const std::string& object) {
 
 absl::Status Passthrough::PasidUnbind(uint32_t pasid, const std::string& object) {
   return pasid_->Unbind(pasid, object);
+}
+
+PasidSpace::Info Passthrough::DescribePasid() const {
+  PasidSpace::Info info = pasid_->Describe();
+  auto name = [this](std::string& device) {
+    for (const User& u : users_) {
+      if (u.label == device) device = u.device;
+    }
+  };
+  for (PasidSpace::DeviceInfo& d : info.devices) name(d.id);
+  for (PasidSpace::BindingInfo& b : info.bindings) {
+    for (PasidSpace::AttachmentInfo& a : b.attachments) name(a.device);
+  }
+  return info;
 }
 
 std::vector<Passthrough::ObjectInfo> Passthrough::DescribeObjects() const {

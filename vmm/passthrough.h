@@ -68,7 +68,8 @@ class Passthrough {
   // x-passage-pasid-bind / -unbind: `object` is an -object iommufd id.
   absl::Status PasidBind(uint32_t pasid, const std::string& object);
   absl::Status PasidUnbind(uint32_t pasid, const std::string& object);
-  PasidSpace::Info DescribePasid() const { return pasid_->Describe(); }
+  // Devices named as DescribeObjects names them (id=, else the kind).
+  PasidSpace::Info DescribePasid() const;
 
   struct ObjectInfo {
     std::string id;
@@ -100,6 +101,7 @@ class Passthrough {
   // users: it is gone once `vfio` expired (the VFIO file closed).
   struct User {
     std::string device;
+    std::string label;   // the VfioDevice's name ("vfio-pci,id=edu0")
     std::string object;  // "" for the legacy container
     std::weak_ptr<VfioDevice> vfio;
   };

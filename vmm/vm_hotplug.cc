@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "vmm/vm.h"
+#include "vmm/x86_cpu.h"
 
 namespace passage {
 namespace {
@@ -270,26 +271,25 @@ nlohmann::json HotplugController::QueryPasid() {
 }
 
 absl::Status HotplugController::PasidBind(uint32_t pasid, const std::string& object) {
-  absl::MutexLock lock(&mu_);
-  if (shut_) return absl::FailedPreconditionError("x-passage-pasid-bind: the VM is shutting down");
-  absl::StatusOr<Passthrough*> p = deps_.passthrough(false);
-  if (!p.ok()) return p.status();
-  if (*p == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x-passage-pasid-bind: 'object' '", object, "': no such iommufd object"));
-  }
-  return (*p)->PasidBind(pasid, object);
+  return WithPasidSpace("x-passage-pasid-bind", [&](Passthrough& p) { return p.PasidBind(pasid, object); },
+                        absl::StrCat("'object' '", object, "': no such iommufd object"));
 }
 
 absl::Status HotplugController::PasidUnbind(uint32_t pasid, const std::string& object) {
+  return WithPasidSpace("x-passage-pasid-unbind", [&](Passthrough& p) { return p.PasidUnbind(pasid, object); },
+                        absl::StrCat("'pasid' ", pasid, " is not bound"));
+}
+
+absl::Status HotplugController::WithPasidSpace(const char* command,
+                                               const std::function<absl::Status(Passthrough&)>& run,
+                                               const std::string& without_passthrough) {
   absl::MutexLock lock(&mu_);
-  if (shut_) return absl::FailedPreconditionError("x-passage-pasid-unbind: the VM is shutting down");
+  if (shut_) return absl::FailedPreconditionError(absl::StrCat(command, ": the VM is shutting down"));
   absl::StatusOr<Passthrough*> p = deps_.passthrough(false);
   if (!p.ok()) return p.status();
-  if (*p == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("x-passage-pasid-unbind: 'pasid' ", pasid, " is not bound"));
-  }
-  return (*p)->PasidUnbind(pasid, object);
+  // No passthrough side yet: no object, so nothing bound either.
+  if (*p == nullptr) return absl::InvalidArgumentError(absl::StrCat(command, ": ", without_passthrough));
+  return run(**p);
 }
 
 // ---- Vm ----------------------------------------------------------------------
