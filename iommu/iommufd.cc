@@ -69,6 +69,49 @@ absl::StatusOr<std::vector<IovaRange>> Iommufd::AllowedRanges() {
   return absl::InternalError(absl::StrCat(id_, ": IOMMU_IOAS_IOVA_RANGES keeps growing"));
 }
 
+absl::StatusOr<Iommufd::HwInfo> Iommufd::GetHwInfo(uint32_t dev_id, const std::string& who) {
+  iommu_hw_info info{};
+  info.size = sizeof(info);
+  info.dev_id = dev_id;
+  info.data_len = 0;  // only the generic fields: no driver-specific data
+  if (sys_->Ioctl(fd_.get(), IOMMU_GET_HW_INFO, &info) != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOTTY) return HwInfo{};
+    return ErrnoError(absl::StrCat(who, ": IOMMU_GET_HW_INFO on ", id_));
+  }
+  HwInfo out;
+  out.max_pasid_log2 = info.out_max_pasid_log2;
+  // The uAPI: the EXEC/PRIV bits mean nothing when the width is 0.
+  if (out.max_pasid_log2 != 0) {
+    out.pasid_exec = info.out_capabilities & IOMMU_HW_CAP_PCI_PASID_EXEC;
+    out.pasid_priv = info.out_capabilities & IOMMU_HW_CAP_PCI_PASID_PRIV;
+  }
+  return out;
+}
+
+absl::StatusOr<uint32_t> Iommufd::AllocHwpt(uint32_t dev_id, uint32_t flags,
+                                            const std::string& who) {
+  iommu_hwpt_alloc alloc{};
+  alloc.size = sizeof(alloc);
+  alloc.flags = flags;
+  alloc.dev_id = dev_id;
+  alloc.pt_id = ioas_id_;
+  alloc.data_type = IOMMU_HWPT_DATA_NONE;
+  if (sys_->Ioctl(fd_.get(), IOMMU_HWPT_ALLOC, &alloc) != 0) {
+    return ErrnoError(absl::StrCat(who, ": IOMMU_HWPT_ALLOC on the IOAS of ", id_));
+  }
+  return alloc.out_hwpt_id;
+}
+
+absl::Status Iommufd::DestroyObject(uint32_t id) {
+  iommu_destroy destroy{};
+  destroy.size = sizeof(destroy);
+  destroy.id = id;
+  if (sys_->Ioctl(fd_.get(), IOMMU_DESTROY, &destroy) != 0) {
+    return ErrnoError(absl::StrCat(id_, ": IOMMU_DESTROY of object ", id));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Iommufd::MapIoctl(const DmaMapping& m) {
   const uint32_t flags =
       IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;

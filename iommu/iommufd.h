@@ -34,6 +34,22 @@ class Iommufd : public DmaSpace {
 
   absl::StatusOr<std::vector<IovaRange>> AllowedRanges() override;
 
+  // What IOMMU_GET_HW_INFO says about a device bound to this object.
+  struct HwInfo {
+    uint8_t max_pasid_log2 = 0;  // PASID width; 0: no PASID
+    bool pasid_exec = false;     // IOMMU_HW_CAP_PCI_PASID_EXEC
+    bool pasid_priv = false;     // IOMMU_HW_CAP_PCI_PASID_PRIV
+  };
+  // A kernel or IOMMU driver without GET_HW_INFO (EOPNOTSUPP/ENOTTY) reads
+  // as no PASID; other errors are errors. `who` names the device.
+  absl::StatusOr<HwInfo> GetHwInfo(uint32_t dev_id, const std::string& who);
+  // IOMMU_HWPT_ALLOC of a paging HWPT over this object's IOAS for device
+  // `dev_id` with `flags` (e.g. IOMMU_HWPT_ALLOC_PASID); returns its id.
+  absl::StatusOr<uint32_t> AllocHwpt(uint32_t dev_id, uint32_t flags, const std::string& who);
+  // IOMMU_DESTROY of an object allocated here (a HWPT); errors are logged
+  // by the caller's choice, so this only reports them.
+  absl::Status DestroyObject(uint32_t id);
+
   // How the last mapping was made (for reports and tests).
   bool used_map_file() const { return used_map_file_; }
 

@@ -9,6 +9,7 @@
 #ifndef PASSAGE_VMM_CONTROL_H_
 #define PASSAGE_VMM_CONTROL_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -71,6 +72,17 @@ class ControlTarget {
   // ([{"iova", "size"}]), the devices attached to it (ids), and devices
   // whose removal is pending; the legacy container likewise.
   virtual nlohmann::json QueryIommufd() = 0;
+
+  // The VM-wide PASID space (iommu/pasid_space.h). x-passage-query-pasid:
+  // {"width", "enqcmd", ["enqcmd-off-reason"], "devices": [{"id", "object",
+  // "max-pasid-log2", "exec", "priv", "state": "pasid"|"no-pasid",
+  // "pasids"}], "bindings": [{"pasid", "object", "ioas-id", "attachments":
+  // [{"device", "object", "hwpt-id"}]}]}.
+  virtual nlohmann::json QueryPasid() = 0;
+  // x-passage-pasid-bind / -unbind: guest PASID `pasid` to/from the IOAS of
+  // iommufd object `object`, on every PASID-capable device or none.
+  virtual absl::Status PasidBind(uint32_t pasid, const std::string& object) = 0;
+  virtual absl::Status PasidUnbind(uint32_t pasid, const std::string& object) = 0;
 };
 
 }  // namespace passage

@@ -67,6 +67,7 @@ absl::Status Passthrough::RemoveObject(const std::string& id) {
         "object-del: iommufd '", id, "' is in use by device ", absl::StrJoin(users, ", "),
         "; device_del it first"));
   }
+  if (absl::Status s = pasid_->CheckObjectRemovable(id); !s.ok()) return s;
   memory_.RemoveListener(it->get());  // unmaps (and unpins) guest RAM
   passed_fd_.erase(passed_fd_.begin() + (it - iommufds_.begin()));
   iommufds_.erase(it);  // destroys the IOAS, closes the fd
@@ -98,6 +99,7 @@ Passthrough::~Passthrough() {
   // Devices are gone by now (the PCI bus went first); unmap in reverse.
   if (container_listening_) memory_.RemoveListener(container_.get());
   container_.reset();
+  pasid_.reset();
   for (auto it = iommufds_.rbegin(); it != iommufds_.rend(); ++it) memory_.RemoveListener(it->get());
   iommufds_.clear();
 }
@@ -110,6 +112,7 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
   VfioDevice::Options options;
   options.id = label;
   options.kvm_vfio = &kvm_vfio_;
+  options.pasid_space = pasid_.get();
   if (auto it = config.props.find("host"); it != config.props.end()) {
     absl::StatusOr<std::string> bdf = ParseHostBdf(it->second);
     if (!bdf.ok()) return absl::Status(bdf.status().code(), absl::StrCat(label, ": ", bdf.status().message()));
@@ -175,9 +178,35 @@ absl::StatusOr<std::shared_ptr<PciDevice>> Passthrough::CreateVfioPci(const Devi
       VfioPciDevice::Create(std::move(*vfio), irq, loop_, label);
   if (!pci.ok()) return pci.status();
   auto object = config.props.find("iommufd");
-  users_.push_back({config.id.empty() ? label : config.id,
+  users_.push_back({config.id.empty() ? label : config.id, label,
                     object == config.props.end() ? "" : object->second, std::move(weak)});
   return std::shared_ptr<PciDevice>(std::move(*pci));
+}
+
+absl::Status Passthrough::PasidBind(uint32_t pasid, const std::string& object) {
+  for (auto& o : iommufds_) {
+    if (o->name() == object) return pasid_->Bind(pasid, o.get());
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("x-passage-pasid-bind: 'object' '", object, "': no such iommufd object"));
+}
+
+absl::Status Passthrough::PasidUnbind(uint32_t pasid, const std::string& object) {
+  return pasid_->Unbind(pasid, object);
+}
+
+PasidSpace::Info Passthrough::DescribePasid() const {
+  PasidSpace::Info info = pasid_->Describe();
+  auto name = [this](std::string& device) {
+    for (const User& u : users_) {
+      if (u.label == device) device = u.device;
+    }
+  };
+  for (PasidSpace::DeviceInfo& d : info.devices) name(d.id);
+  for (PasidSpace::BindingInfo& b : info.bindings) {
+    for (PasidSpace::AttachmentInfo& a : b.attachments) name(a.device);
+  }
+  return info;
 }
 
 std::vector<Passthrough::ObjectInfo> Passthrough::DescribeObjects() const {

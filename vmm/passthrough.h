@@ -27,6 +27,7 @@
 #include "devices/vfio/vfio_device.h"
 #include "iommu/iommufd.h"
 #include "iommu/legacy_container.h"
+#include "iommu/pasid_space.h"
 #include "memory/guest_memory.h"
 #include "memory/unique_fd.h"
 #include "vmm/device_config.h"
@@ -56,12 +57,19 @@ class Passthrough {
   // into it, as for -object. Errors name the argument.
   absl::Status AddObject(const ObjectConfig& config, int fd);
   // object-del: refused while a device uses the object (the message names
-  // them); otherwise guest RAM is unmapped (unpinned), the IOAS destroyed
-  // and the fd closed.
+  // them) or a PASID binding lives on it; otherwise guest RAM is unmapped
+  // (unpinned), the IOAS destroyed and the fd closed.
   absl::Status RemoveObject(const std::string& id);
   // The legacy container closes (RAM unmapped first) when no device uses
   // it any more. Called after a device went or failed to come.
   void ReleaseUnused();
+
+  // The VM's PASID space (every cdev device joins it as it opens).
+  // x-passage-pasid-bind / -unbind: `object` is an -object iommufd id.
+  absl::Status PasidBind(uint32_t pasid, const std::string& object);
+  absl::Status PasidUnbind(uint32_t pasid, const std::string& object);
+  // Devices named as DescribeObjects names them (id=, else the kind).
+  PasidSpace::Info DescribePasid() const;
 
   struct ObjectInfo {
     std::string id;
@@ -93,6 +101,7 @@ class Passthrough {
   // users: it is gone once `vfio` expired (the VFIO file closed).
   struct User {
     std::string device;
+    std::string label;   // the VfioDevice's name ("vfio-pci,id=edu0")
     std::string object;  // "" for the legacy container
     std::weak_ptr<VfioDevice> vfio;
   };
@@ -104,6 +113,9 @@ class Passthrough {
   // each device deletes its file from KVM-VFIO as it closes.
   KvmVfio kvm_vfio_;
   std::vector<std::unique_ptr<Iommufd>> iommufds_;  // each a memory listener
+  // Refers to iommufds_: reset before them (~Passthrough). Its devices are
+  // gone by then; bindings left have no attachment.
+  std::unique_ptr<PasidSpace> pasid_ = std::make_unique<PasidSpace>();
   std::vector<bool> passed_fd_;
   std::unique_ptr<LegacyContainer> container_;  // owns the VFIO groups too
   bool container_listening_ = false;

@@ -141,6 +141,23 @@ std::optional<int64_t> FdNumber(const json& v) {
   return n;
 }
 
+// The 'pasid' argument: PCIe PASIDs are 20 bits.
+std::optional<uint32_t> Pasid(const json& args) {
+  const json& v = args["pasid"];
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() >= (1u << 20)) return std::nullopt;
+    return static_cast<uint32_t>(v.get<uint64_t>());
+  }
+  const int64_t n = v.get<int64_t>();
+  if (n < 0 || n >= (1 << 20)) return std::nullopt;
+  return static_cast<uint32_t>(n);
+}
+
+json BadPasid(const char* command, const json& args) {
+  return Generic(absl::StrCat(command, ": 'pasid' ", args["pasid"].dump(),
+                              " is not a PASID (0..1048575, 20 bits)"));
+}
+
 }  // namespace
 
 json QmpError(const std::string& error_class, const std::string& desc) {
@@ -308,6 +325,19 @@ const std::vector<QmpCommandTable::Command>& QmpCommandTable::Get() {
       {"query-pci", {}, false, [](S& s, const json&, Fds&) { return Ok(s.target_.QueryPci()); }},
       {"x-passage-query-iommufd", {}, false,
        [](S& s, const json&, Fds&) { return Ok(s.target_.QueryIommufd()); }},
+      {"x-passage-query-pasid", {}, false, [](S& s, const json&, Fds&) { return Ok(s.target_.QueryPasid()); }},
+      {"x-passage-pasid-bind", {{"pasid", ArgType::kInt, true}, {"object", ArgType::kString, true}}, false,
+       [status_reply](S& s, const json& a, Fds&) {
+         std::optional<uint32_t> pasid = Pasid(a);
+         if (!pasid) return BadPasid("x-passage-pasid-bind", a);
+         return status_reply(s.target_.PasidBind(*pasid, Str(a, "object")));
+       }},
+      {"x-passage-pasid-unbind", {{"pasid", ArgType::kInt, true}, {"object", ArgType::kString, true}}, false,
+       [status_reply](S& s, const json& a, Fds&) {
+         std::optional<uint32_t> pasid = Pasid(a);
+         if (!pasid) return BadPasid("x-passage-pasid-unbind", a);
+         return status_reply(s.target_.PasidUnbind(*pasid, Str(a, "object")));
+       }},
   };
   return *commands;
 }

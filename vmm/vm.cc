@@ -323,6 +323,7 @@ absl::Status Vm::CreateVcpus(const VmConfig& config, const LinuxBootPlatform& bo
   }
   absl::StatusOr<std::vector<kvm_cpuid_entry2>> cpuid = kvm_.SupportedCpuid();
   if (!cpuid.ok()) return cpuid.status();
+  enqcmd_ = EnqcmdSupported(*cpuid);
   const bool tsc_deadline = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   const bool mp_state = kvm_.CheckExtension(KVM_CAP_MP_STATE) > 0;
   const int phys_bits = GuestPhysAddrBits(*cpuid);

@@ -150,12 +150,18 @@ class Vm : public ControlTarget {
   absl::Status ObjectDel(const std::string& id) override;
   nlohmann::json QueryPci() override;
   nlohmann::json QueryIommufd() override;
+  nlohmann::json QueryPasid() override;
+  absl::Status PasidBind(uint32_t pasid, const std::string& object) override;
+  absl::Status PasidUnbind(uint32_t pasid, const std::string& object) override;
   // A QMP event to every monitor (none: dropped). Any thread.
   void Emit(std::string_view event, nlohmann::json data = nullptr);
 
  private:
   // RESET/SHUTDOWN for how the run ended (QEMU's reasons).
   void EmitStopEvents(const StopRequest& stop);
+  // CPUID.(7,0):ECX[29] as KVM_GET_SUPPORTED_CPUID reported it (the guest's
+  // is the same: GuestCpuid never sets it on its own).
+  bool enqcmd_ = false;
   std::unique_ptr<QmpServer> qmp_;  // -qmp / -mon sockets; served on loop_ from Run()
   VcpuPause pause_;  // QMP stop/cont
   absl::Mutex run_mu_;  // one stop/cont at a time

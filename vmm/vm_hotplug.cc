@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "vmm/vm.h"
+#include "vmm/x86_cpu.h"
 
 namespace passage {
 namespace {
@@ -241,6 +242,56 @@ nlohmann::json HotplugController::QueryIommufd() {
   return out;
 }
 
+nlohmann::json HotplugController::QueryPasid() {
+  absl::MutexLock lock(&mu_);
+  nlohmann::json out = {{"width", 0}, {"devices", nlohmann::json::array()}, {"bindings", nlohmann::json::array()}};
+  if (shut_) return out;
+  absl::StatusOr<Passthrough*> p = deps_.passthrough(false);
+  if (!p.ok() || *p == nullptr) return out;
+  const PasidSpace::Info info = (*p)->DescribePasid();
+  out["width"] = info.width;
+  for (const PasidSpace::DeviceInfo& d : info.devices) {
+    out["devices"].push_back({{"id", d.id},
+                              {"object", d.object},
+                              {"max-pasid-log2", d.info.max_pasid_log2},
+                              {"exec", d.info.pasid_exec},
+                              {"priv", d.info.pasid_priv},
+                              {"state", d.info.max_pasid_log2 != 0 ? "pasid" : "no-pasid"},
+                              {"pasids", d.pasids}});
+  }
+  for (const PasidSpace::BindingInfo& b : info.bindings) {
+    nlohmann::json attachments = nlohmann::json::array();
+    for (const PasidSpace::AttachmentInfo& a : b.attachments) {
+      attachments.push_back({{"device", a.device}, {"object", a.object}, {"hwpt-id", a.hwpt_id}});
+    }
+    out["bindings"].push_back(
+        {{"pasid", b.pasid}, {"object", b.object}, {"ioas-id", b.ioas_id}, {"attachments", std::move(attachments)}});
+  }
+  return out;
+}
+
+absl::Status HotplugController::PasidBind(uint32_t pasid, const std::string& object) {
+  return WithPasidSpace("x-passage-pasid-bind", [&](Passthrough& p) { return p.PasidBind(pasid, object); },
+                        absl::StrCat("'object' '", object, "': no such iommufd object"));
+}
+
+absl::Status HotplugController::PasidUnbind(uint32_t pasid, const std::string& object) {
+  return WithPasidSpace("x-passage-pasid-unbind", [&](Passthrough& p) { return p.PasidUnbind(pasid, object); },
+                        absl::StrCat("'pasid' ", pasid, " is not bound"));
+}
+
+absl::Status HotplugController::WithPasidSpace(const char* command,
+                                               const std::function<absl::Status(Passthrough&)>& run,
+                                               const std::string& without_passthrough) {
+  absl::MutexLock lock(&mu_);
+  if (shut_) return absl::FailedPreconditionError(absl::StrCat(command, ": the VM is shutting down"));
+  absl::StatusOr<Passthrough*> p = deps_.passthrough(false);
+  if (!p.ok()) return p.status();
+  // No passthrough side yet: no object, so nothing bound either.
+  if (*p == nullptr) return absl::InvalidArgumentError(absl::StrCat(command, ": ", without_passthrough));
+  return run(**p);
+}
+
 // ---- Vm ----------------------------------------------------------------------
 
 absl::Status Vm::CreateHotplug() {
@@ -278,6 +329,18 @@ absl::Status Vm::ObjectAdd(const ObjectConfig& config, PassedFds& fds) { return 
 absl::Status Vm::ObjectDel(const std::string& id) { return hotplug_->ObjectDel(id); }
 nlohmann::json Vm::QueryPci() { return hotplug_->QueryPci(); }
 nlohmann::json Vm::QueryIommufd() { return hotplug_->QueryIommufd(); }
+nlohmann::json Vm::QueryPasid() {
+  nlohmann::json q = hotplug_->QueryPasid();
+  q["enqcmd"] = enqcmd_;
+  if (!enqcmd_) q["enqcmd-off-reason"] = kEnqcmdOffReason;
+  return q;
+}
+absl::Status Vm::PasidBind(uint32_t pasid, const std::string& object) {
+  return hotplug_->PasidBind(pasid, object);
+}
+absl::Status Vm::PasidUnbind(uint32_t pasid, const std::string& object) {
+  return hotplug_->PasidUnbind(pasid, object);
+}
 void Vm::OnGuestEject(uint8_t slot) {
   if (hotplug_ != nullptr) hotplug_->OnGuestEject(slot);
 }

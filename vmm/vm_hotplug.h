@@ -60,6 +60,10 @@ class HotplugController {
   absl::Status ObjectDel(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   nlohmann::json QueryPci() ABSL_LOCKS_EXCLUDED(mu_);
   nlohmann::json QueryIommufd() ABSL_LOCKS_EXCLUDED(mu_);
+  // The PASID space's half (ENQCMD is the Vm's): width, devices, bindings.
+  nlohmann::json QueryPasid() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status PasidBind(uint32_t pasid, const std::string& object) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status PasidUnbind(uint32_t pasid, const std::string& object) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The guest's _EJ0 for `slot` (any value: the guest wrote it). Any
   // thread; returns at once, the removal runs on the loop thread.
@@ -72,6 +76,10 @@ class HotplugController {
   // The loop thread's half of OnGuestEject.
   void ProcessEjects() ABSL_LOCKS_EXCLUDED(mu_, queue_mu_);
   void RemoveSlot(uint8_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A PASID command on the passthrough side (`without_passthrough`: the
+  // error when the VM has none yet).
+  absl::Status WithPasidSpace(const char* command, const std::function<absl::Status(Passthrough&)>& run,
+                              const std::string& without_passthrough) ABSL_LOCKS_EXCLUDED(mu_);
   // A line about the guest, at most one a second (the rest are counted).
   void GuestLog(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

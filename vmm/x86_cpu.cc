@@ -185,6 +185,13 @@ std::vector<kvm_cpuid_entry2> GuestCpuid(const std::vector<kvm_cpuid_entry2>& su
   return out;
 }
 
+bool EnqcmdSupported(const std::vector<kvm_cpuid_entry2>& supported) {
+  for (const kvm_cpuid_entry2& e : supported) {
+    if (e.function == 7 && e.index == 0) return e.ecx & kLeaf7EcxEnqcmd;
+  }
+  return false;
+}
+
 int GuestPhysAddrBits(const std::vector<kvm_cpuid_entry2>& cpuid) {
   for (const kvm_cpuid_entry2& e : cpuid) {
     if (e.function == 0x80000008) {

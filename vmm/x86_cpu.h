@@ -38,6 +38,16 @@ bool IsCpuFeature(absl::string_view name);
 std::vector<kvm_cpuid_entry2> GuestCpuid(const std::vector<kvm_cpuid_entry2>& supported,
                                          const CpuidOptions& options);
 
+// ENQCMD: CPUID.(EAX=7,ECX=0):ECX[29]. GuestCpuid passes KVM's bit through
+// and never sets it otherwise: a guest may use ENQCMD only when KVM handles
+// its IA32_PASID MSR (and the PASID translation) for it.
+constexpr uint32_t kLeaf7EcxEnqcmd = 1u << 29;
+bool EnqcmdSupported(const std::vector<kvm_cpuid_entry2>& supported);
+// Why the guest has no ENQCMD when KVM does not offer it (query, README).
+inline constexpr char kEnqcmdOffReason[] =
+    "KVM_GET_SUPPORTED_CPUID does not report ENQCMD: upstream KVM does not virtualize IA32_PASID "
+    "or translate guest PASIDs for ENQCMD";
+
 // The guest's physical address width from CPUID 0x80000008 (36 if absent).
 int GuestPhysAddrBits(const std::vector<kvm_cpuid_entry2>& cpuid);
 

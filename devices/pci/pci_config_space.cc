@@ -103,6 +103,16 @@ absl::StatusOr<uint32_t> PciConfigSpace::AddExtendedCapability(uint16_t id, uint
   return offset;
 }
 
+std::optional<uint32_t> PciConfigSpace::FindExtendedCapability(uint16_t id) const {
+  for (uint32_t offset = kLegacySize, hops = 0; offset >= kLegacySize && hops < kMaxExtHops; ++hops) {
+    const uint32_t header = Get32(offset);
+    if (header == 0) break;
+    if ((header & 0xffff) == id) return offset;
+    offset = header >> 20 & ~3u;
+  }
+  return std::nullopt;
+}
+
 std::optional<uint32_t> PciConfigSpace::FindCapability(uint8_t id) const {
   if (!(Get16(PCI_STATUS) & PCI_STATUS_CAP_LIST)) return std::nullopt;
   uint32_t offset = Get8(PCI_CAPABILITY_LIST) & ~3u;

@@ -17,6 +17,8 @@ class PciConfigSpace {
   static constexpr uint32_t kSize = 4096;        // with PCIe extended space
   static constexpr uint32_t kLegacySize = 256;   // the part CF8/CFC reaches
   static constexpr uint32_t kFirstCapability = 0x40;
+  // At most (4096 - 256) / 4 extended capabilities fit: bounds a looped chain.
+  static constexpr uint32_t kMaxExtHops = (kSize - kLegacySize) / 4;
 
   // True when a guest access of `size` bytes at `offset` is well formed:
   // size 1, 2 or 4, naturally aligned, inside the 4 KiB space.
@@ -47,6 +49,8 @@ class PciConfigSpace {
   absl::StatusOr<uint32_t> AddExtendedCapability(uint16_t id, uint8_t version, uint32_t size);
   // Offset of the first capability with `id`, walking the list as a guest would.
   std::optional<uint32_t> FindCapability(uint8_t id) const;
+  // The same for the extended list at 0x100 (a header of 0 ends it).
+  std::optional<uint32_t> FindExtendedCapability(uint16_t id) const;
 
  private:
   std::array<uint8_t, kSize> data_{};

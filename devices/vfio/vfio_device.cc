@@ -1,6 +1,7 @@
 #include "devices/vfio/vfio_device.h"
 
 #include <fcntl.h>
+#include <linux/iommufd.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 
@@ -179,9 +180,24 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
     return ErrnoError(absl::StrCat(o.id, ": VFIO_DEVICE_BIND_IOMMUFD to ", iommufd.name()), err);
   }
   dev->devid_ = bind.out_devid;
+  absl::StatusOr<Iommufd::HwInfo> hw = iommufd.GetHwInfo(dev->devid_, o.id);
+  if (!hw.ok()) return hw.status();
+  if (hw->max_pasid_log2 != 0) {
+    absl::StatusOr<uint32_t> hwpt = iommufd.AllocHwpt(dev->devid_, IOMMU_HWPT_ALLOC_PASID, o.id);
+    if (hwpt.ok()) {
+      dev->hw_info_ = *hw;
+      dev->hwpt_owner_ = &iommufd;  // from here the destructor destroys it
+      dev->main_hwpt_ = *hwpt;
+    } else {
+      std::fprintf(stderr,
+                   "passage: %s: the device has %u PASID bits but no PASID-compatible domain (%s); "
+                   "it works without PASID\n",
+                   o.id.c_str(), hw->max_pasid_log2, std::string(hwpt.status().message()).c_str());
+    }
+  }
   vfio_device_attach_iommufd_pt attach{};
   attach.argsz = sizeof(attach);
-  attach.pt_id = iommufd.ioas_id();
+  attach.pt_id = dev->main_hwpt_ != 0 ? dev->main_hwpt_ : iommufd.ioas_id();
   if (sys->Ioctl(dev->fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) != 0) {
     const int err = errno;
     if (err == EADDRINUSE) {
@@ -201,7 +217,38 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
   // before must not sit in them.
   if (absl::Status s = iommufd.CheckMappingsAfterAttach(o.id); !s.ok()) return s;
   if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
+  // Last: the device is complete when it takes the live PASIDs.
+  if (o.pasid_space != nullptr) {
+    absl::StatusOr<std::unique_ptr<PasidSpace::Registration>> r = o.pasid_space->AddDevice(dev.get());
+    if (!r.ok()) return r.status();
+    dev->pasid_space_ = o.pasid_space;
+    dev->pasid_registration_ = std::move(*r);
+  }
   return dev;
+}
+
+absl::Status VfioDevice::AttachPasid(uint32_t pasid, uint32_t hwpt_id) {
+  vfio_device_attach_iommufd_pt attach{};
+  attach.argsz = sizeof(attach);
+  attach.flags = VFIO_DEVICE_ATTACH_PASID;
+  attach.pt_id = hwpt_id;
+  attach.pasid = pasid;
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) != 0) {
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT of pasid ", pasid,
+                                   " to HWPT ", hwpt_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::DetachPasid(uint32_t pasid) {
+  vfio_device_detach_iommufd_pt detach{};
+  detach.argsz = sizeof(detach);
+  detach.flags = VFIO_DEVICE_DETACH_PASID;
+  detach.pasid = pasid;
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach) != 0) {
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_DETACH_IOMMUFD_PT of pasid ", pasid));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithContainer(
@@ -241,10 +288,18 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithContainer(
 }
 
 VfioDevice::~VfioDevice() {
+  // PASIDs first: they hang off the whole-device attachment.
+  pasid_registration_.reset();
   if (fd_.valid() && iommufd_ != nullptr) {
     vfio_device_detach_iommufd_pt detach{};
     detach.argsz = sizeof(detach);
     sys_->Ioctl(fd_.get(), VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
+  }
+  // An attached HWPT cannot be destroyed: after the detach.
+  if (hwpt_owner_ != nullptr) {
+    if (absl::Status s = hwpt_owner_->DestroyObject(main_hwpt_); !s.ok()) {
+      std::fprintf(stderr, "passage: %s: %s\n", id_.c_str(), std::string(s.message()).c_str());
+    }
   }
   // KVM holds a reference to the file: delete it first, so closing the fd
   // drops the last reference and the cdev unbinds from iommufd now.

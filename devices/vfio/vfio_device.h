@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "iommu/iommufd.h"
 #include "iommu/legacy_container.h"
+#include "iommu/pasid_space.h"
 #include "iommu/sys.h"
 
 namespace passage {
@@ -66,18 +67,27 @@ class KvmVfio {
   std::map<int, int> users_ ABSL_GUARDED_BY(mu_);  // file fd -> devices using it
 };
 
-class VfioDevice {
+class VfioDevice : public PasidDevice {
  public:
   struct Options {
     std::string id;          // for messages
     std::string sysfs_path;  // /sys/bus/pci/devices/<BDF> (from host= or sysfsdev=)
     int fd = -1;             // an open /dev/vfio/devices/vfioN: adopted, nothing opened
     KvmVfio* kvm_vfio = nullptr;  // told about the device's file before it binds
+    // cdev path: the VM's PASID space, which the device joins once attached
+    // (receiving every live binding); null: no PASID space (tests).
+    PasidSpace* pasid_space = nullptr;
   };
 
   // cdev path: add to KVM-VFIO, bind to `iommufd`, attach to its IOAS, and
   // check that no RAM already mapped there falls in the device's reserved
   // IOVA ranges. A passed `fd` is owned from the call on, closed on error.
+  // A device whose IOMMU_GET_HW_INFO reports a PASID width is attached to
+  // a HWPT allocated over the IOAS with IOMMU_HWPT_ALLOC_PASID instead of
+  // the IOAS itself: the kernel attaches PASIDs only when the whole-device
+  // domain is PASID-compatible, and the IOAS's auto domain is not. If the
+  // IOMMU cannot give one, the device works without PASID (width 0, one
+  // line on stderr). Then it joins `pasid_space`.
   static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithIommufd(const Options& options,
                                                                      Iommufd& iommufd,
                                                                      Sys* sys = &Sys::Real());
@@ -86,18 +96,30 @@ class VfioDevice {
   static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithContainer(const Options& options,
                                                                        LegacyContainer& container,
                                                                        Sys* sys = &Sys::Real());
-  // Detaches (cdev), leaves KVM-VFIO, closes the fd (which unbinds it from
-  // iommufd), releases the group (legacy).
-  ~VfioDevice();
+  // Leaves the PASID space (its PASIDs detached), detaches (cdev) and
+  // destroys its PASID-compatible HWPT, leaves KVM-VFIO, closes the fd
+  // (which unbinds it from iommufd), releases the group (legacy).
+  ~VfioDevice() override;
 
-  const std::string& id() const { return id_; }
+  const std::string& id() const override { return id_; }
   int fd() const { return fd_.get(); }
   Sys* sys() const { return sys_; }
   uint32_t num_regions() const { return num_regions_; }
   uint32_t num_irqs() const { return num_irqs_; }
   bool can_reset() const { return can_reset_; }
   bool uses_iommufd() const { return iommufd_ != nullptr; }
-  uint32_t iommufd_devid() const { return devid_; }
+  uint32_t iommufd_devid() const override { return devid_; }
+
+  // PasidDevice (cdev path only; the legacy path has no PASID).
+  Iommufd* iommufd() const override { return iommufd_; }
+  Iommufd::HwInfo pasid_info() const override { return hw_info_; }
+  // VFIO_DEVICE_ATTACH_IOMMUFD_PT / DETACH with the PASID flag.
+  absl::Status AttachPasid(uint32_t pasid, uint32_t hwpt_id) override;
+  absl::Status DetachPasid(uint32_t pasid) override;
+  // The space the device joined (null: none, or the legacy path).
+  PasidSpace* pasid_space() const { return pasid_space_; }
+  // The PASID-compatible HWPT of the whole-device attachment (0: the IOAS).
+  uint32_t main_hwpt() const { return main_hwpt_; }
   // The file KVM's VFIO pseudo device is told about: the cdev itself, or
   // the group on the legacy path.
   int kvm_file() const { return container_ != nullptr ? group_fd_ : fd(); }
@@ -131,8 +153,13 @@ class VfioDevice {
   Sys* const sys_;
   const std::string id_;
   SysFd fd_;
-  Iommufd* iommufd_ = nullptr;  // cdev path
+  Iommufd* iommufd_ = nullptr;  // cdev path, set once attached
   uint32_t devid_ = 0;
+  Iommufd::HwInfo hw_info_;
+  Iommufd* hwpt_owner_ = nullptr;  // where main_hwpt_ was allocated
+  uint32_t main_hwpt_ = 0;
+  PasidSpace* pasid_space_ = nullptr;
+  std::unique_ptr<PasidSpace::Registration> pasid_registration_;
   LegacyContainer* container_ = nullptr;  // legacy path
   int group_id_ = -1;
   int group_fd_ = -1;  // owned by container_

@@ -288,7 +288,25 @@ absl::Status VfioPciDevice::SetUpCapabilities(const std::vector<uint8_t>& config
     if (next == pos) break;
     pos = next;
   }
-  return absl::OkStatus();
+  return SetUpPasid();
+}
+
+absl::Status VfioPciDevice::SetUpPasid() {
+  const Iommufd::HwInfo info = device_->pasid_info();
+  PasidSpace* space = device_->pasid_space();
+  if (info.max_pasid_log2 == 0 || space == nullptr) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    // Extended config space exists for the guest only on a PCIe function.
+    if (!config_.FindCapability(PCI_CAP_ID_EXP).has_value()) {
+      std::fprintf(stderr, "passage: %s: has PASID but no PCI Express capability; no PASID capability shown\n",
+                   name().c_str());
+      return absl::OkStatus();
+    }
+  }
+  pasid_ = std::make_unique<PasidCapability>([space] { return space->width(); }, info.pasid_exec,
+                                             info.pasid_priv);
+  return AddCapability(pasid_.get()).status();
 }
 
 absl::StatusOr<MsiVectorSource*> VfioPciDevice::AddInterruptCapability(

@@ -29,7 +29,11 @@
 //     at least one page for memory BARs); the guest places them.
 //   Capabilities: MSI and MSI-X emulated (same vector counts and MSI-X
 //     table/PBA location as the device), PCI Express copied read-only;
-//     everything else hidden. No extended capabilities.
+//     everything else hidden. Extended capabilities: the physical ones are
+//     hidden; a PCIe function whose host function has PASID (its VFIO device
+//     in the VM's PASID space with a nonzero width) gets a synthesized PASID
+//     capability (devices/pci/pasid_capability.h) with the VM's negotiated
+//     width and the function's Execute/Privileged Mode bits.
 //   Expansion ROM: read once at start and served from that copy (trapped,
 //     read-only) when the guest enables it; hidden when the device has
 //     none, it is unreadable, or larger than kMaxRomSize.
@@ -48,6 +52,7 @@
 #include "devices/irq.h"
 #include "devices/pci/msi.h"
 #include "devices/pci/msix.h"
+#include "devices/pci/pasid_capability.h"
 #include "devices/pci/pci_device.h"
 #include "devices/vfio/vfio_device.h"
 
@@ -80,6 +85,8 @@ class VfioPciDevice : public PciDevice {
   IrqMode irq_mode() const ABSL_LOCKS_EXCLUDED(irq_mu_);
   std::shared_ptr<MsixCapability> msix() const { return msix_; }
   MsiCapability* msi() const { return msi_.get(); }
+  // Null when the guest sees no PASID capability.
+  const PasidCapability* pasid() const { return pasid_.get(); }
 
  private:
   struct Mmap {
@@ -96,6 +103,8 @@ class VfioPciDevice : public PciDevice {
                 std::string name, const PciIds& ids);
   absl::Status SetUpBars(const std::vector<uint8_t>& config);
   absl::Status SetUpCapabilities(const std::vector<uint8_t>& config);
+  // The synthesized PASID capability, when the device has PASID.
+  absl::Status SetUpPasid();
   absl::Status SetUpRom();
   // Adds MSI or MSI-X (`cap`, VFIO IRQ `index`) to the guest's list, with
   // VFIO as its vectors' source (returned).
@@ -126,6 +135,7 @@ class VfioPciDevice : public PciDevice {
   std::vector<Mmap> mmaps_;
   std::shared_ptr<MsixCapability> msix_;
   std::unique_ptr<MsiCapability> msi_;
+  std::unique_ptr<PasidCapability> pasid_;
   std::unique_ptr<IrqCapability> msix_hook_, msi_hook_;
   std::unique_ptr<VectorSource> msix_source_, msi_source_;
   uint16_t msi_vectors_ = 0;  // what the device and VFIO support

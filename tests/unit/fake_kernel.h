@@ -55,9 +55,22 @@ struct FakeVfioPci {
   bool hot_reset_owned = true;
   std::vector<uint32_t> hot_reset_groups;
   int hot_resets = 0;
+  // PASID: what IOMMU_GET_HW_INFO reports (width 0: none; EXEC/PRIV in
+  // hw_caps), whether the IOMMU makes PASID-compatible HWPTs, and errnos to
+  // fail a PASID HWPT allocation or a PASID attach with (0: they work).
+  uint8_t max_pasid_log2 = 0;
+  uint64_t hw_caps = 0;
+  bool pasid_hwpt_supported = true;
+  int fail_hwpt_alloc = 0;
+  int fail_pasid_attach = 0;
+  int pasid_attaches_before_failing = 0;  // fail_pasid_attach spares this many first
   // State the fake keeps.
   int bound_iommufd = -1;
-  uint32_t attached_pt = 0;
+  uint32_t devid = 0;        // from the bind
+  uint32_t attached_pt = 0;  // the IOAS or HWPT of the whole-device attachment
+  uint32_t attached_ioas = 0;  // the IOAS it translates through
+  std::map<uint32_t, uint32_t> pasids;  // attached PASID -> HWPT
+  int pasid_attaches = 0;
   int resets = 0;
   std::map<std::pair<uint32_t, uint32_t>, int32_t> irq_eventfds;  // (index, vector) -> fd
   std::map<uint32_t, int32_t> unmask_eventfds;
@@ -106,7 +119,14 @@ class FakeKernel : public Sys {
 
   // Observations.
   std::vector<std::string> opened_paths;
-  int map_calls = 0, map_file_calls = 0, unmap_calls = 0, destroy_calls = 0;
+  int map_calls = 0, map_file_calls = 0, unmap_calls = 0, destroy_calls = 0;  // IOAS destroys
+  int hwpt_allocs = 0, hwpt_destroys = 0;
+  // Live HWPTs: id -> (IOAS, flags).
+  struct Hwpt {
+    uint32_t ioas;
+    uint32_t flags;
+  };
+  std::map<uint32_t, Hwpt> hwpts;
   // iova -> length. Spaces are kept apart by offsetting the key: the
   // container and the first IOAS use the IOVA itself, IOAS n adds (n-1)<<48.
   std::map<uint64_t, uint64_t> mapped;
@@ -114,7 +134,8 @@ class FakeKernel : public Sys {
   int group_container = -1;  // the container fd while any group is in it
   std::set<int> groups_in_container;
   // The order of the calls that must be ordered: "kvm-vfio add <fd>",
-  // "bind <fd>", "kvm-vfio del <fd>", "attach <fd>", "detach <fd>".
+  // "bind <fd>", "kvm-vfio del <fd>", "attach <fd>", "detach <fd>",
+  // "attach-pasid <fd> <pasid>", "detach-pasid <fd> <pasid>".
   std::vector<std::string> events;
   std::set<int> kvm_vfio_files;  // files KVM-VFIO holds
   int kvm_vfio_devices = 0;      // KVM_CREATE_DEVICE calls
@@ -150,6 +171,8 @@ class FakeKernel : public Sys {
     if (FakeVfioPci* d = Device(fd)) {
       d->bound_iommufd = -1;  // closing a cdev unbinds it
       d->attached_pt = 0;
+      d->attached_ioas = 0;
+      d->pasids.clear();
       device_of_.erase(fd);
     }
     group_of_.erase(fd);
@@ -223,7 +246,7 @@ class FakeKernel : public Sys {
     auto it = fds_.find(fd);
     if (it == fds_.end()) return Fail(EBADF);
     switch (it->second) {
-      case Kind::kIommufd: return IommufdIoctl(request, arg);
+      case Kind::kIommufd: return IommufdIoctl(fd, request, arg);
       case Kind::kContainer: return ContainerIoctl(request, arg);
       case Kind::kGroup: return GroupIoctl(fd, request, arg);
       case Kind::kVfioDevice: return DeviceIoctl(fd, request, arg);
@@ -267,7 +290,7 @@ class FakeKernel : public Sys {
     std::vector<IovaRange> holes;
     for (FakeVfioPci* d : AllDevices()) {
       const bool in = space == 0 ? groups_in_container.count(d->group_id) != 0
-                                 : d->attached_pt == space;
+                                 : d->attached_ioas == space;
       if (in) holes.insert(holes.end(), d->reserved.begin(), d->reserved.end());
     }
     return Subtract(allowed, holes);
@@ -310,8 +333,50 @@ class FakeKernel : public Sys {
     return 0;
   }
 
-  int IommufdIoctl(unsigned long request, void* arg) {
+  // The device bound to iommufd `fd` as `devid`.
+  FakeVfioPci* Bound(int fd, uint32_t devid) const {
+    for (FakeVfioPci* d : AllDevices()) {
+      if (d->bound_iommufd == fd && d->devid == devid) return d;
+    }
+    return nullptr;
+  }
+  bool HwptInUse(uint32_t id) const {
+    for (FakeVfioPci* d : AllDevices()) {
+      if (d->attached_pt == id) return true;
+      for (auto& [pasid, hwpt] : d->pasids) {
+        if (hwpt == id) return true;
+      }
+    }
+    return false;
+  }
+
+  int IommufdIoctl(int fd, unsigned long request, void* arg) {
     switch (request) {
+      case IOMMU_GET_HW_INFO: {
+        auto* info = static_cast<iommu_hw_info*>(arg);
+        if (info->size < sizeof(*info) || info->flags) return Fail(EINVAL);
+        FakeVfioPci* d = Bound(fd, info->dev_id);
+        if (d == nullptr) return Fail(ENOENT);
+        info->out_data_type = IOMMU_HW_INFO_TYPE_NONE;
+        info->data_len = 0;
+        info->out_max_pasid_log2 = d->max_pasid_log2;
+        info->out_capabilities = d->hw_caps;
+        return 0;
+      }
+      case IOMMU_HWPT_ALLOC: {
+        auto* a = static_cast<iommu_hwpt_alloc*>(arg);
+        if (a->size < sizeof(*a) || (a->flags & ~IOMMU_HWPT_ALLOC_PASID)) return Fail(EOPNOTSUPP);
+        FakeVfioPci* d = Bound(fd, a->dev_id);
+        if (d == nullptr || !ioas_.count(a->pt_id)) return Fail(ENOENT);
+        if (a->flags & IOMMU_HWPT_ALLOC_PASID) {
+          if (d->max_pasid_log2 == 0 || !d->pasid_hwpt_supported) return Fail(EOPNOTSUPP);
+          if (d->fail_hwpt_alloc != 0) return Fail(d->fail_hwpt_alloc);
+        }
+        ++hwpt_allocs;
+        a->out_hwpt_id = next_id_++;
+        hwpts[a->out_hwpt_id] = {a->pt_id, a->flags};
+        return 0;
+      }
       case IOMMU_IOAS_ALLOC: {
         auto* a = static_cast<iommu_ioas_alloc*>(arg);
         if (a->size < sizeof(*a) || a->flags) return Fail(EINVAL);
@@ -321,7 +386,16 @@ class FakeKernel : public Sys {
       }
       case IOMMU_DESTROY: {
         auto* d = static_cast<iommu_destroy*>(arg);
+        if (hwpts.count(d->id)) {
+          if (HwptInUse(d->id)) return Fail(EBUSY);
+          ++hwpt_destroys;
+          hwpts.erase(d->id);
+          return 0;
+        }
         ++destroy_calls;
+        for (auto& [id, h] : hwpts) {
+          if (h.ioas == d->id) return Fail(EBUSY);  // a HWPT still refers to it
+        }
         return ioas_.erase(d->id) ? 0 : Fail(ENOENT);
       }
       case IOMMU_IOAS_IOVA_RANGES: {
@@ -468,22 +542,53 @@ class FakeKernel : public Sys {
         if (d->bound_iommufd >= 0) return Fail(EINVAL);
         d->bound_iommufd = b->iommufd;
         events.push_back("bind " + std::to_string(fd));
-        b->out_devid = 42;
+        d->devid = next_devid_++;
+        b->out_devid = d->devid;
         return 0;
       }
       case VFIO_DEVICE_ATTACH_IOMMUFD_PT: {
         auto* a = static_cast<vfio_device_attach_iommufd_pt*>(arg);
-        if (d->bound_iommufd < 0 || !ioas_.count(a->pt_id)) return Fail(EINVAL);
-        if (attach_checks_reserved && MappingHits(a->pt_id, d->reserved)) return Fail(EADDRINUSE);
+        if (d->bound_iommufd < 0 || (a->flags & ~VFIO_DEVICE_ATTACH_PASID)) return Fail(EINVAL);
+        auto hwpt = hwpts.find(a->pt_id);
+        if (a->flags & VFIO_DEVICE_ATTACH_PASID) {
+          // The kernel: a PASID-flagged HWPT, and a PASID-compatible
+          // domain on the whole device too.
+          if (a->pasid == 0 || a->pasid >> d->max_pasid_log2 != 0) return Fail(EINVAL);
+          if (hwpt == hwpts.end() || !(hwpt->second.flags & IOMMU_HWPT_ALLOC_PASID)) return Fail(EINVAL);
+          auto main = hwpts.find(d->attached_pt);
+          if (main == hwpts.end() || !(main->second.flags & IOMMU_HWPT_ALLOC_PASID)) return Fail(EINVAL);
+          if (d->fail_pasid_attach != 0 && d->pasid_attaches >= d->pasid_attaches_before_failing) {
+            return Fail(d->fail_pasid_attach);
+          }
+          ++d->pasid_attaches;
+          d->pasids[a->pasid] = a->pt_id;
+          events.push_back("attach-pasid " + std::to_string(fd) + " " + std::to_string(a->pasid));
+          return 0;
+        }
+        const uint32_t ioas = hwpt != hwpts.end() ? hwpt->second.ioas : a->pt_id;
+        if (!ioas_.count(ioas)) return Fail(EINVAL);
+        if (!d->pasids.empty() && (hwpt == hwpts.end() || !(hwpt->second.flags & IOMMU_HWPT_ALLOC_PASID))) {
+          return Fail(EINVAL);
+        }
+        if (attach_checks_reserved && MappingHits(ioas, d->reserved)) return Fail(EADDRINUSE);
         d->attached_pt = a->pt_id;
+        d->attached_ioas = ioas;
         events.push_back("attach " + std::to_string(fd));
         return 0;
       }
-      case VFIO_DEVICE_DETACH_IOMMUFD_PT:
+      case VFIO_DEVICE_DETACH_IOMMUFD_PT: {
+        auto* a = static_cast<vfio_device_detach_iommufd_pt*>(arg);
+        if (a->flags & VFIO_DEVICE_DETACH_PASID) {
+          if (d->pasids.erase(a->pasid) == 0) return Fail(EINVAL);
+          events.push_back("detach-pasid " + std::to_string(fd) + " " + std::to_string(a->pasid));
+          return 0;
+        }
         if (d->attached_pt == 0) return Fail(EINVAL);
         d->attached_pt = 0;
+        d->attached_ioas = 0;
         events.push_back("detach " + std::to_string(fd));
         return 0;
+      }
       case VFIO_DEVICE_GET_INFO: {
         auto* info = static_cast<vfio_device_info*>(arg);
         if (d->bound_iommufd < 0 && groups_in_container.empty()) return Fail(EINVAL);
@@ -589,7 +694,7 @@ class FakeKernel : public Sys {
         for (size_t i = 0; i < n; ++i) {
           info->devices[i] = {};
           if (cdev) {
-            info->devices[i].devid = d->hot_reset_owned ? 42 : VFIO_PCI_DEVID_NOT_OWNED;
+            info->devices[i].devid = d->hot_reset_owned ? d->devid : VFIO_PCI_DEVID_NOT_OWNED;
           } else {
             info->devices[i].group_id = d->hot_reset_groups[i];
           }
@@ -654,6 +759,7 @@ class FakeKernel : public Sys {
   std::map<int, int> group_of_;  // group fd -> group id
   int next_fd_ = 100;
   uint32_t next_id_ = 1;
+  uint32_t next_devid_ = 42;
   std::map<int, Kind> fds_;
   std::set<uint32_t> ioas_;
 };

@@ -5,10 +5,12 @@
 #include "vmm/vm_hotplug.h"
 
 #include <gtest/gtest.h>
+#include <linux/iommufd.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
 #include <atomic>
+#include <functional>
 #include <cstring>
 #include <span>
 #include <thread>
@@ -53,9 +55,11 @@ class FakeMapper : public DeviceMemoryMapper {
 class FakeSignaller : public HotplugSignaller {
  public:
   void DeviceAdded(uint8_t slot) override {
+    if (on_added) on_added();
     absl::MutexLock lock(&mu);
     calls.push_back(absl::StrCat("added ", slot));
   }
+  std::function<void()> on_added;  // runs when the guest is told
   void EjectRequest(uint8_t slot) override {
     absl::MutexLock lock(&mu);
     calls.push_back(absl::StrCat("eject ", slot));
@@ -563,6 +567,71 @@ TEST_F(HotplugTest, TheGuestMovesAHotAddedBar) {
   Unplug("edu0", 1);
   EXPECT_EQ(mapper_.size(), 0u);
   EXPECT_FALSE(mmio_.Read(moved, b)) << "nothing decodes at the new address after removal";
+}
+
+// Issue 13 end to end over the hotplug controller: a PASID bound through
+// it, a device hot-added later that takes it before the guest is told, a
+// narrower one refused, and object-del refused while the binding lives.
+TEST_F(HotplugTest, PasidBindingsFollowHotplugAndHoldTheirObject) {
+  edu_.max_pasid_log2 = 8;
+  edu_.hw_caps = IOMMU_HW_CAP_PCI_PASID_EXEC;
+  nvme_.max_pasid_log2 = 6;
+  ASSERT_TRUE(hotplug_->ObjectAdd(Object("iommufd,id=i0"), fds_).ok());
+  absl::Status s = hotplug_->PasidBind(5, "i0");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("no device in this VM supports PASID"), absl::string_view::npos) << s;
+  s = hotplug_->PasidBind(5, "nope");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("'object' 'nope': no such iommufd object"), absl::string_view::npos) << s;
+
+  ASSERT_TRUE(hotplug_->DeviceAdd(Device("vfio-pci,id=edu0,host=00:03.0,iommufd=i0"), fds_).ok());
+  ASSERT_TRUE(hotplug_->PasidBind(40, "i0").ok());
+  ASSERT_EQ(edu_.pasids.count(40), 1u);
+  // nvme (6 bits: up to 63) hot-added: it has PASID 40 before the guest hears of it.
+  size_t nvme_pasids_when_told = 0;
+  signaller_.on_added = [&] { nvme_pasids_when_told = nvme_.pasids.size(); };
+  ASSERT_TRUE(hotplug_->DeviceAdd(Device("vfio-pci,id=nvme0,host=00:04.0,iommufd=i0"), fds_).ok());
+  signaller_.on_added = nullptr;
+  EXPECT_EQ(nvme_pasids_when_told, 1u) << "the binding came before the guest was told";
+  EXPECT_EQ(nvme_.pasids.count(40), 1u);
+
+  nlohmann::json q = hotplug_->QueryPasid();
+  EXPECT_EQ(q["width"], 6) << q;
+  ASSERT_EQ(q["devices"].size(), 2u) << q;
+  EXPECT_EQ(q["devices"][0], (nlohmann::json{{"id", "edu0"}, {"object", "i0"}, {"max-pasid-log2", 8},
+                                             {"exec", true}, {"priv", false}, {"state", "pasid"},
+                                             {"pasids", {40}}}));
+  ASSERT_EQ(q["bindings"].size(), 1u) << q;
+  EXPECT_EQ(q["bindings"][0]["pasid"], 40);
+  EXPECT_EQ(q["bindings"][0]["object"], "i0");
+  EXPECT_EQ(q["bindings"][0]["attachments"].size(), 2u);
+  EXPECT_EQ(q["bindings"][0]["attachments"][1]["device"], "nvme0");
+  EXPECT_EQ(q["bindings"][0]["attachments"][1]["hwpt-id"], nvme_.pasids.at(40));
+
+  // Both go; the binding stays (the guest PASID keeps its meaning), so the
+  // object cannot go either.
+  Unplug("nvme0", 2);
+  Unplug("edu0", 1);
+  EXPECT_TRUE(edu_.pasids.empty());
+  EXPECT_EQ(kernel_.hwpts.size(), 0u) << "every HWPT went with its device";
+  s = hotplug_->ObjectDel("i0");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("iommufd 'i0' has live PASID binding(s) (pasid 40)"), absl::string_view::npos) << s;
+  EXPECT_EQ(hotplug_->QueryPasid()["bindings"][0]["attachments"].size(), 0u);
+
+  // A device narrower than the live PASID is refused, the guest not told.
+  nvme_.max_pasid_log2 = 5;
+  const auto calls = signaller_.Calls().size();
+  s = hotplug_->DeviceAdd(Device("vfio-pci,id=nvme0,host=00:04.0,iommufd=i0"), fds_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("below live PASID 40"), absl::string_view::npos) << s;
+  EXPECT_EQ(signaller_.Calls().size(), calls);
+  EXPECT_EQ(nvme_.bound_iommufd, -1);
+
+  s = hotplug_->PasidUnbind(40, "i0");
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(hotplug_->ObjectDel("i0").ok());
+  ExpectNothingLeft(2);
 }
 
 }  // namespace

@@ -146,10 +146,36 @@ TEST_F(QmpSessionTest, QueryCommandsListsEveryCommand) {
   for (const char* n : {"qmp_capabilities", "query-version", "query-status", "query-commands", "stop", "cont",
                         "system_reset", "system_powerdown", "quit", "getfd", "closefd", "add-fd", "remove-fd",
                         "query-fdsets", "device_add", "device_del", "object-add", "object-del", "query-pci",
-                        "x-passage-query-iommufd"}) {
+                        "x-passage-query-iommufd", "x-passage-query-pasid", "x-passage-pasid-bind",
+                        "x-passage-pasid-unbind"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   }
   EXPECT_EQ(Exec("query-pci")["return"][0]["bus"], 0);
+}
+
+TEST_F(QmpSessionTest, PasidCommandsCheckTheirArgumentsAndCallTheTarget) {
+  Negotiate();
+  target_.pasid_query = {{"width", 5}, {"bindings", json::array()}};
+  EXPECT_EQ(Exec("x-passage-query-pasid"), json({{"return", target_.pasid_query}}));
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"pasid", 7}, {"object", "io0"}}), json({{"return", json::object()}}));
+  EXPECT_EQ(Exec("x-passage-pasid-unbind", {{"pasid", 7}, {"object", "io0"}}), json({{"return", json::object()}}));
+  // The target's refusal comes back as GenericError with its message.
+  target_.pasid_bind = absl::FailedPreconditionError("x-passage-pasid-bind: 'pasid' 9: no device in this VM supports PASID");
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"pasid", 9}, {"object", "io0"}}),
+            Error("GenericError", "x-passage-pasid-bind: 'pasid' 9: no device in this VM supports PASID"));
+  // Arguments checked before the target sees them.
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"object", "io0"}}), Error("GenericError", "Parameter 'pasid' is missing"));
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"pasid", 1}}), Error("GenericError", "Parameter 'object' is missing"));
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"pasid", "1"}, {"object", "io0"}}),
+            Error("GenericError", "Invalid parameter type for 'pasid', expected: integer"));
+  EXPECT_EQ(Exec("x-passage-pasid-unbind", {{"pasid", -1}, {"object", "io0"}}),
+            Error("GenericError", "x-passage-pasid-unbind: 'pasid' -1 is not a PASID (0..1048575, 20 bits)"));
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"pasid", 1048576}, {"object", "io0"}}),
+            Error("GenericError", "x-passage-pasid-bind: 'pasid' 1048576 is not a PASID (0..1048575, 20 bits)"));
+  EXPECT_EQ(Exec("x-passage-pasid-bind", {{"pasid", 1}, {"object", "io0"}, {"flags", 0}}),
+            Error("GenericError", "Parameter 'flags' is unexpected"));
+  EXPECT_EQ(target_.Calls(), (std::vector<std::string>{"x-passage-query-pasid", "pasid-bind 7 io0",
+                                                       "pasid-unbind 7 io0", "pasid-bind 9 io0"}));
 }
 
 TEST_F(QmpSessionTest, NotFoundBecomesDeviceNotFound) {

@@ -56,6 +56,13 @@ class FakeTarget : public ControlTarget {
     return nlohmann::json::array({{{"bus", 0}, {"devices", nlohmann::json::array()}}});
   }
   nlohmann::json QueryIommufd() override { return Record("x-passage-query-iommufd"), nlohmann::json::array(); }
+  nlohmann::json QueryPasid() override { return Record("x-passage-query-pasid"), pasid_query; }
+  absl::Status PasidBind(uint32_t pasid, const std::string& object) override {
+    return Record("pasid-bind " + std::to_string(pasid) + " " + object), pasid_bind;
+  }
+  absl::Status PasidUnbind(uint32_t pasid, const std::string& object) override {
+    return Record("pasid-unbind " + std::to_string(pasid) + " " + object), absl::OkStatus();
+  }
 
   std::vector<std::string> Calls() {
     absl::MutexLock lock(&mu);
@@ -66,6 +73,8 @@ class FakeTarget : public ControlTarget {
   absl::Status powerdown = absl::OkStatus();
   absl::Status device_add = absl::OkStatus();
   absl::Status device_del = absl::OkStatus();
+  absl::Status pasid_bind = absl::OkStatus();
+  nlohmann::json pasid_query = {{"width", 0}};
   std::vector<DeviceConfig> devices;
   std::vector<ObjectConfig> objects;
   std::vector<UniqueFd> taken_fds;  // fds the "devices" took, still open

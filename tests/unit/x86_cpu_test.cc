@@ -117,6 +117,27 @@ TEST(GuestCpuid, DisabledFeaturesAreCleared) {
   EXPECT_EQ(Find(t, 7)->ebx & 0xff00u, Find(base, 7)->ebx & 0xff00u);  // others kept
 }
 
+TEST(GuestCpuid, EnqcmdOnlyWhenKvmReportsIt) {
+  // This host's KVM (like upstream's) does not report ENQCMD: the guest has none.
+  std::vector<kvm_cpuid_entry2> supported = Supported();
+  EXPECT_FALSE(EnqcmdSupported(supported));
+  for (bool tsc : {false, true}) {
+    const auto t = GuestCpuid(supported, Opts(1, 4, tsc));
+    ASSERT_NE(Find(t, 7), nullptr);
+    EXPECT_EQ(Find(t, 7)->ecx & kLeaf7EcxEnqcmd, 0u);
+  }
+  EXPECT_NE(std::string(kEnqcmdOffReason).find("KVM_GET_SUPPORTED_CPUID"), std::string::npos);
+  // A KVM that reports it: the guest sees it, and the rest of ECX unchanged.
+  for (auto& e : supported) {
+    if (e.function == 7 && e.index == 0) e.ecx |= kLeaf7EcxEnqcmd;
+  }
+  EXPECT_TRUE(EnqcmdSupported(supported));
+  const auto t = GuestCpuid(supported, Opts(0, 1));
+  EXPECT_EQ(Find(t, 7)->ecx, 0x18c05fceu | kLeaf7EcxEnqcmd);
+  // No leaf 7 at all: no ENQCMD.
+  EXPECT_FALSE(EnqcmdSupported({Entry(1, 0, 0, 0, 0, 0)}));
+}
+
 TEST(GuestCpuid, FeatureNames) {
   EXPECT_TRUE(IsCpuFeature("xsave"));
   EXPECT_TRUE(IsCpuFeature("x2apic"));
