@@ -439,6 +439,26 @@ class StuckL2(unittest.TestCase):
             # several at once (one pass over the map), in the order given
             "--", "do_idle+0x1", "unnamed (not a hex address)", "_text+0xff"])
 
+    def test_passage_of(self):
+        # passage itself; passage as a wrapper's child (found by parent pid:
+        # the rig kernel has no /proc/PID/task/TID/children); no passage.
+        with open(os.path.join(self.d, "passage"), "w") as f:
+            f.write("#!/bin/sh\nsleep 5\n")
+        os.chmod(os.path.join(self.d, "passage"), 0o755)
+        out, err = self.run_sh("./passage & p=$!; sh -c './passage & wait' & w=$!; sleep 0.5\n"
+                               "c=$(passage_of $w); echo \"$(passage_of $p) $p\"\n"
+                               "echo \"$c $w $(cat /proc/$c/comm) $(cut -d' ' -f4 /proc/$c/stat)\"\n"
+                               "sleep 9 & s=$!; echo \"$(passage_of $s) $s\"; kill $p $w $s")
+        self.assertEqual(err, "")
+        direct, child, none = out.splitlines()
+        a, b = direct.split()
+        self.assertEqual(a, b, "passage itself")
+        c, w, comm, ppid = child.split()
+        self.assertNotEqual(c, w, "the wrapper's child, not the wrapper")
+        self.assertEqual((comm, ppid), ("passage", w))
+        a, b = none.split()
+        self.assertEqual(a, b, "no passage child: the pid itself")
+
     def test_wait_and_diag(self):
         # The marker comes: 0, nothing to say.
         out, err = self.run_sh("printf 'boot\\r\\nREADY\\r\\n' > s; sh fake.sh 2> e & p=$!\n"

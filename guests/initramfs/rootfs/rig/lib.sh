@@ -453,11 +453,21 @@ l2_symbol() {
     }'
 }
 
-# passage_of PID: PID if it is passage, else its passage child (passage-noopen).
+# passage_of PID: PID if it is passage, else its passage child (passage-noopen
+# runs passage as its child). Found by parent pid in /proc/*/stat: the rig
+# kernel has no CONFIG_PROC_CHILDREN (/proc/PID/task/TID/children).
 passage_of() {
   if [ "$(cat /proc/$1/comm 2> /dev/null)" = passage ]; then echo "$1"; return 0; fi
-  for _po_c in $(cat /proc/$1/task/*/children 2> /dev/null); do
-    [ "$(cat /proc/$_po_c/comm 2> /dev/null)" = passage ] && echo "$_po_c" && return 0
+  for _po_s in /proc/[0-9]*/stat; do
+    read -r _po_line < "$_po_s" 2> /dev/null || continue
+    _po_comm=${_po_line#*\(} _po_rest=${_po_line##*\) }
+    _po_comm=${_po_comm%\)*}
+    set -- "$1" $_po_rest
+    if [ "$3" = "$1" ] && [ "$_po_comm" = passage ]; then
+      _po_c=${_po_s#/proc/}
+      echo "${_po_c%/stat}"
+      return 0
+    fi
   done
   echo "$1"
 }
