@@ -459,7 +459,8 @@ l2_symbol() {
 passage_of() {
   if [ "$(cat /proc/$1/comm 2> /dev/null)" = passage ]; then echo "$1"; return 0; fi
   for _po_s in /proc/[0-9]*/stat; do
-    read -r _po_line < "$_po_s" 2> /dev/null || continue
+    # (a process can end between the glob and the read: no message then)
+    { read -r _po_line < "$_po_s"; } 2> /dev/null || continue
     _po_comm=${_po_line#*\(} _po_rest=${_po_line##*\) }
     _po_comm=${_po_comm%\)*}
     set -- "$1" $_po_rest
