@@ -46,7 +46,7 @@ ext_caps() {
 for dev in edu:$EDU nvme:$NVME; do
   caps=$(ext_caps "${dev#*:}")
   result "none.l1_no_cap.${dev%%:*}" "$(case " $caps " in *' 1b '*) echo 1 ;; *) echo 0 ;; esac)" \
-    "${dev#*:}: extended capabilities in L1: ${caps:-none} (config space $(wc -c < "/sys/bus/pci/devices/${dev#*:}/config") bytes); PASID is 1b"
+    "${dev#*:}: extended capabilities in L1: ${caps:-none} (config space $(wc -c < "/sys/bus/pci/devices/${dev#*:}/config") bytes, dword at 0x100: $(od -An -tx4 -j 256 -N 4 "/sys/bus/pci/devices/${dev#*:}/config" | tr -d ' ')); PASID is 1b"
 done
 
 # L2 up and waiting: the devices are in use while passage is asked.
