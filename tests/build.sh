@@ -4,6 +4,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 uapi=$("$root/tests/install-deps.sh" | tail -1)
-cmake -S "$root" -B "$root/build" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" -DPASSAGE_WERROR=ON >&2
+# iommufd_test.h from the rig kernel's source, for rig.pasid_mock (fetched
+# and cached on first use, like the kernel itself).
+test_headers=$("$root/guests/kernel/test-headers.sh" | tail -1)
+cmake -S "$root" -B "$root/build" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" \
+  -DPASSAGE_KERNEL_TEST_HEADERS="$test_headers" -DPASSAGE_WERROR=ON >&2
 ninja -C "$root/build" >&2
 echo "$root/build"

@@ -11,10 +11,11 @@ jobs=$(nproc)
 echo "== install + build (warnings are errors)"
 "$root/tests/build.sh" >/dev/null
 uapi=$("$root/tests/install-deps.sh" | tail -1)
+test_headers=$("$root/guests/kernel/test-headers.sh" | tail -1)
 
 echo "== unit tests under ASan + UBSan"
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" -DPASSAGE_WERROR=ON \
-  -DPASSAGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  -DPASSAGE_KERNEL_TEST_HEADERS="$test_headers" -DPASSAGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 ninja -C "$root/build-asan" passage_unit_tests
 (cd "$root/build-asan" && ctest -L unit -j"$jobs" --output-on-failure)
 
