@@ -74,7 +74,9 @@ DEFAULT_ACCEL = "tcg"
 # that the timer ticks through the (interrupt-remapped) IO-APIC, and L1
 # panicked "timer doesn't work through Interrupt-remapped IO-APIC" (1 of ~30
 # boots with three rigs on two cores).
-BASE_APPEND = "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet tsc=unstable no_timer_check"
+# nokaslr: a stalled L1's rip and stack are named from the kernel's System.map
+# (probe_stall).
+BASE_APPEND = "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet tsc=unstable no_timer_check nokaslr"
 
 # A kernel (L1's, or a nested guest's shown on L1's console) executing a stale
 # int3 of a live patch: QEMU's multi-threaded TCG race (README, "Known
@@ -434,23 +436,77 @@ def make_rom(path):
         f.write(rom)
 
 
-def probe_stall(monitor, log, silent_s):
-    """Logs what L1's CPU is doing (QMP), then sends it an NMI. Returns a summary."""
+class KernelSymbols:
+    """Names addresses in the kernel's text from its System.map (L1 boots
+    nokaslr, BASE_APPEND, so the map applies to L1 as it is)."""
+
+    def __init__(self, path):
+        self.addrs, self.names = [], []
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 3 and parts[1] in "tTwW":
+                        self.addrs.append(int(parts[0], 16))
+                        self.names.append(parts[2])
+        except OSError:
+            pass
+
+    def name(self, addr):
+        import bisect
+        i = bisect.bisect_right(self.addrs, addr) - 1
+        if i < 0 or self.names[i] in ("_etext", "__entry_text_end") or not self.addrs:
+            return f"0x{addr:x}"
+        return f"{self.names[i]}+0x{addr - self.addrs[i]:x}"
+
+
+def stack_text_words(dump):
+    """The words of an HMP `x/NNgx` dump that lie in the kernel's text
+    mapping (0xffffffff80000000 up to the modules at 0xffffffffc0000000), in
+    order: the return addresses of a scan-style backtrace."""
+    words = [int(w, 16) for line in dump.splitlines() for w in re.findall(r"0x([0-9a-f]{16})", line.split(":", 1)[-1])]
+    return [w for w in words if 0xffffffff80000000 <= w < 0xffffffffc0000000]
+
+
+def probe_stall(monitor, log, silent_s, symbols=None):
+    """Logs what L1's CPU is doing (QMP), then sends it an NMI. Returns a
+    summary. With `symbols` (L1's System.map) the rip of three samples 0.5 s
+    apart and the kernel-text words on the stack are named: where L1 spins,
+    and how it got there."""
     try:
         regs = monitor.hmp("info registers") or ""
         lapic = monitor.hmp("info lapic") or ""
+        rips, stack = [], ""
+        fields = dict(re.findall(r"\b(RIP|RSP)=([0-9a-f]+)", regs))
+        if symbols is not None and symbols.addrs and "RIP" in fields:
+            rips.append(int(fields["RIP"], 16))
+            stack = monitor.hmp(f"x/64gx 0x{fields.get('RSP', '0')}") or ""
+            for _ in range(2):
+                time.sleep(0.5)
+                more = re.search(r"\bRIP=([0-9a-f]+)", monitor.hmp("info registers") or "")
+                if more:
+                    rips.append(int(more.group(1), 16))
         monitor.execute("inject-nmi")
     except (OSError, ValueError) as e:
         return f"QMP failed: {e}"
+    named = []
+    if rips:
+        named.append("L1 rip (3 samples, 0.5 s apart): " + ", ".join(symbols.name(r) for r in rips))
+        words = stack_text_words(stack)
+        named.append("L1 stack (kernel-text words at rsp): " +
+                     (" ".join(symbols.name(w) for w in words[:24]) or "none"))
     for line in [f"console silent for {silent_s:.0f} s; L1's CPU state, then an NMI:"] + \
-            regs.splitlines() + lapic.splitlines():
+            regs.splitlines() + lapic.splitlines() + named:
         log.write(f"rig-monitor| {line.rstrip()}\n")
     log.flush()
     fields = dict(re.findall(r"\b(RIP|EIP|HLT|CPL|RFL|EFL)=(\S+)", regs))
-    return " ".join(f"{k}={v}" for k, v in fields.items()) or "no registers"
+    summary = " ".join(f"{k}={v}" for k, v in fields.items()) or "no registers"
+    if rips:
+        summary += f" at {symbols.name(rips[0])}"
+    return summary
 
 
-def boot(cmd, log_path, timeout, args, report, tmp):
+def boot(cmd, log_path, timeout, args, report, tmp, symbols=None):
     """Runs QEMU once; returns (proc, serial, run_s, qemu stderr)."""
     stderr_path = os.path.join(tmp, "qemu.stderr")
     qmp_path = os.path.join(tmp, "qmp.sock")
@@ -485,7 +541,7 @@ def boot(cmd, log_path, timeout, args, report, tmp):
                         serial.flake = f"L1 stalled a third time (no console output for {stall} s)"
                         break
                     with serial.lock:
-                        summary = probe_stall(monitor, log, silent)
+                        summary = probe_stall(monitor, log, silent, symbols)
                     poked_at, pokes = time.monotonic(), pokes + 1
                     report["stalls"].append({"at_s": round(now - start, 1), "cpu": summary})
                     print(f"rig: L1 console silent for {silent:.0f} s ({summary}); sent an NMI", flush=True)
@@ -574,6 +630,7 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
            "-kernel", kernel, "-initrd", initrd,
            "-append", " ".join([BASE_APPEND] + expectations + opts["append"])] + opts["qemu"]
     report["qemu_cmd"] = cmd
+    l1_symbols = KernelSymbols(os.path.join(os.path.dirname(kernel), "System.map"))
     report["times"]["prepare_s"] = round(time.monotonic() - t0, 2)
     print(f"rig: {name}: booting {args.image.upper()} (timeout {timeout} s); log {log_path}", flush=True)
 
@@ -582,7 +639,7 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
         attempt += 1
         with open(nvme, "wb") as f:
             f.truncate(64 << 20)
-        proc, serial, run_s, qemu_err = boot(cmd, log_path, timeout, args, report, tmp)
+        proc, serial, run_s, qemu_err = boot(cmd, log_path, timeout, args, report, tmp, l1_symbols)
         failed_run = (report["timed_out"] or proc.returncode != 0 or serial.done is None
                       or any(not r["ok"] for r in serial.results)
                       or missing_expected(opts["expect"], serial.results))

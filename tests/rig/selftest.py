@@ -73,6 +73,48 @@ class Qmp(unittest.TestCase):
         self.assertIn("rig-monitor| EAX=", log.getvalue())
         self.assertIn("LVTT", log.getvalue(), "the local APIC timer state")
 
+    def test_memory_dump_format_is_what_stack_text_words_reads(self):
+        # probe_stall reads L1's stack with HMP x/64gx; the words come as
+        # "ADDR: 0x%016x 0x%016x" lines.
+        with tempfile.TemporaryDirectory() as d:
+            sock = os.path.join(d, "qmp.sock")
+            p = subprocess.Popen([QEMU, "-machine", "q35", "-accel", "tcg", "-S", "-display", "none",
+                                  "-nodefaults", "-qmp", f"unix:{sock},server=on,wait=off"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.addCleanup(p.wait)
+            self.addCleanup(p.kill)
+            for _ in range(100):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.1)
+            monitor = run.Monitor(sock)
+            dump = monitor.hmp("x/4gx 0xf0000")  # real mode at reset: the BIOS area
+            monitor.close()
+        lines = dump.strip().splitlines()
+        self.assertEqual(len(lines), 2, dump)
+        for line in lines:
+            self.assertRegex(line, r"^[0-9a-f]+: 0x[0-9a-f]{16} 0x[0-9a-f]{16}$")
+        self.assertEqual(run.stack_text_words(dump), [], "BIOS bytes are not kernel text")
+
+
+class Symbols(unittest.TestCase):
+    def test_kernel_symbols_and_stack_words(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".map", delete=False) as f:
+            f.write("0000000000000000 A fixed_percpu_data\nffffffff81000000 T _text\n"
+                    "ffffffff81000100 t default_idle\nffffffff81000180 D not_text\n"
+                    "ffffffff81000200 T do_idle\nffffffff81000300 T _etext\n")
+        self.addCleanup(os.unlink, f.name)
+        k = run.KernelSymbols(f.name)
+        self.assertEqual(k.name(0xffffffff81000123), "default_idle+0x23")
+        self.assertEqual(k.name(0xffffffff81000200), "do_idle+0x0")
+        self.assertEqual(k.name(0xffffffff81000350), "0xffffffff81000350", "past _etext")
+        self.assertEqual(k.name(0x1000), "0x1000")
+        self.assertEqual(run.KernelSymbols("/nonexistent").addrs, [])
+        dump = ("ffffc90000013e00: 0xffffffff81000123 0x0000000000000001\n"
+                "ffffc90000013e10: 0xffffffffc0001000 0xffffffff81000210\n")
+        self.assertEqual(run.stack_text_words(dump), [0xffffffff81000123, 0xffffffff81000210],
+                         "text words in order; the address column and module addresses are not")
+
 
 class Header(unittest.TestCase):
     def write(self, text):
