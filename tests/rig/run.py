@@ -83,6 +83,9 @@ BASE_APPEND = "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet tsc=unstable
 # limits"), not something a scenario or passage can cause. A failed run with
 # this in its log is retried (--retries).
 FLAKE_RE = re.compile(r"Oops: int3")
+
+# Seconds of console silence between key presses (--stall-nudge key).
+NUDGE_S = 20
 MARKER_RE = re.compile(r"(RIG-BOOT|RIG-RESULT|RIG-DONE) (\{.*\})\s*$")
 
 
@@ -329,6 +332,10 @@ def main():
                     help=f"L0 QEMU -accel (default: $RIG_ACCEL, else {DEFAULT_ACCEL}; see README)")
     ap.add_argument("--retries", type=int, default=2,
                     help="re-run a failed run whose log shows a known emulator flake (Oops: int3); default 2")
+    ap.add_argument("--stall-nudge", choices=("key", "none"), default=os.environ.get("RIG_STALL_NUDGE", "key"),
+                    help=f"with stall=, press a key on L1's PS/2 keyboard every {NUDGE_S} s of console silence "
+                         "(L1 under TCG can sit on a pending timer interrupt until some interrupt arrives), or "
+                         "not (none); default $RIG_STALL_NUDGE, else key")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo the serial console")
     args = ap.parse_args()
 
@@ -370,7 +377,8 @@ def main():
               "stall": opts.get("stall", 0),
               "results": [], "expected": opts["expect"], "missing": [], "done": None, "powered_off": False,
               "timed_out": False, "qemu_exit": None,
-              "times": {}, "kernel": None, "log": log_path, "qemu_cmd": None, "attempts": [], "stalls": []}
+              "times": {}, "kernel": None, "log": log_path, "qemu_cmd": None, "attempts": [], "stalls": [],
+              "nudges": []}
     try:
         return run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0)
     except SetupError as e:
@@ -519,19 +527,33 @@ def boot(cmd, log_path, timeout, args, report, tmp, symbols=None):
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         serial = Serial(proc.stdout, log, args.verbose, start)
         try:
-            # A stall (no console output for `stall` s while QEMU lives) is
-            # L1 frozen under TCG (README.md, "Known limits"). run.py logs
-            # L1's CPU state and sends it an NMI; if the console stays silent
-            # 20 s more (or L1 stalls a third time), the run is ended and,
-            # like the int3 flake, retried.
+            # L1 under TCG can halt with its timer interrupt pending in the
+            # local APIC's IRR and never take it (README "Known limits"); a
+            # new external interrupt makes it. So while the console is silent
+            # run.py presses a key on L1's PS/2 keyboard every NUDGE_S s
+            # (IRQ 1 through the IOAPIC; L1 ignores the key) unless
+            # --stall-nudge none. A stall (no console output for `stall` s
+            # while QEMU lives) is L1 frozen all the same: run.py logs L1's
+            # CPU state and sends it an NMI; if the console stays silent 20 s
+            # more (or L1 stalls a third time), the run is ended and, like the
+            # int3 flake, retried.
             stall = report.get("stall") or 0
-            poked_at, pokes = None, 0
+            poked_at, pokes, nudged_at = None, 0, start
             while proc.poll() is None:
                 now = time.monotonic()
                 if now - start > timeout:
                     report["timed_out"] = True
                     break
                 silent = now - serial.last_at
+                if stall and args.stall_nudge == "key" and silent > NUDGE_S and now - nudged_at > NUDGE_S:
+                    try:
+                        monitor.execute("send-key", keys=[{"type": "qcode", "data": "shift"}])
+                        nudged_at = now
+                        report["nudges"].append({"at_s": round(now - start, 1), "silent_s": round(silent)})
+                        with serial.lock:
+                            log.write(f"rig-monitor| console silent for {silent:.0f} s: a key press (send-key)\n")
+                    except (OSError, ValueError) as e:
+                        print(f"rig: send-key failed: {e}", flush=True)
                 if stall and poked_at is not None and serial.last_at < poked_at:
                     if now - poked_at > 20:
                         serial.flake = f"L1 stalled: no console output for {stall} s, nor after an NMI"
@@ -699,7 +721,8 @@ def run(args, opts, scenario, name, qemu, timeout, tmp, log_path, report, t0):
     summary = (f"rig: {name}: {'PASS' if report['ok'] else 'FAIL'}{retried}: "
                f"{len(results) - len(failed)}/{len(results)} ok, "
                f"{args.image.upper()} {'powered off' if report['powered_off'] else 'did not power off'}, "
-               f"qemu {run_s:.1f} s (total {time.monotonic() - t0:.1f} s)")
+               f"qemu {run_s:.1f} s (total {time.monotonic() - t0:.1f} s), "
+               f"{len(report['nudges'])} key press(es) in console silences, {len(report['stalls'])} stall(s)")
     if reasons:
         summary += f" -- {report['reason']}"
     print(summary)
