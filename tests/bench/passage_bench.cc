@@ -275,6 +275,18 @@ void RunMap(Context& c, const std::vector<uint64_t>& sizes) {
   }
 }
 
+// A DMA space and its device, kept until the result is released; the device
+// goes first, as in passage.
+template <typename Space>
+std::shared_ptr<void> Hold(std::unique_ptr<Space> space, std::unique_ptr<VfioDevice> device) {
+  auto held = std::make_shared<std::pair<std::unique_ptr<Space>, std::unique_ptr<VfioDevice>>>(
+      std::move(space), std::move(device));
+  return std::shared_ptr<void>(held.get(), [held](void*) {
+    held->second.reset();
+    held->first.reset();
+  });
+}
+
 // One set-up + teardown sample: OPEN returns the opened objects, whose
 // destruction is the teardown.
 absl::StatusOr<std::pair<double, double>> SampleSetup(
@@ -300,13 +312,7 @@ void RunSetup(Context& c) {
       absl::StatusOr<std::unique_ptr<VfioDevice>> d =
           VfioDevice::OpenWithIommufd(DeviceOptions(dev), **io);
       if (!d.ok()) return d.status();
-      // The device goes before its iommufd, as in passage.
-      auto pair = std::make_shared<std::pair<std::unique_ptr<Iommufd>, std::unique_ptr<VfioDevice>>>(
-          std::move(*io), std::move(*d));
-      return std::shared_ptr<void>(pair.get(), [pair](void*) mutable {
-        pair->second.reset();
-        pair->first.reset();
-      });
+      return Hold(std::move(*io), std::move(*d));
     };
     // legacy: container, group (set-container, set-iommu), device fd.
     auto legacy = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
@@ -315,13 +321,7 @@ void RunSetup(Context& c) {
       absl::StatusOr<std::unique_ptr<VfioDevice>> d =
           VfioDevice::OpenWithContainer(DeviceOptions(dev), **ct);
       if (!d.ok()) return d.status();
-      auto pair =
-          std::make_shared<std::pair<std::unique_ptr<LegacyContainer>, std::unique_ptr<VfioDevice>>>(
-              std::move(*ct), std::move(*d));
-      return std::shared_ptr<void>(pair.get(), [pair](void*) mutable {
-        pair->second.reset();
-        pair->first.reset();
-      });
+      return Hold(std::move(*ct), std::move(*d));
     };
     struct Path {
       const char* method;
