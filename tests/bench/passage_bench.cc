@@ -137,6 +137,30 @@ VfioDevice::Options DeviceOptions(const DeviceArg& d) {
   return o;
 }
 
+// A DMA space with the device attached to it. Members go in reverse: the
+// device before its space, as in passage.
+template <typename Space>
+struct Held {
+  std::unique_ptr<Space> space;
+  std::unique_ptr<VfioDevice> device;
+};
+
+// SPACE (just created) with DEV opened on it by OPEN (the cdev or the group
+// sequence of devices/vfio/).
+template <typename Space>
+absl::StatusOr<std::unique_ptr<Held<Space>>> Attach(
+    absl::StatusOr<std::unique_ptr<Space>> space, const DeviceArg& dev,
+    absl::StatusOr<std::unique_ptr<VfioDevice>> (*open)(const VfioDevice::Options&, Space&, Sys*)) {
+  if (!space.ok()) return space.status();
+  auto held = std::make_unique<Held<Space>>();
+  held->space = std::move(*space);
+  absl::StatusOr<std::unique_ptr<VfioDevice>> device =
+      open(DeviceOptions(dev), *held->space, &Sys::Real());
+  if (!device.ok()) return device.status();
+  held->device = std::move(*device);
+  return held;
+}
+
 // One map/unmap sample through SPACE (null: the bare populate).
 struct MapSample {
   double map_s, unmap_s;
@@ -246,45 +270,22 @@ void RunMap(Context& c, const std::vector<uint64_t>& sizes) {
     return;
   }
   const DeviceArg& dev = c.flags.devices.front();
-  {
-    absl::StatusOr<std::unique_ptr<Iommufd>> io = Iommufd::Create({"bench", -1, true});
-    if (!io.ok()) {
-      c.Fail("map iommufd", io.status());
-    } else if (absl::StatusOr<std::unique_ptr<VfioDevice>> d =
-                   VfioDevice::OpenWithIommufd(DeviceOptions(dev), **io);
-               !d.ok()) {
-      c.Fail("map iommufd", d.status());
-    } else {
-      MeasureMap(c, kIommufdMap, io->get(), sizes, pages);
-      MeasureMap(c, kIommufdMapFile, io->get(), sizes, pages);
-    }
+  if (auto io = Attach(Iommufd::Create({"bench", -1, true}), dev, &VfioDevice::OpenWithIommufd);
+      !io.ok()) {
+    c.Fail("map iommufd", io.status());
+  } else {
+    MeasureMap(c, kIommufdMap, (*io)->space.get(), sizes, pages);
+    MeasureMap(c, kIommufdMapFile, (*io)->space.get(), sizes, pages);
   }
   if (dev.sysfs_path.empty()) {
     c.Skip("map type1", absl::StrCat(dev.text, ": an fd names a cdev; the container needs its group"));
     return;
   }
-  absl::StatusOr<std::unique_ptr<LegacyContainer>> ct = LegacyContainer::Create();
-  if (!ct.ok()) {
+  if (auto ct = Attach(LegacyContainer::Create(), dev, &VfioDevice::OpenWithContainer); !ct.ok()) {
     c.Fail("map type1", ct.status());
-  } else if (absl::StatusOr<std::unique_ptr<VfioDevice>> d =
-                 VfioDevice::OpenWithContainer(DeviceOptions(dev), **ct);
-             !d.ok()) {
-    c.Fail("map type1", d.status());
   } else {
-    MeasureMap(c, kType1, ct->get(), sizes, pages);
+    MeasureMap(c, kType1, (*ct)->space.get(), sizes, pages);
   }
-}
-
-// A DMA space and its device, kept until the result is released; the device
-// goes first, as in passage.
-template <typename Space>
-std::shared_ptr<void> Hold(std::unique_ptr<Space> space, std::unique_ptr<VfioDevice> device) {
-  auto held = std::make_shared<std::pair<std::unique_ptr<Space>, std::unique_ptr<VfioDevice>>>(
-      std::move(space), std::move(device));
-  return std::shared_ptr<void>(held.get(), [held](void*) {
-    held->second.reset();
-    held->first.reset();
-  });
 }
 
 // One set-up + teardown sample: OPEN returns the opened objects, whose
@@ -307,21 +308,11 @@ void RunSetup(Context& c) {
   for (const DeviceArg& dev : c.flags.devices) {
     // cdev: /dev/iommu + IOAS, then the cdev opened, bound and attached.
     auto cdev = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
-      absl::StatusOr<std::unique_ptr<Iommufd>> io = Iommufd::Create({"bench", -1, true});
-      if (!io.ok()) return io.status();
-      absl::StatusOr<std::unique_ptr<VfioDevice>> d =
-          VfioDevice::OpenWithIommufd(DeviceOptions(dev), **io);
-      if (!d.ok()) return d.status();
-      return Hold(std::move(*io), std::move(*d));
+      return Attach(Iommufd::Create({"bench", -1, true}), dev, &VfioDevice::OpenWithIommufd);
     };
     // legacy: container, group (set-container, set-iommu), device fd.
     auto legacy = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
-      absl::StatusOr<std::unique_ptr<LegacyContainer>> ct = LegacyContainer::Create();
-      if (!ct.ok()) return ct.status();
-      absl::StatusOr<std::unique_ptr<VfioDevice>> d =
-          VfioDevice::OpenWithContainer(DeviceOptions(dev), **ct);
-      if (!d.ok()) return d.status();
-      return Hold(std::move(*ct), std::move(*d));
+      return Attach(LegacyContainer::Create(), dev, &VfioDevice::OpenWithContainer);
     };
     struct Path {
       const char* method;
