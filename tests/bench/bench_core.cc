@@ -255,8 +255,9 @@ std::string Table(const nlohmann::json& report) {
   for (const nlohmann::json& t : report.at("targets")) {
     const std::string verdict =
         t.at("met").is_null() ? "not measured" : (t.at("met").get<bool>() ? "met" : "missed");
-    out += absl::StrCat("target: ", t.at("name").get<std::string>(), ": ", verdict, " (",
-                        t.at("detail").get<std::string>(), ")\n");
+    out += absl::StrCat("target: ", t.at("name").get<std::string>(), ": ", verdict,
+                        t.at("met").is_null() ? "" : absl::StrCat(" (", t.at("detail").get<std::string>(), ")"),
+                        "\n");
   }
   return out;
 }
