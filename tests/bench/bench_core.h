@@ -16,23 +16,23 @@ namespace passage::bench {
 
 // One --device: a BDF (0000:00:03.0), sysfsdev=PATH or fd=N (an open cdev).
 struct DeviceArg {
-  std::string text;       // as given, for messages
-  std::string sysfs_path; // empty for fd=
+  std::string text;        // as given, for messages
+  std::string sysfs_path;  // empty for fd=
   int fd = -1;
 };
 
 struct Flags {
   std::vector<DeviceArg> devices;
   uint64_t min_size = 64ull << 20;
-  uint64_t max_size = 0; // 0: what memory allows (see DefaultMaxSize)
+  uint64_t max_size = 0;  // 0: what memory allows (see DefaultMaxSize)
   int repetitions = 3;
-  std::string json_path; // empty: no file, stdout table only
+  std::string json_path;  // empty: no file, stdout table only
   bool run_map = true;
   bool run_setup = true;
 };
 
 // argv without the program name. Errors name the flag (one line).
-absl::StatusOr<Flags> ParseFlags(const std::vector<std::string> &args);
+absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args);
 std::string Usage();
 
 // Half of MemAvailable rounded down to a power of two, at most 4 GiB, at
@@ -47,27 +47,26 @@ struct Summary {
   double max = 0;
 };
 Summary Summarize(std::vector<double> samples);
-nlohmann::json
-SamplesJson(const std::vector<double> &samples); // samples, median, min, max
+nlohmann::json SamplesJson(const std::vector<double>& samples);  // samples, median, min, max
 
 // Method names used in records (kind "map").
-inline constexpr const char *kIommufdMap = "iommufd_map";
-inline constexpr const char *kIommufdMapFile = "iommufd_map_file";
-inline constexpr const char *kType1 = "type1";
-inline constexpr const char *kPopulate = "populate";
+inline constexpr const char* kIommufdMap = "iommufd_map";
+inline constexpr const char* kIommufdMapFile = "iommufd_map_file";
+inline constexpr const char* kType1 = "type1";
+inline constexpr const char* kPopulate = "populate";
 // Kind "setup".
-inline constexpr const char *kCdev = "cdev";
-inline constexpr const char *kLegacy = "legacy";
+inline constexpr const char* kCdev = "cdev";
+inline constexpr const char* kLegacy = "legacy";
 
 // Ratios over the records of a report (pairs measured at the same page kind
 // and size, or the same device): medians divided.
-nlohmann::json Ratios(const nlohmann::json &records);
+nlohmann::json Ratios(const nlohmann::json& records);
 // The targets from the ratios: each {"name", "met": true/false/null
 // (not measured), "detail"}.
-nlohmann::json Targets(const nlohmann::json &ratios);
+nlohmann::json Targets(const nlohmann::json& ratios);
 // The summary table for stdout.
-std::string Table(const nlohmann::json &report);
+std::string Table(const nlohmann::json& report);
 
-} // namespace passage::bench
+}  // namespace passage::bench
 
-#endif // PASSAGE_TESTS_BENCH_BENCH_CORE_H_
+#endif  // PASSAGE_TESTS_BENCH_BENCH_CORE_H_

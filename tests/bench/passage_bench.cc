@@ -47,7 +47,7 @@ double Now() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-std::string ReadText(const std::string &path) {
+std::string ReadText(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
   s << in.rdbuf();
@@ -56,13 +56,12 @@ std::string ReadText(const std::string &path) {
 
 // A field of a "name value" file (/proc/vmstat) or "Name: value kB"
 // (/proc/meminfo).
-int64_t Field(const std::string &text, const std::string &name) {
+int64_t Field(const std::string& text, const std::string& name) {
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     std::vector<absl::string_view> w =
         absl::StrSplit(line, absl::ByAnyChar(" :"), absl::SkipEmpty());
     int64_t v = 0;
-    if (w.size() >= 2 && w[0] == name && absl::SimpleAtoi(w[1], &v))
-      return v;
+    if (w.size() >= 2 && w[0] == name && absl::SimpleAtoi(w[1], &v)) return v;
   }
   return 0;
 }
@@ -80,51 +79,40 @@ int64_t Pinned() {
 int64_t HugeKb() {
   const std::string m = ReadText("/proc/meminfo");
   return Field(m, "ShmemHugePages") + Field(m, "AnonHugePages") +
-         (Field(m, "HugePages_Total") - Field(m, "HugePages_Free")) *
-             Field(m, "Hugepagesize");
+         (Field(m, "HugePages_Total") - Field(m, "HugePages_Free")) * Field(m, "Hugepagesize");
 }
 
 // The bracketed word of a sysfs choice file ("always within_size [advise]
 // never").
-std::string Choice(const std::string &path) {
+std::string Choice(const std::string& path) {
   const std::string t = ReadText(path);
   const size_t a = t.find('['), b = t.find(']');
-  return a == std::string::npos || b == std::string::npos
-             ? ""
-             : t.substr(a + 1, b - a - 1);
+  return a == std::string::npos || b == std::string::npos ? "" : t.substr(a + 1, b - a - 1);
 }
 
 // A fresh memfd of SIZE bytes of page kind PAGE, mapped shared and not yet
 // populated: what passage's GuestMemory gives a region.
 struct Buffer {
   UniqueFd fd;
-  uint8_t *addr = nullptr;
+  uint8_t* addr = nullptr;
   uint64_t size = 0;
   ~Buffer() {
-    if (addr != nullptr)
-      munmap(addr, size);
+    if (addr != nullptr) munmap(addr, size);
   }
 };
 
-absl::StatusOr<std::unique_ptr<Buffer>> MakeBuffer(const std::string &page,
-                                                   uint64_t size) {
+absl::StatusOr<std::unique_ptr<Buffer>> MakeBuffer(const std::string& page, uint64_t size) {
   auto b = std::make_unique<Buffer>();
   b->size = size;
   unsigned flags = MFD_CLOEXEC;
-  if (page == "hugetlb")
-    flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+  if (page == "hugetlb") flags |= MFD_HUGETLB | MFD_HUGE_2MB;
   b->fd.reset(memfd_create("passage-bench", flags));
-  if (!b->fd.valid())
-    return ErrnoError(absl::StrCat("memfd_create (", page, ")"));
-  if (ftruncate(b->fd.get(), size) != 0)
-    return ErrnoError(absl::StrCat("ftruncate ", size));
-  void *p =
-      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd.get(), 0);
-  if (p == MAP_FAILED)
-    return ErrnoError(absl::StrCat("mmap ", size));
-  b->addr = static_cast<uint8_t *>(p);
-  if (page != "hugetlb" &&
-      madvise(p, size, page == "thp" ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) {
+  if (!b->fd.valid()) return ErrnoError(absl::StrCat("memfd_create (", page, ")"));
+  if (ftruncate(b->fd.get(), size) != 0) return ErrnoError(absl::StrCat("ftruncate ", size));
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd.get(), 0);
+  if (p == MAP_FAILED) return ErrnoError(absl::StrCat("mmap ", size));
+  b->addr = static_cast<uint8_t*>(p);
+  if (page != "hugetlb" && madvise(p, size, page == "thp" ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) {
     return ErrnoError("madvise (THP)");
   }
   return b;
@@ -132,33 +120,33 @@ absl::StatusOr<std::unique_ptr<Buffer>> MakeBuffer(const std::string &page,
 
 struct Context {
   Flags flags;
-  nlohmann::json
-      common; // machine, kernel, repetitions: copied into every record
+  nlohmann::json common;  // machine, kernel, repetitions: copied into every record
   nlohmann::json records = nlohmann::json::array();
   nlohmann::json skipped = nlohmann::json::array();
   int failures = 0;
 
-  void Skip(const std::string &what, const std::string &reason) {
+  void Skip(const std::string& what, const std::string& reason) {
     skipped.push_back({{"what", what}, {"reason", reason}});
     std::cerr << "passage-bench: skipped " << what << ": " << reason << "\n";
   }
-  void Fail(const std::string &what, const absl::Status &s) {
+  void Fail(const std::string& what, const absl::Status& s) {
     ++failures;
     Skip(what, absl::StrCat("failed: ", s.message()));
   }
 };
 
-VfioDevice::Options DeviceOptions(const DeviceArg &d) {
+VfioDevice::Options DeviceOptions(const DeviceArg& d) {
   VfioDevice::Options o;
   o.id = d.text;
   o.sysfs_path = d.sysfs_path;
-  o.fd = d.fd >= 0 ? dup(d.fd) : -1; // VfioDevice adopts it: one copy per open
+  o.fd = d.fd >= 0 ? dup(d.fd) : -1;  // VfioDevice adopts it: one copy per open
   return o;
 }
 
 // A DMA space with the device attached to it. Members go in reverse: the
 // device before its space, as in passage.
-template <typename Space> struct Held {
+template <typename Space>
+struct Held {
   std::unique_ptr<Space> space;
   std::unique_ptr<VfioDevice> device;
 };
@@ -166,18 +154,15 @@ template <typename Space> struct Held {
 // SPACE (just created) with DEV opened on it by OPEN (the cdev or the group
 // sequence of devices/vfio/).
 template <typename Space>
-absl::StatusOr<std::unique_ptr<Held<Space>>>
-Attach(absl::StatusOr<std::unique_ptr<Space>> space, const DeviceArg &dev,
-       absl::StatusOr<std::unique_ptr<VfioDevice>> (*open)(
-           const VfioDevice::Options &, Space &, Sys *)) {
-  if (!space.ok())
-    return space.status();
+absl::StatusOr<std::unique_ptr<Held<Space>>> Attach(
+    absl::StatusOr<std::unique_ptr<Space>> space, const DeviceArg& dev,
+    absl::StatusOr<std::unique_ptr<VfioDevice>> (*open)(const VfioDevice::Options&, Space&, Sys*)) {
+  if (!space.ok()) return space.status();
   auto held = std::make_unique<Held<Space>>();
   held->space = std::move(*space);
   absl::StatusOr<std::unique_ptr<VfioDevice>> device =
       open(DeviceOptions(dev), *held->space, &Sys::Real());
-  if (!device.ok())
-    return device.status();
+  if (!device.ok()) return device.status();
   held->device = std::move(*device);
   return held;
 }
@@ -188,12 +173,10 @@ struct MapSample {
   int64_t pinned_after_map, pinned_after_unmap, huge_kb;
 };
 
-absl::StatusOr<MapSample> SampleMap(const std::string &method,
-                                    const std::string &page, uint64_t size,
-                                    DmaSpace *space) {
+absl::StatusOr<MapSample> SampleMap(const std::string& method, const std::string& page,
+                                    uint64_t size, DmaSpace* space) {
   absl::StatusOr<std::unique_ptr<Buffer>> buf = MakeBuffer(page, size);
-  if (!buf.ok())
-    return buf.status();
+  if (!buf.ok()) return buf.status();
   const int64_t pins0 = Pinned(), huge0 = HugeKb();
   MapSample s{};
   double t0 = Now();
@@ -202,15 +185,11 @@ absl::StatusOr<MapSample> SampleMap(const std::string &method,
       return ErrnoError("MADV_POPULATE_WRITE");
   } else {
     DmaMapping m{kIova, size, (*buf)->addr, -1, 0};
-    if (method == kIommufdMapFile)
-      m.fd = (*buf)->fd.get();
-    if (absl::Status st = space->Map(m); !st.ok())
-      return st;
-    if (method == kIommufdMapFile &&
-        !static_cast<Iommufd *>(space)->used_map_file()) {
+    if (method == kIommufdMapFile) m.fd = (*buf)->fd.get();
+    if (absl::Status st = space->Map(m); !st.ok()) return st;
+    if (method == kIommufdMapFile && !static_cast<Iommufd*>(space)->used_map_file()) {
       space->Unmap(kIova, size).IgnoreError();
-      return absl::UnimplementedError(
-          "the kernel has no IOMMU_IOAS_MAP_FILE (IOAS_MAP was used)");
+      return absl::UnimplementedError("the kernel has no IOMMU_IOAS_MAP_FILE (IOAS_MAP was used)");
     }
   }
   s.map_s = Now() - t0;
@@ -218,7 +197,7 @@ absl::StatusOr<MapSample> SampleMap(const std::string &method,
   s.huge_kb = HugeKb() - huge0;
   t0 = Now();
   if (space == nullptr) {
-    buf->reset(); // munmap and close: the pages go back
+    buf->reset();  // munmap and close: the pages go back
   } else if (absl::Status st = space->Unmap(kIova, size); !st.ok()) {
     return st;
   }
@@ -227,17 +206,14 @@ absl::StatusOr<MapSample> SampleMap(const std::string &method,
   return s;
 }
 
-void MeasureMap(Context &c, const std::string &method, DmaSpace *space,
-                const std::vector<uint64_t> &sizes,
-                const std::vector<std::string> &pages) {
-  for (const std::string &page : pages) {
+void MeasureMap(Context& c, const std::string& method, DmaSpace* space,
+                const std::vector<uint64_t>& sizes, const std::vector<std::string>& pages) {
+  for (const std::string& page : pages) {
     for (uint64_t size : sizes) {
-      const std::string what =
-          absl::StrCat("map ", method, " ", page, " ", size >> 20, " MiB");
+      const std::string what = absl::StrCat("map ", method, " ", page, " ", size >> 20, " MiB");
       if (page == "hugetlb") {
         const std::string m = ReadText("/proc/meminfo");
-        const int64_t free_kb =
-            Field(m, "HugePages_Free") * Field(m, "Hugepagesize");
+        const int64_t free_kb = Field(m, "HugePages_Free") * Field(m, "Hugepagesize");
         if (free_kb * 1024 < static_cast<int64_t>(size)) {
           c.Skip(what, absl::StrCat("only ", free_kb >> 10,
                                     " MiB of hugetlb pages free (reserve more: "
@@ -282,15 +258,12 @@ void MeasureMap(Context &c, const std::string &method, DmaSpace *space,
   }
 }
 
-void RunMap(Context &c, const std::vector<uint64_t> &sizes) {
+void RunMap(Context& c, const std::vector<uint64_t>& sizes) {
   std::vector<std::string> pages = {"4k"};
-  const std::string shmem =
-      Choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  const std::string shmem = Choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
   if (shmem.empty() || shmem == "never" || shmem == "deny") {
-    c.Skip(
-        "map thp",
-        absl::StrCat("shmem THP is off (transparent_hugepage/shmem_enabled: ",
-                     shmem.empty() ? "absent" : shmem, ")"));
+    c.Skip("map thp", absl::StrCat("shmem THP is off (transparent_hugepage/shmem_enabled: ",
+                                   shmem.empty() ? "absent" : shmem, ")"));
   } else {
     pages.push_back("thp");
   }
@@ -309,9 +282,8 @@ void RunMap(Context &c, const std::vector<uint64_t> &sizes) {
            "and VFIO_SET_IOMMU needs a group)");
     return;
   }
-  const DeviceArg &dev = c.flags.devices.front();
-  if (auto io = Attach(Iommufd::Create({"bench", -1, true}), dev,
-                       &VfioDevice::OpenWithIommufd);
+  const DeviceArg& dev = c.flags.devices.front();
+  if (auto io = Attach(Iommufd::Create({"bench", -1, true}), dev, &VfioDevice::OpenWithIommufd);
       !io.ok()) {
     c.Fail("map iommufd", io.status());
   } else {
@@ -320,13 +292,10 @@ void RunMap(Context &c, const std::vector<uint64_t> &sizes) {
   }
   if (dev.sysfs_path.empty()) {
     c.Skip("map type1",
-           absl::StrCat(dev.text,
-                        ": an fd names a cdev; the container needs its group"));
+           absl::StrCat(dev.text, ": an fd names a cdev; the container needs its group"));
     return;
   }
-  if (auto ct = Attach(LegacyContainer::Create(), dev,
-                       &VfioDevice::OpenWithContainer);
-      !ct.ok()) {
+  if (auto ct = Attach(LegacyContainer::Create(), dev, &VfioDevice::OpenWithContainer); !ct.ok()) {
     c.Fail("map type1", ct.status());
   } else {
     MeasureMap(c, kType1, (*ct)->space.get(), sizes, pages);
@@ -336,46 +305,42 @@ void RunMap(Context &c, const std::vector<uint64_t> &sizes) {
 // One set-up + teardown sample: OPEN returns the opened objects, whose
 // destruction is the teardown.
 absl::StatusOr<std::pair<double, double>> SampleSetup(
-    const std::function<absl::StatusOr<std::shared_ptr<void>>()> &open) {
+    const std::function<absl::StatusOr<std::shared_ptr<void>>()>& open) {
   const double t0 = Now();
   absl::StatusOr<std::shared_ptr<void>> held = open();
-  if (!held.ok())
-    return held.status();
+  if (!held.ok()) return held.status();
   const double t1 = Now();
   held->reset();
   return std::make_pair(t1 - t0, Now() - t1);
 }
 
-void RunSetup(Context &c) {
+void RunSetup(Context& c) {
   if (c.flags.devices.empty()) {
     c.Skip("setup", "no --device");
     return;
   }
-  for (const DeviceArg &dev : c.flags.devices) {
+  for (const DeviceArg& dev : c.flags.devices) {
     // cdev: /dev/iommu + IOAS, then the cdev opened, bound and attached.
     auto cdev = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
-      return Attach(Iommufd::Create({"bench", -1, true}), dev,
-                    &VfioDevice::OpenWithIommufd);
+      return Attach(Iommufd::Create({"bench", -1, true}), dev, &VfioDevice::OpenWithIommufd);
     };
     // legacy: container, group (set-container, set-iommu), device fd.
     auto legacy = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
-      return Attach(LegacyContainer::Create(), dev,
-                    &VfioDevice::OpenWithContainer);
+      return Attach(LegacyContainer::Create(), dev, &VfioDevice::OpenWithContainer);
     };
     struct Path {
-      const char *method;
+      const char* method;
       std::function<absl::StatusOr<std::shared_ptr<void>>()> open;
       std::vector<double> setup, teardown;
       absl::Status error;
     } paths[] = {{kCdev, cdev, {}, {}, {}}, {kLegacy, legacy, {}, {}, {}}};
     if (dev.sysfs_path.empty()) {
-      paths[1].error = absl::UnimplementedError(
-          "an fd names a cdev; the legacy path needs its group");
+      paths[1].error =
+          absl::UnimplementedError("an fd names a cdev; the legacy path needs its group");
     }
     for (int r = 0; r < c.flags.repetitions; ++r) {
-      for (Path &p : paths) { // alternating, so drift hits both alike
-        if (!p.error.ok())
-          continue;
+      for (Path& p : paths) {  // alternating, so drift hits both alike
+        if (!p.error.ok()) continue;
         absl::StatusOr<std::pair<double, double>> s = SampleSetup(p.open);
         if (!s.ok()) {
           p.error = s.status();
@@ -385,7 +350,7 @@ void RunSetup(Context &c) {
         p.teardown.push_back(s->second);
       }
     }
-    for (Path &p : paths) {
+    for (Path& p : paths) {
       const std::string what = absl::StrCat("setup ", p.method, " ", dev.text);
       if (absl::IsUnimplemented(p.error)) {
         c.Skip(what, std::string(p.error.message()));
@@ -408,8 +373,7 @@ nlohmann::json Machine() {
   utsname u{};
   uname(&u);
   std::string model;
-  for (absl::string_view line :
-       absl::StrSplit(ReadText("/proc/cpuinfo"), '\n')) {
+  for (absl::string_view line : absl::StrSplit(ReadText("/proc/cpuinfo"), '\n')) {
     if (absl::StartsWith(line, "model name")) {
       model = std::string(line.substr(line.find(':') + 2));
       break;
@@ -420,14 +384,12 @@ nlohmann::json Machine() {
             {"cpu", model},
             {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
             {"mem_total_kb", Field(ReadText("/proc/meminfo"), "MemTotal")},
-            {"shmem_thp",
-             Choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled")}}},
+            {"shmem_thp", Choice("/sys/kernel/mm/transparent_hugepage/shmem_enabled")}}},
           {"kernel", {{"release", u.release}, {"version", u.version}}}};
 }
 
-int Main(int argc, char **argv) {
-  absl::StatusOr<Flags> flags =
-      ParseFlags(std::vector<std::string>(argv + 1, argv + argc));
+int Main(int argc, char** argv) {
+  absl::StatusOr<Flags> flags = ParseFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (absl::IsCancelled(flags.status())) {
     std::cout << flags.status().message();
     return 0;
@@ -440,16 +402,13 @@ int Main(int argc, char **argv) {
   c.flags = *flags;
   if (c.flags.max_size == 0) {
     c.flags.max_size =
-        DefaultMaxSize(Field(ReadText("/proc/meminfo"), "MemAvailable") * 1024,
-                       c.flags.min_size);
+        DefaultMaxSize(Field(ReadText("/proc/meminfo"), "MemAvailable") * 1024, c.flags.min_size);
   }
   c.common = Machine();
   c.common["repetitions"] = c.flags.repetitions;
   const std::vector<uint64_t> sizes = Sizes(c.flags.min_size, c.flags.max_size);
-  if (c.flags.run_setup)
-    RunSetup(c);
-  if (c.flags.run_map)
-    RunMap(c, sizes);
+  if (c.flags.run_setup) RunSetup(c);
+  if (c.flags.run_map) RunMap(c, sizes);
   nlohmann::json report = {{"tool", "passage-bench"},
                            {"format", 1},
                            {"sizes", sizes},
@@ -464,15 +423,14 @@ int Main(int argc, char **argv) {
     std::ofstream out(c.flags.json_path);
     out << report.dump(1) << "\n";
     if (!out.good()) {
-      std::cerr << "passage-bench: --json: cannot write " << c.flags.json_path
-                << "\n";
+      std::cerr << "passage-bench: --json: cannot write " << c.flags.json_path << "\n";
       return 1;
     }
   }
   return c.failures == 0 ? 0 : 1;
 }
 
-} // namespace
-} // namespace passage::bench
+}  // namespace
+}  // namespace passage::bench
 
-int main(int argc, char **argv) { return passage::bench::Main(argc, argv); }
+int main(int argc, char** argv) { return passage::bench::Main(argc, argv); }

@@ -1,9 +1,8 @@
 // passage-bench's pure parts (tests/bench/bench_core.h): flags, statistics,
 // ratios, targets and the report's shape.
 
-#include "tests/bench/bench_core.h"
-
 #include "gtest/gtest.h"
+#include "tests/bench/bench_core.h"
 
 namespace passage::bench {
 namespace {
@@ -19,10 +18,9 @@ TEST(BenchFlags, Defaults) {
 }
 
 TEST(BenchFlags, DevicesSizesAndReps) {
-  absl::StatusOr<Flags> f =
-      ParseFlags({"--device", "0000:00:03.0", "--device=sysfsdev=/sys/x/y",
-                  "--device", "fd=7", "--max-size", "1G", "--min-size=64M",
-                  "--reps", "2", "--json", "o.json", "--only", "map"});
+  absl::StatusOr<Flags> f = ParseFlags({"--device", "0000:00:03.0", "--device=sysfsdev=/sys/x/y",
+                                        "--device", "fd=7", "--max-size", "1G", "--min-size=64M",
+                                        "--reps", "2", "--json", "o.json", "--only", "map"});
   ASSERT_TRUE(f.ok()) << f.status();
   ASSERT_EQ(f->devices.size(), 3u);
   EXPECT_EQ(f->devices[0].sysfs_path, "/sys/bus/pci/devices/0000:00:03.0");
@@ -49,26 +47,23 @@ TEST(BenchFlags, ErrorsNameTheFlag) {
       {{"stray"}, "stray"},
       {{"--min-size", "1G", "--max-size", "64M"}, "--max-size"},
   };
-  for (const auto &[args, flag] : bad) {
+  for (const auto& [args, flag] : bad) {
     absl::StatusOr<Flags> f = ParseFlags(args);
     ASSERT_FALSE(f.ok()) << args[0];
     EXPECT_TRUE(absl::IsInvalidArgument(f.status())) << f.status();
-    EXPECT_EQ(std::string(f.status().message()).rfind(flag, 0), 0u)
-        << f.status();
+    EXPECT_EQ(std::string(f.status().message()).rfind(flag, 0), 0u) << f.status();
     EXPECT_EQ(std::string(f.status().message()).find('\n'), std::string::npos);
   }
 }
 
 TEST(BenchSizes, DoublingUpToMax) {
-  EXPECT_EQ(Sizes(64 << 20, 256 << 20),
-            (std::vector<uint64_t>{64 << 20, 128 << 20, 256 << 20}));
-  EXPECT_EQ(Sizes(64 << 20, 200 << 20),
-            (std::vector<uint64_t>{64 << 20, 128 << 20}));
+  EXPECT_EQ(Sizes(64 << 20, 256 << 20), (std::vector<uint64_t>{64 << 20, 128 << 20, 256 << 20}));
+  EXPECT_EQ(Sizes(64 << 20, 200 << 20), (std::vector<uint64_t>{64 << 20, 128 << 20}));
   EXPECT_EQ(DefaultMaxSize(1500ull << 20, 64 << 20),
-            512ull << 20); // half, power of two
-  EXPECT_EQ(DefaultMaxSize(64ull << 30, 64 << 20), 4ull << 30); // capped
+            512ull << 20);                                       // half, power of two
+  EXPECT_EQ(DefaultMaxSize(64ull << 30, 64 << 20), 4ull << 30);  // capped
   EXPECT_EQ(DefaultMaxSize(10ull << 20, 64 << 20),
-            64ull << 20); // never below min
+            64ull << 20);  // never below min
 }
 
 TEST(BenchStats, MedianMinMax) {
@@ -85,18 +80,19 @@ TEST(BenchStats, MedianMinMax) {
   EXPECT_EQ(j["max"], 0.5);
 }
 
-nlohmann::json MapRecord(const char *method, const char *page, uint64_t size,
-                         double median) {
-  return {{"kind", "map"},
-          {"method", method},
-          {"page", page},
-          {"size", size},
-          {"map_s", SamplesJson({median})},
-          {"unmap_s", SamplesJson({median / 2})},
-          {"pinned_after_map", SamplesJson({double(size / 4096)})}};
+nlohmann::json MapRecord(const char* method, const char* page, uint64_t size, double median) {
+  return {
+      {"kind", "map"},
+      {"method", method},
+      {"page", page},
+      {"size", size},
+      {"map_s", SamplesJson({median})},
+      {"unmap_s", SamplesJson({median / 2})},
+      {"pinned_after_map", SamplesJson({double(size / 4096)})},
+      {"huge_kb_after_map", SamplesJson({std::string(page) == "4k" ? 0.0 : double(size >> 10)})}};
 }
 
-nlohmann::json SetupRecord(const char *method, double median) {
+nlohmann::json SetupRecord(const char* method, double median) {
   return {{"kind", "setup"},
           {"method", method},
           {"device", "0000:00:03.0"},
@@ -112,10 +108,9 @@ TEST(BenchRatios, PairsAtTheSamePageAndSize) {
                             SetupRecord(kCdev, 1.0),
                             SetupRecord(kLegacy, 4.0)};
   nlohmann::json ratios = Ratios(records);
-  auto find = [&](const std::string &name) {
-    for (const nlohmann::json &r : ratios) {
-      if (r["name"] == name)
-        return r;
+  auto find = [&](const std::string& name) {
+    for (const nlohmann::json& r : ratios) {
+      if (r["name"] == name) return r;
     }
     return nlohmann::json();
   };
@@ -124,36 +119,40 @@ TEST(BenchRatios, PairsAtTheSamePageAndSize) {
   EXPECT_EQ(find("iommufd_map/populate")["value"], 2.0);
   EXPECT_EQ(find("type1/populate")["value"], 4.0);
   EXPECT_EQ(find("cdev/legacy")["value"], 0.25);
-  EXPECT_TRUE(
-      find("iommufd_map_file/iommufd_map").is_null()); // MAP_FILE not measured
-  EXPECT_EQ(ratios.size(), 4u); // nothing for 128 MiB: type1 alone
+  EXPECT_TRUE(find("iommufd_map_file/iommufd_map").is_null());  // MAP_FILE not measured
+  EXPECT_EQ(ratios.size(), 4u);                                 // nothing for 128 MiB: type1 alone
 }
 
 TEST(BenchTargets, MetMissedAndNotMeasured) {
-  nlohmann::json ratios = Ratios(
-      nlohmann::json{MapRecord(kIommufdMap, "4k", 64 << 20, 1.0),
-                     MapRecord(kType1, "4k", 64 << 20, 2.0),
-                     MapRecord(kIommufdMap, "4k", 128 << 20, 5.0),
-                     MapRecord(kType1, "4k", 128 << 20, 2.0),
-                     MapRecord(kIommufdMapFile, "4k", 64 << 20, 9.0),
-                     MapRecord(kPopulate, "4k", 64 << 20, 1.0),
-                     SetupRecord(kCdev, 1.0), SetupRecord(kLegacy, 4.0)});
+  nlohmann::json ratios = Ratios(nlohmann::json{
+      MapRecord(kIommufdMap, "4k", 64 << 20, 1.0), MapRecord(kType1, "4k", 64 << 20, 2.0),
+      MapRecord(kIommufdMap, "4k", 128 << 20, 5.0), MapRecord(kType1, "4k", 128 << 20, 2.0),
+      MapRecord(kIommufdMapFile, "4k", 64 << 20, 9.0), MapRecord(kPopulate, "4k", 64 << 20, 1.0),
+      SetupRecord(kCdev, 1.0), SetupRecord(kLegacy, 4.0)});
   nlohmann::json targets = Targets(ratios);
   ASSERT_EQ(targets.size(), 3u);
-  EXPECT_EQ(targets[0]["met"], false); // 128 MiB: 2.5x
+  EXPECT_EQ(targets[0]["met"], false);  // 128 MiB: 2.5x
   EXPECT_EQ(targets[0]["detail"], "1 of 2 within; worst 2.50x (4k 128 MiB)");
-  EXPECT_TRUE(targets[1]["met"]
-                  .is_null()); // 4k MAP_FILE does not count: huge pages only
+  EXPECT_TRUE(targets[1]["met"].is_null());  // 4k MAP_FILE does not count: huge pages only
   EXPECT_EQ(targets[2]["met"], true);
+}
+
+TEST(BenchTargets, HugeOnlyWhereMeminfoSawHugePages) {
+  nlohmann::json file = MapRecord(kIommufdMapFile, "thp", 64 << 20, 3.0);
+  nlohmann::json populate = MapRecord(kPopulate, "thp", 64 << 20, 1.0);
+  EXPECT_EQ(Targets(Ratios(nlohmann::json::array({file, populate})))[1]["met"], false);  // 3x
+  file["huge_kb_after_map"] = SamplesJson({0});  // asked for THP, got 4 KiB pages
+  nlohmann::json t = Targets(Ratios(nlohmann::json::array({file, populate})))[1];
+  EXPECT_TRUE(t["met"].is_null());
+  EXPECT_EQ(t["detail"], "not measured: 1 huge-page record(s) got 4 KiB pages");
 }
 
 TEST(BenchTable, PrintsRecordsRatiosAndVerdicts) {
   nlohmann::json records = {MapRecord(kIommufdMap, "4k", 64 << 20, 0.002),
                             MapRecord(kType1, "4k", 64 << 20, 0.004)};
-  nlohmann::json report = {
-      {"records", records},
-      {"skipped", {{{"what", "map thp"}, {"reason", "off"}}}},
-      {"ratios", Ratios(records)}};
+  nlohmann::json report = {{"records", records},
+                           {"skipped", {{{"what", "map thp"}, {"reason", "off"}}}},
+                           {"ratios", Ratios(records)}};
   report["targets"] = Targets(report["ratios"]);
   const std::string t = Table(report);
   EXPECT_NE(t.find("iommufd_map       4k              64        2.000        "
@@ -161,13 +160,9 @@ TEST(BenchTable, PrintsRecordsRatiosAndVerdicts) {
             std::string::npos)
       << t;
   EXPECT_NE(t.find("skipped: map thp: off"), std::string::npos) << t;
-  EXPECT_NE(t.find("target: iommufd map <= 1.0x type1 at every size: met"),
-            std::string::npos)
-      << t;
-  EXPECT_NE(t.find("target: cdev setup <= 0.5x legacy: not measured"),
-            std::string::npos)
-      << t;
+  EXPECT_NE(t.find("target: iommufd map <= 1.0x type1 at every size: met"), std::string::npos) << t;
+  EXPECT_NE(t.find("target: cdev setup <= 0.5x legacy: not measured"), std::string::npos) << t;
 }
 
-} // namespace
-} // namespace passage::bench
+}  // namespace
+}  // namespace passage::bench
