@@ -21,6 +21,6 @@ ninja -C "$root/build-asan" passage_unit_tests
 
 echo "== all tiers: unit, kvm, rig"
 cd "$root/build"
-# -LE stress: rig.console_flood freezes L1 under TCG (tests/rig/README.md).
+# -LE stress: rig.console_flood, ~13 min of console flood (tests/rig/README.md).
 # -LE bench: rig.bench_full, the long passage-bench run (README "passage-bench").
 ctest -j1 --output-on-failure -LE "stress|bench" "$@"
