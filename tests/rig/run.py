@@ -476,6 +476,12 @@ def stack_text_words(dump):
     return [w for w in words if 0xffffffff80000000 <= w < 0xffffffffc0000000]
 
 
+def press_key(monitor):
+    """A shift press and release on L1's PS/2 keyboard (QMP send-key): IRQ 1
+    through L1's IOAPIC to its local APIC. L1 ignores the key itself."""
+    return monitor.execute("send-key", keys=[{"type": "qcode", "data": "shift"}])
+
+
 def probe_stall(monitor, log, silent_s, symbols=None):
     """Logs what L1's CPU is doing (QMP), then sends it an NMI. Returns a
     summary. With `symbols` (L1's System.map) the rip of three samples 0.5 s
@@ -547,7 +553,7 @@ def boot(cmd, log_path, timeout, args, report, tmp, symbols=None):
                 silent = now - serial.last_at
                 if stall and args.stall_nudge == "key" and silent > NUDGE_S and now - nudged_at > NUDGE_S:
                     try:
-                        monitor.execute("send-key", keys=[{"type": "qcode", "data": "shift"}])
+                        press_key(monitor)
                         nudged_at = now
                         report["nudges"].append({"at_s": round(now - start, 1), "silent_s": round(silent)})
                         with serial.lock:

@@ -50,22 +50,27 @@ QEMU = shutil.which("qemu-system-x86_64")
 
 @unittest.skipUnless(QEMU, "qemu-system-x86_64 missing")
 class Qmp(unittest.TestCase):
+    def monitor(self):
+        """A stopped q35 QEMU (TCG) with a QMP socket; its run.Monitor."""
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        sock = os.path.join(d, "qmp.sock")
+        p = subprocess.Popen([QEMU, "-machine", "q35", "-accel", "tcg", "-S", "-display", "none",
+                              "-nodefaults", "-qmp", f"unix:{sock},server=on,wait=off"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        monitor = run.Monitor(sock)
+        self.addCleanup(monitor.close)
+        return monitor
+
     def test_probe_stall_reads_registers_and_sends_an_nmi(self):
-        with tempfile.TemporaryDirectory() as d:
-            sock = os.path.join(d, "qmp.sock")
-            p = subprocess.Popen([QEMU, "-machine", "q35", "-accel", "tcg", "-S", "-display", "none",
-                                  "-nodefaults", "-qmp", f"unix:{sock},server=on,wait=off"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            self.addCleanup(p.wait)
-            self.addCleanup(p.kill)
-            for _ in range(100):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.1)
-            monitor = run.Monitor(sock)
-            log = io.StringIO()
-            summary = run.probe_stall(monitor, log, 42)
-            monitor.close()
+        log = io.StringIO()
+        summary = run.probe_stall(self.monitor(), log, 42)
         # A reset CPU sits at the reset vector, F000:FFF0.
         self.assertIn("EIP=0000fff0", summary)  # real mode: EIP
         self.assertIn("HLT=0", summary)
@@ -76,25 +81,16 @@ class Qmp(unittest.TestCase):
     def test_memory_dump_format_is_what_stack_text_words_reads(self):
         # probe_stall reads L1's stack with HMP x/64gx; the words come as
         # "ADDR: 0x%016x 0x%016x" lines.
-        with tempfile.TemporaryDirectory() as d:
-            sock = os.path.join(d, "qmp.sock")
-            p = subprocess.Popen([QEMU, "-machine", "q35", "-accel", "tcg", "-S", "-display", "none",
-                                  "-nodefaults", "-qmp", f"unix:{sock},server=on,wait=off"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            self.addCleanup(p.wait)
-            self.addCleanup(p.kill)
-            for _ in range(100):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.1)
-            monitor = run.Monitor(sock)
-            dump = monitor.hmp("x/4gx 0xf0000")  # real mode at reset: the BIOS area
-            monitor.close()
+        dump = self.monitor().hmp("x/4gx 0xf0000")  # real mode at reset: the BIOS area
         lines = dump.strip().splitlines()
         self.assertEqual(len(lines), 2, dump)
         for line in lines:
             self.assertRegex(line, r"^[0-9a-f]+: 0x[0-9a-f]{16} 0x[0-9a-f]{16}$")
         self.assertEqual(run.stack_text_words(dump), [], "BIOS bytes are not kernel text")
+
+    def test_send_key_is_accepted(self):
+        # run.py's nudge in a console silence (--stall-nudge key).
+        self.assertEqual(run.press_key(self.monitor()), {})
 
 
 class Symbols(unittest.TestCase):
