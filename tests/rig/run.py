@@ -38,6 +38,7 @@ Scenario header lines (anywhere in the file, any number, KEY=VALUE words):
 """
 
 import argparse
+import bisect
 import datetime
 import fcntl
 import fnmatch
@@ -461,9 +462,8 @@ class KernelSymbols:
             pass
 
     def name(self, addr):
-        import bisect
         i = bisect.bisect_right(self.addrs, addr) - 1
-        if i < 0 or self.names[i] in ("_etext", "__entry_text_end") or not self.addrs:
+        if i < 0 or self.names[i] in ("_etext", "__entry_text_end"):
             return f"0x{addr:x}"
         return f"{self.names[i]}+0x{addr - self.addrs[i]:x}"
 
