@@ -28,6 +28,7 @@
 # rig: bin=$PASSAGE_BUILD_DIR/vmm/passage
 # rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test:/rig/l2bin/edu-test
 # rig: bin=$PASSAGE_BUILD_DIR/tests/rig/noopen/passage-noopen
+# rig: bin=/usr/bin/socat
 # rig: add=lib/passthrough.sh:/rig/passthrough.sh
 # rig: add=lib/hotplug-l2.sh:/rig/hotplug-l2.sh
 # rig: add=../../qmp/qmp-client.py:/usr/local/bin/qmp-client
@@ -38,7 +39,7 @@
 # rig: stall=90
 # rig: timeout=2400
 # rig: expect=client.runs
-# rig: expect=hot.watching,hot.boot.pins,hot.object.qmp,hot.object.pins,hot.edu1.qmp,hot.edu1.l2,hot.edu1.pins,hot.edu1.fds
+# rig: expect=hot.watching,hot.boot.pins,hot.socat,hot.object.qmp,hot.object.pins,hot.edu1.qmp,hot.edu1.l2,hot.edu1.pins,hot.edu1.fds
 # rig: expect=hot.del1.qmp,hot.del1.l2,hot.del1.fds,hot.del1.pins,hot.edu1.query_lists,hot.del1.query_lists
 # rig: expect=hot.edu2.qmp,hot.edu2.l2,hot.edu2.pins,hot.object_del.refused,hot.del2.qmp,hot.del2.l2
 # rig: expect=hot.object_del.qmp,hot.object_del.fds,hot.object_del.pins
@@ -98,6 +99,20 @@ pins_is() {
     "pinned pages $((${_n_got%% *} - p0)) above the baseline $p0 ($_n_got), want $3: $4"
 }
 
+# socat_session TAG: the README's session ("The control socket (QMP)"),
+# piped into socat: the greeting, then one reply per command, the last one
+# listing the host bridge (QEMU's query-pci shape: vendor 0x8086 = 32902).
+socat_session() {
+  printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "query-status"}' '{"execute": "query-pci"}' |
+    socat -t 5 - "UNIX-CONNECT:/tmp/$1.sock" > "/tmp/$1.socat.out" 2>&1
+  _s_rc=$?
+  sed 's/^/socat| /' "/tmp/$1.socat.out"
+  _s_out=$(tr -d ' \n' < "/tmp/$1.socat.out")
+  result "$1.socat" "$([ $_s_rc = 0 ] && [ "$(grep -c '"return"' "/tmp/$1.socat.out")" = 3 ] &&
+    case $_s_out in *'"QMP":'*'"status":"running"'*'"vendor":32902'*) true ;; *) false ;; esac; echo $?)" \
+    "socat exit $_s_rc, $(grep -c '"return"' "/tmp/$1.socat.out") replies (want 3: capabilities, running, the host bridge)"
+}
+
 # hot_run TAG MODE: the whole sequence (MODE path or fds).
 hot_run() {
   tag=$1 mode=$2
@@ -144,6 +159,8 @@ hot_steps() {
   l2_step "$tag" watching '^HOTPLUG-WATCHING' || return
   # No device, no object: nothing pinned, no VFIO or iommufd file.
   pins_is "$tag" boot.pins 0 "passage started with no device and no object" || return
+  # Any QMP client works the same: the README's socat session, verbatim.
+  [ "$mode" = path ] && socat_session "$tag"
 
   # 1-2: the object, then edu by fd.
   qmp "$tag" object.qmp --fd iommu=/dev/iommu 'object-add qom-type=iommufd id=io0 fd=iommu' || return
