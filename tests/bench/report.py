@@ -94,6 +94,7 @@ def vm_figures(run):
         b, s = dd.get(b), dd.get(s)
         return round(b / s / 1e6, 2) if b and s else None
 
+    irq = run.get("irq") or {}
     t = run.get("passage_timing") or {}
     return {
         "init_s": m.get("init_s"),
@@ -104,6 +105,8 @@ def vm_figures(run):
         "maxrss_kib": m.get("maxrss_kib"),
         "dd_write_mbs": rate("write_bytes", "write_s"),
         "dd_read_mbs": rate("read_bytes", "read_s"),
+        # edu's interrupt round trip in L2: the median of the run's N.
+        "irq_rtt_us": irq.get("median_us"),
         # passage's own account (--report-timing), a cross-check of the meter.
         "passage_marker_s": t["marker_ms"] / 1000 if t.get("marker_ms") is not None else None,
         "passage_own_rss_kib": t.get("own_rss_kib"),
@@ -195,7 +198,7 @@ def vm_ratios(records):
             a, b = by.get(num + (mem, smp)), by.get(den + (mem, smp))
             if not (a and b):
                 continue
-            for key in ("init_s", "exit_s", "own_rss_kib", "maxrss_kib", "dd_read_mbs", "dd_write_mbs"):
+            for key in ("init_s", "exit_s", "own_rss_kib", "maxrss_kib", "dd_read_mbs", "dd_write_mbs", "irq_rtt_us"):
                 x, y = median_of(a, key), median_of(b, key)
                 out.append({"name": "%s %s / %s %s" % (num + den), "figure": key, "mem": mem, "smp": smp,
                             "value": round(x / y, 3) if x and y else None})
@@ -273,20 +276,20 @@ def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed):
     if vm_recs:
         out.append("")
         out.append("Whole VM (bench-vm: edu + nvme passed through; median (min-max) over the runs)")
-        out.append("  %-8s %-8s %-5s %-3s %-4s %-20s %-20s %-17s %-17s %-15s %-15s" % (
+        out.append("  %-8s %-8s %-5s %-3s %-4s %-20s %-20s %-17s %-17s %-15s %-15s %s" % (
             "vmm", "config", "-m", "smp", "n", "start->init s", "start->exit s", "own RSS MiB", "peak RSS MiB",
-            "dd write MB/s", "dd read MB/s"))
+            "dd write MB/s", "dd read MB/s", "irq round trip us"))
         for r in vm_recs:
-            out.append("  %-8s %-8s %-5s %-3d %-4s %-20s %-20s %-17s %-17s %-15s %-15s" % (
+            out.append("  %-8s %-8s %-5s %-3d %-4s %-20s %-20s %-17s %-17s %-15s %-15s %s" % (
                 r["vmm"], r["config"], r["mem"], r["smp"],
                 "%d%s" % (r["repetitions"], "!" if r["failed_runs"] else ""),
                 fmt(r, "init_s"), fmt(r, "exit_s"), fmt(r, "own_rss_kib", 1024), fmt(r, "maxrss_kib", 1024, 0),
-                fmt(r, "dd_write_mbs"), fmt(r, "dd_read_mbs")))
+                fmt(r, "dd_write_mbs"), fmt(r, "dd_read_mbs"), fmt(r, "irq_rtt_us", 1, 0)))
         if any(r["failed_runs"] for r in vm_recs):
             out.append("  (n!: some runs failed and are left out; runs.jsonl has them)")
         vs = sorted({r["vmm_version"] for r in vm_recs if r["vmm"] != "passage" and r["vmm_version"]})
         out.append("  QEMU in L1: " + ("; ".join(vs) or "none"))
-        shown = [x for x in ratios if x["figure"] in ("init_s", "exit_s", "own_rss_kib") and x["value"] is not None]
+        shown = [x for x in ratios if x["figure"] in ("init_s", "exit_s", "own_rss_kib", "irq_rtt_us") and x["value"] is not None]
         if shown:
             out.append("")
             out.append("Ratios (medians divided)")

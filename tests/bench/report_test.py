@@ -28,6 +28,7 @@ def vm_line(vmm, config, init, exit_s, own_kib, rep, mem="512M", smp=1, rc=0, dd
                      "at_end": {"vm_rss_kib": 500000 + own_kib, "vm_hwm_kib": 1, "guest_ram_rss_kib": 500000,
                                 "guest_maps": 1, "own_rss_kib": own_kib}},
            "dd": {"write_bytes": 16777216, "write_s": 2.0, "read_bytes": 16777216, "read_s": 1.0} if dd else None,
+           "irq": {"n": 200, "ok": 200, "median_us": 100.0 + rep, "min_us": 50.0, "max_us": 900.0},
            "passage_timing": None}
     return "bench-json| " + json.dumps(run)
 
@@ -81,6 +82,7 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(it["init_s"]["median"], 12.0)
         self.assertEqual(it["own_rss_kib"]["max"], 4003)
         self.assertEqual(it["dd_write_mbs"]["median"], 8.39)
+        self.assertEqual(it["irq_rtt_us"]["samples"], [101.0, 102.0, 103.0])
         self.assertEqual(it["vmm_version"], "passage (this tree)")
         self.assertEqual(it["kernel"]["release"], "7.3.4")
         # A failed run is counted, not measured.

@@ -8,13 +8,14 @@
 # run: VMM CONFIG MEM SMP REP. QEMU runs last: a VM started in L1 right after
 # QEMU ran there froze L1 often (tests/rig/README "Known limits"), so
 # run.sh gives each QEMU run an L1 boot of its own. Results per run:
-# TAG.exit, TAG.meter, TAG.l2.* (L2's own checks, bench.dd among them),
-# TAG.done; the numbers are `bench-json|` lines, judged by nothing here
+# TAG.exit, TAG.meter, TAG.l2.* (L2's own checks, bench.dd and edu-test's
+# among them), TAG.done; the numbers are `bench-json|` lines, judged by nothing here
 # (TCG: see README "passage-bench"), turned into tables and plots by
 # tests/bench/report.py.
 # rig: bind=1234:11e8,1b36:0010
 # rig: l2=yes
 # rig: bin=$PASSAGE_BUILD_DIR/vmm/passage bin=$PASSAGE_BUILD_DIR/tests/bench/bench-vmrun
+# rig: bin=$PASSAGE_BUILD_DIR/guests/l2tests/edu-test:/rig/l2bin/edu-test
 # rig: bin=/usr/bin/qemu-system-x86_64:/usr/bin/qemu-system-x86_64
 # rig: add=/usr/share/qemu:/usr/share/qemu add=/usr/share/seabios:/usr/share/seabios
 # QEMU 10.0, unpacked by tests/bench/qemu10.sh (tests/build.sh exports it to ctest).
@@ -26,7 +27,7 @@
 # rig: mem=4G smp=2
 # rig: stall=90
 # rig: timeout=2400
-# rig: expect=vm.*.exit,vm.*.meter,vm.*.l2.bench.dd,vm.*.done
+# rig: expect=vm.*.exit,vm.*.meter,vm.*.l2.bench.dd,vm.*.l2.edu.irq_rtt,vm.*.done
 
 . /rig/lib.sh
 . /rig/bench-vm.sh

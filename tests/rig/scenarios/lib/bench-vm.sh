@@ -8,10 +8,12 @@
 #              guest RAM resident in it, and own_rss_kib = the rest
 #   maxrss_kib the VMM's peak RSS (ru_maxrss)
 # and L2 reports dd's write and read throughput on the passed nvme
-# (O_DIRECT, $DD_MIB MiB, 1 MiB blocks). Each run prints one
+# (O_DIRECT, $DD_MIB MiB, 1 MiB blocks) and edu's interrupt round trip
+# (edu-test --irq-rtt $IRQ_N: write INTR_RAISE, wait for the MSI's eventfd in
+# L2; on passage with an unmasked vector that is VFIO -> KVM irqfd directly). Each run prints one
 # `bench-json| {...}` line (tests/bench/report.py reads them from run.py's
-# serial log) and results TAG.exit, TAG.meter, TAG.dd, TAG.l2.* (L2's own
-# checks) and TAG.done.
+# serial log) and results TAG.exit, TAG.meter, TAG.l2.* (L2's own checks,
+# l2.bench.dd and l2.edu.* among them) and TAG.done.
 #
 # Configurations (VMM CONFIG):
 #   passage iommufd   -object iommufd + vfio-pci,iommufd= (cdev, IOAS_MAP_FILE)
@@ -32,14 +34,16 @@ QEMU10=/opt/qemu-10.0/bin/qemu-system-x86_64
 QEMU10_DATA="-L /opt/qemu-10.0/share/qemu -L /usr/share/seabios"
 QEMU72=/usr/bin/qemu-system-x86_64
 DD_MIB=${DD_MIB:-16}
+IRQ_N=${IRQ_N:-200}
 EDU=$(pci_find 1234:11e8 | head -n 1)
 NVME=$(pci_find 1b36:0010 | head -n 1)
 
 # The L2 side: dd on the passed nvme, reported as one BENCH-DD line and a
 # result.
-mkdir -p /tmp/bvm/rig
+mkdir -p /tmp/bvm/rig /tmp/bvm/usr/bin
+cp /rig/l2bin/edu-test /tmp/bvm/usr/bin/edu-test
 cat > /tmp/bvm/rig/scenario.sh <<L2
-mib=$DD_MIB
+mib=$DD_MIB irq_n=$IRQ_N
 L2
 cat >> /tmp/bvm/rig/scenario.sh <<'L2'
 i=0
@@ -57,13 +61,15 @@ else
   echo 'BENCH-DD null'
   result bench.dd false "no /dev/nvme0n1 after 10 s"
 fi
+# edu: its own checks (l2.edu.*) and the interrupt round trips (l2.edu.irq_rtt).
+edu-test --irq-rtt $irq_n
 L2
 cp /rig/l2/initramfs.cpio.gz /tmp/bvm.img
-cpio_append /tmp/bvm.img /tmp/bvm rig
+cpio_append /tmp/bvm.img /tmp/bvm rig usr
 
-# vm_cmd VMM CONFIG MEM SMP: the VMM's command line, console on stdout.
+# vm_cmd VMM CONFIG MEM SMP: the VMM's command line, console on stdout, all
+# but -append (whose value has spaces; vm_run adds it).
 vm_cmd() {
-  _a="$APPEND rig.cpus=$4 rig.mem=$3"
   _common="-m $3 -smp $4 -kernel $K -initrd /tmp/bvm.img"
   case $1.$2 in
     passage.iommufd)
@@ -108,11 +114,12 @@ vm_run() {
   echo "$1" > "/tmp/$tag.vmm"
   echo "rig: bench-vm: $tag: $cmd" > "${RIG_CONSOLE:-/dev/console}"
   RIG_BOUNDED_HOOK="vm_hook $tag" bounded 300 bench-vmrun --ram "$3" --serial "/tmp/$tag.serial" \
-    --end-marker 'rig: l2 requests power-off' -- $cmd < /dev/null > "/tmp/$tag.meter" 2> "/tmp/$tag.err"
+    --end-marker 'rig: l2 requests power-off' -- $cmd -append "$APPEND rig.cpus=$4 rig.mem=$3" < /dev/null > "/tmp/$tag.meter" 2> "/tmp/$tag.err"
   rc=$?
   meter=$(json_or_null "$(tail -n 1 "/tmp/$tag.meter")")
   dd=$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-DD //p' | tail -n 1)
   dd=$(json_or_null "$dd")
+  irq=$(json_or_null "$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-IRQ //p' | tail -n 1)")
   timing=$(json_or_null "$(sed -n 's/^passage: report-timing //p' "/tmp/$tag.err" | tail -n 1)")
   if [ "$rc" != 0 ]; then
     tr -d '\r' < "/tmp/$tag.serial" | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e "s/^/$tag| /" | tail -n 40
@@ -127,16 +134,16 @@ vm_run() {
     *) ok=1 ;;
   esac
   result "$tag.meter" "$ok" "$meter"
-  printf 'bench-json| {"kind":"vm","vmm":"%s","config":"%s","mem":"%s","smp":%s,"rep":%s,"exit":%s,"devices":["edu","nvme"],"meter":%s,"dd":%s,"passage_timing":%s}\n' \
-    "$1" "$2" "$3" "$4" "$5" "$rc" "$meter" "$dd" "$timing"
+  printf 'bench-json| {"kind":"vm","vmm":"%s","config":"%s","mem":"%s","smp":%s,"rep":%s,"exit":%s,"devices":["edu","nvme"],"meter":%s,"dd":%s,"irq":%s,"passage_timing":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$rc" "$meter" "$dd" "$irq" "$timing"
 }
 
 # bench_machine: one bench-json line about L1 and the VMMs' versions.
 bench_machine() {
   q10=$($QEMU10 --version 2> /dev/null | head -n 1)
   q72=$($QEMU72 --version 2> /dev/null | head -n 1)
-  printf 'bench-json| {"kind":"machine","where":"L1","kernel":{"release":"%s","version":"%s"},"cpus":%s,"mem_total_kb":%s,"cpu":"%s","qemu10":"%s","qemu72":"%s","dd_mib":%s}\n' \
+  printf 'bench-json| {"kind":"machine","where":"L1","kernel":{"release":"%s","version":"%s"},"cpus":%s,"mem_total_kb":%s,"cpu":"%s","qemu10":"%s","qemu72":"%s","dd_mib":%s,"irq_n":%s}\n' \
     "$(uname -r)" "$(uname -v)" "$(grep -c '^processor' /proc/cpuinfo)" \
     "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" \
-    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" "$q10" "$q72" "$DD_MIB"
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" "$q10" "$q72" "$DD_MIB" "$IRQ_N"
 }
