@@ -69,7 +69,8 @@ absl::StatusOr<VmRunFlags> ParseVmRunFlags(const std::vector<std::string>& args)
       (flag == "--marker" ? f.marker : f.end_marker) = value;
     } else if (flag == "--ram") {
       std::optional<uint64_t> size = ParseSize(value);
-      if (!size || *size < (1u << 20)) return BadFlag(flag, "'" + value + "' is not a size of at least 1M");
+      if (!size || *size < (1u << 20))
+        return BadFlag(flag, "'" + value + "' is not a size of at least 1M");
       f.ram_kib = *size >> 10;
     } else if (flag == "--serial") {
       if (value.empty()) return BadFlag(flag, "empty path");

@@ -17,10 +17,10 @@
 namespace passage::bench {
 
 struct VmRunFlags {
-  std::string marker = "RIG-BOOT";  // the console line that says the guest's init runs
-  std::string end_marker;           // the line after which the guest only powers off
-  uint64_t ram_kib = 0;             // the VMM's -m: guest RAM mappings are those this large
-  std::string serial_path;          // the console, copied
+  std::string marker = "RIG-BOOT";   // the console line that says the guest's init runs
+  std::string end_marker;            // the line after which the guest only powers off
+  uint64_t ram_kib = 0;              // the VMM's -m: guest RAM mappings are those this large
+  std::string serial_path;           // the console, copied
   std::vector<std::string> command;  // the VMM and its arguments (after --)
 };
 

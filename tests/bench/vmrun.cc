@@ -53,7 +53,8 @@ std::string ReadText(const std::string& path) {
 
 nlohmann::json Sample(pid_t pid, uint64_t ram_kib) {
   const std::string dir = absl::StrCat("/proc/", pid, "/");
-  absl::StatusOr<VmMemory> m = ParseVmMemory(ReadText(dir + "status"), ReadText(dir + "smaps"), ram_kib);
+  absl::StatusOr<VmMemory> m =
+      ParseVmMemory(ReadText(dir + "status"), ReadText(dir + "smaps"), ram_kib);
   if (!m.ok()) return {{"error", std::string(m.status().message())}};
   return VmMemoryJson(*m);
 }
@@ -61,7 +62,8 @@ nlohmann::json Sample(pid_t pid, uint64_t ram_kib) {
 nlohmann::json Round(double s) { return std::round(s * 1000) / 1000; }
 
 int Main(int argc, char** argv) {
-  absl::StatusOr<VmRunFlags> flags = ParseVmRunFlags(std::vector<std::string>(argv + 1, argv + argc));
+  absl::StatusOr<VmRunFlags> flags =
+      ParseVmRunFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (absl::IsCancelled(flags.status())) {
     std::cout << flags.status().message();
     return 0;
@@ -104,8 +106,8 @@ int Main(int argc, char** argv) {
   g_child = pid;
   wr.reset();
 
-  nlohmann::json out = {{"init_s", nullptr}, {"end_s", nullptr}, {"at_init", nullptr},
-                        {"at_end", nullptr}};
+  nlohmann::json out = {
+      {"init_s", nullptr}, {"end_s", nullptr}, {"at_init", nullptr}, {"at_end", nullptr}};
   LineSplitter lines;
   char buf[4096];
   for (;;) {

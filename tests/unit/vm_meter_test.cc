@@ -10,8 +10,9 @@ namespace passage::bench {
 namespace {
 
 TEST(VmRunFlags, Parses) {
-  absl::StatusOr<VmRunFlags> f = ParseVmRunFlags(
-      {"--ram", "512M", "--serial=/tmp/s", "--end-marker", "power-off", "--", "qemu", "-m", "512M"});
+  absl::StatusOr<VmRunFlags> f =
+      ParseVmRunFlags({"--ram", "512M", "--serial=/tmp/s", "--end-marker", "power-off", "--",
+                       "qemu", "-m", "512M"});
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->ram_kib, 512u * 1024);
   EXPECT_EQ(f->serial_path, "/tmp/s");
