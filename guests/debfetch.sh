@@ -1,6 +1,7 @@
 #!/bin/bash
-# Fetch pinned .debs from Debian's trixie-backports into a private apt state
-# under the passage cache, without touching the system's apt configuration.
+# Fetch pinned .debs from Debian's trixie-backports (or the suite in
+# $DEBFETCH_SUITE, e.g. bookworm-backports) into a private apt state under the
+# passage cache, without touching the system's apt configuration.
 #
 #   guests/debfetch.sh PACKAGE VERSION [FALLBACK_GLOB]
 #
@@ -15,8 +16,13 @@ pkg=${1:?package}
 ver=${2:?version}
 fallback=${3:-}
 CACHE=${PASSAGE_CACHE:-$HOME/.cache/passage}
+suite=${DEBFETCH_SUITE:-trixie-backports}
+[[ $suite =~ ^[a-z]+(-[a-z]+)?$ ]] || { echo "debfetch: DEBFETCH_SUITE '$suite' is not a suite name" >&2; exit 1; }
 D=$CACHE/apt
-mkdir -p "$D/lists/partial" "$D/cache/archives/partial" "$D/debs"
+# One private index per suite (trixie-backports keeps the original paths).
+L=$D/lists S=$D/sources.list C=$D/cache
+if [[ $suite != trixie-backports ]]; then L=$D/lists-$suite S=$D/sources-$suite.list C=$D/cache-$suite; fi
+mkdir -p "$L/partial" "$C/archives/partial" "$D/debs"
 
 log() { echo "debfetch: $*" >&2; }
 
@@ -35,15 +41,15 @@ if [[ -z $mirror && -f /etc/apt/sources.list ]]; then
   mirror=$(awk '/^deb / {for (i=2;i<=NF;i++) if ($i ~ /^(https?|file):/) {print $i; exit}}' /etc/apt/sources.list)
 fi
 [[ -n $mirror ]] || { log "cannot find the machine's Debian mirror in apt sources"; exit 1; }
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie-backports main" > "$D/sources.list"
-O=(-o "Dir::Etc::SourceList=$D/sources.list" -o Dir::Etc::SourceParts=/dev/null
-   -o "Dir::State::Lists=$D/lists" -o "Dir::Cache=$D/cache"
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" > "$S"
+O=(-o "Dir::Etc::SourceList=$S" -o Dir::Etc::SourceParts=/dev/null
+   -o "Dir::State::Lists=$L" -o "Dir::Cache=$C"
    -o Dir::State::status=/var/lib/dpkg/status -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
 
 # Refresh the private index at most once an hour.
-stamp=$D/lists/.updated
+stamp=$L/.updated
 if [[ ! -f $stamp || -n $(find "$stamp" -mmin +60) ]]; then
-  log "updating private apt index for trixie-backports"
+  log "updating private apt index for $suite"
   apt-get -q "${O[@]}" update >&2
   touch "$stamp"
 fi

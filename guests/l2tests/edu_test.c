@@ -10,6 +10,12 @@
 //              completion signalled by MSI, data compared
 // Prints one line per check: RIG-RESULT {"name":"l2.edu.<check>",...}.
 // Exit status: the number of failed checks.
+// With --irq-rtt N (passage-bench, tests/rig/scenarios/lib/bench-vm.sh): after
+// the msi check, N interrupt round trips, each from the write to edu's
+// INTR_RAISE register to the MSI's eventfd waking this program (then the
+// acknowledge, untimed), printed as one line
+//   BENCH-IRQ {"n":N,"ok":K,"median_us":..,"min_us":..,"max_us":..}
+// and a result irq_rtt (every one of the N arrived within 1 s).
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures;
@@ -126,7 +133,51 @@ static uint64_t phys(void* va) {
   return (entry & ((1ull << 55) - 1)) * 4096 + ((uintptr_t)va & 4095);
 }
 
-int main(void) {
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+// N round trips INTR_RAISE -> MSI -> eventfd (see the top of this file).
+static void irq_rtt(struct dev* d, int efd, int n) {
+  double* us = calloc((size_t)n, sizeof(double));
+  int ok = 0;
+  for (int i = 0; us != NULL && i < n; ++i) {
+    double t0 = now_us();
+    wr32(d, 0x60, 0x100 + (uint32_t)i);
+    int got = wait_fd(efd, 1000);
+    double t1 = now_us();
+    wr32(d, 0x64, rd32(d, 0x24));
+    if (got > 0) us[ok++] = t1 - t0;
+  }
+  if (ok > 0) {
+    qsort(us, (size_t)ok, sizeof(double), cmp_double);
+    double med = ok % 2 ? us[ok / 2] : (us[ok / 2 - 1] + us[ok / 2]) / 2;
+    printf("BENCH-IRQ {\"n\":%d,\"ok\":%d,\"median_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f}\n", n, ok,
+           med, us[0], us[ok - 1]);
+    fflush(stdout);
+    result("irq_rtt", ok == n, "%d of %d round trips, median %.1f us, %.1f-%.1f us", ok, n, med, us[0],
+           us[ok - 1]);
+  } else {
+    printf("BENCH-IRQ null\n");
+    result("irq_rtt", 0, "none of %d interrupts arrived within 1 s", n);
+  }
+  free(us);
+}
+
+int main(int argc, char** argv) {
+  int rtt = 0;
+  if (argc == 3 && strcmp(argv[1], "--irq-rtt") == 0) rtt = atoi(argv[2]);
+  if (argc != 1 && (rtt <= 0 || rtt > 100000)) {
+    fprintf(stderr, "edu-test: usage: edu-test [--irq-rtt N] (N from 1 to 100000)\n");
+    return 2;
+  }
   char bdf[256];
   if (find_edu(bdf, sizeof(bdf)) != 0) {
     result("found", 0, "no 1234:11e8 device in /sys/bus/pci/devices");
@@ -200,6 +251,7 @@ int main(void) {
     uint32_t status = rd32(&d, 0x24);
     wr32(&d, 0x64, status);  // acknowledge
     result("msi", got > 0 && status == 0x5a, "eventfd count %d, irq status 0x%x", got, status);
+    if (rtt > 0) irq_rtt(&d, efd, rtt);
   }
 
   // DMA: RAM -> edu buffer (0x40000) -> RAM, with an MSI on completion.

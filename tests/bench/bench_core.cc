@@ -19,7 +19,14 @@ absl::Status BadFlag(const std::string& flag, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat(flag, ": ", why));
 }
 
-// "64M", "1G", "4096": bytes.
+bool IsBdf(const std::string& s) {
+  unsigned d, b, sl, f;
+  char tail;
+  return s.size() == 12 && std::sscanf(s.c_str(), "%4x:%2x:%2x.%1x%c", &d, &b, &sl, &f, &tail) == 4;
+}
+
+}  // namespace
+
 std::optional<uint64_t> ParseSize(std::string text) {
   uint64_t unit = 1;
   if (!text.empty()) {
@@ -45,14 +52,6 @@ std::optional<uint64_t> ParseSize(std::string text) {
   if (!absl::SimpleAtoi(text, &n) || n == 0 || n > (UINT64_MAX / unit)) return std::nullopt;
   return n * unit;
 }
-
-bool IsBdf(const std::string& s) {
-  unsigned d, b, sl, f;
-  char tail;
-  return s.size() == 12 && std::sscanf(s.c_str(), "%4x:%2x:%2x.%1x%c", &d, &b, &sl, &f, &tail) == 4;
-}
-
-}  // namespace
 
 std::string Usage() {
   return "usage: passage-bench [--device BDF|sysfsdev=PATH|fd=N]... "

@@ -31,6 +31,9 @@ struct Flags {
   bool run_setup = true;
 };
 
+// "64M", "1G", "4096": bytes; nullopt for anything else, 0 and overflow.
+std::optional<uint64_t> ParseSize(std::string text);
+
 // argv without the program name. Errors name the flag (one line).
 absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args);
 std::string Usage();

@@ -5,7 +5,8 @@
 # a sane number, 4 KiB mappings pinning size/4096 pages and every unmap giving
 # them back, the ratios and the three targets printed. The targets' verdicts
 # are not judged here (TCG numbers; see README "passage-bench"). The table the
-# bench printed is echoed as `bench|` lines.
+# bench printed is echoed as `bench|` lines, its JSON as `bench-json|` lines
+# (tests/bench/report.py reads them from run.py's log).
 # rig: bind=1234:11e8
 # rig: bin=$PASSAGE_BUILD_DIR/tests/bench/passage-bench
 # rig: add=../../bench/check-bench.py:/usr/local/bin/check-bench
@@ -33,6 +34,7 @@ bounded 400 passage-bench --device "$edu" --min-size 64M --max-size 128M --reps 
 rc=$?
 sed 's/^/bench| /' /tmp/bench.out
 result bench.exit "$rc" "passage-bench exited $rc: $(grep -c . /tmp/bench.out) lines"
+sed 's/^/bench-json| /' /tmp/bench.json
 
 check-bench /tmp/bench.json --require-device --sizes 2 > /tmp/check.out 2>&1
 while read -r name ok detail; do

@@ -114,6 +114,17 @@ rig_bind() {
   [ -n "$_b_found" ] || result "bind.$1" false "no PCI device $1 in /sys/bus/pci/devices"
 }
 
+# cpio_append IMG DIR PATH...: appends PATH... (found under DIR) to the
+# initramfs IMG as a newc cpio, IMG padded to 4 bytes first. Linux unpacks
+# concatenated archives in order, so a later file overrides an earlier one.
+cpio_append() {
+  _ca_img=$1 _ca_dir=$2
+  shift 2
+  _ca_pad=$(( (4 - $(wc -c < "$_ca_img") % 4) % 4 ))
+  if [ $_ca_pad -gt 0 ]; then head -c $_ca_pad /dev/zero >> "$_ca_img"; fi
+  (cd "$_ca_dir" && find "$@" | cpio -o -H newc 2> /dev/null) >> "$_ca_img"
+}
+
 # rig_import PREFIX LOGFILE: re-emits the RIG-RESULT lines a nested guest
 # wrote to LOGFILE (e.g. L2's serial console) with PREFIX added to their
 # names, then one PREFIX.done result: passes when LOGFILE has a RIG-DONE line
@@ -453,18 +464,20 @@ l2_symbol() {
     }'
 }
 
-# passage_of PID: PID if it is passage, else its passage child (passage-noopen
-# runs passage as its child). Found by parent pid in /proc/*/stat: the rig
-# kernel has no CONFIG_PROC_CHILDREN (/proc/PID/task/TID/children).
-passage_of() {
-  if [ "$(cat /proc/$1/comm 2> /dev/null)" = passage ]; then echo "$1"; return 0; fi
+# child_named PID COMM: PID if its command name is COMM, else its child of
+# that name (passage-noopen and bench-vmrun run their VMM as a child), else
+# PID. Found by parent pid in /proc/*/stat: the rig kernel has no
+# CONFIG_PROC_CHILDREN (/proc/PID/task/TID/children). COMM is what
+# /proc/PID/comm shows (at most 15 characters: qemu-system-x86).
+child_named() {
+  if [ "$(cat /proc/$1/comm 2> /dev/null)" = "$2" ]; then echo "$1"; return 0; fi
   for _po_s in /proc/[0-9]*/stat; do
     # (a process can end between the glob and the read: no message then)
     { read -r _po_line < "$_po_s"; } 2> /dev/null || continue
     _po_comm=${_po_line#*\(} _po_rest=${_po_line##*\) }
     _po_comm=${_po_comm%\)*}
-    set -- "$1" $_po_rest
-    if [ "$3" = "$1" ] && [ "$_po_comm" = passage ]; then
+    set -- "$1" "$2" $_po_rest
+    if [ "$4" = "$1" ] && [ "$_po_comm" = "$2" ]; then
       _po_c=${_po_s#/proc/}
       echo "${_po_c%/stat}"
       return 0
@@ -472,6 +485,9 @@ passage_of() {
   done
   echo "$1"
 }
+
+# passage_of PID: PID if it is passage, else its passage child.
+passage_of() { child_named "$1" passage; }
 
 # l2_dump PID ERR: asks passage (PID) for its SIGUSR1 state dump and prints
 # it once complete (it ends with the IOAPIC line; a vCPU that does not

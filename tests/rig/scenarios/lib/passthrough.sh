@@ -64,17 +64,6 @@ set -- $(sed -n 7p /sys/bus/pci/devices/$EDU/resource)
 EDU_ROM_SIZE=$(( $2 - $1 + 1 ))
 result l1.edu.rom "$([ -n "$EDU_ROM" ]; echo $?)" "edu expansion ROM in L1: md5 ${EDU_ROM:-unreadable}, BAR ${EDU_ROM_SIZE:-?} bytes"
 
-# cpio_append IMG DIR PATH...: appends PATH... (found under DIR) to the
-# initramfs IMG as a newc cpio, IMG padded to 4 bytes first. Linux unpacks
-# concatenated archives in order, so a later file overrides an earlier one.
-cpio_append() {
-  _ca_img=$1 _ca_dir=$2
-  shift 2
-  _ca_pad=$(( (4 - $(wc -c < "$_ca_img") % 4) % 4 ))
-  if [ $_ca_pad -gt 0 ]; then head -c $_ca_pad /dev/zero >> "$_ca_img"; fi
-  (cd "$_ca_dir" && find "$@" | cpio -o -H newc 2> /dev/null) >> "$_ca_img"
-}
-
 # The L2 side: edu-test, edu's ROM and an nvme check, appended to the L2 initramfs.
 mkdir -p /tmp/l2x/rig /tmp/l2x/usr/bin
 cp /rig/l2bin/edu-test /tmp/l2x/usr/bin/edu-test

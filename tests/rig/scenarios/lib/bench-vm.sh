@@ -1,0 +1,149 @@
+# passage-bench's whole-VM comparison (issue 14), the L1 side: passage and
+# QEMU boot the same L2 kernel and initramfs with the same devices passed
+# through (edu, and nvme, on which L2 runs dd), each VMM under bench-vmrun
+# (tests/bench/vmrun.cc), which measures every VMM alike from outside:
+#   init_s     VMM start -> L2 init's first line (RIG-BOOT)
+#   exit_s     VMM start -> VMM exit (L2 powered off)
+#   at_end     the VMM's memory when L2 printed its last line: VmRSS, the
+#              guest RAM resident in it, and own_rss_kib = the rest
+#   maxrss_kib the VMM's peak RSS (ru_maxrss)
+# and L2 reports dd's write and read throughput on the passed nvme
+# (O_DIRECT, $DD_MIB MiB, 1 MiB blocks) and edu's interrupt round trip
+# (edu-test --irq-rtt $IRQ_N: write INTR_RAISE, wait for the MSI's eventfd in
+# L2; on passage with an unmasked vector that is VFIO -> KVM irqfd directly). Each run prints one
+# `bench-json| {...}` line (tests/bench/report.py reads them from run.py's
+# serial log) and results TAG.exit, TAG.meter, TAG.l2.* (L2's own checks,
+# l2.bench.dd and l2.edu.* among them) and TAG.done.
+#
+# Configurations (VMM CONFIG):
+#   passage iommufd   -object iommufd + vfio-pci,iommufd= (cdev, IOAS_MAP_FILE)
+#   passage legacy    vfio-pci on the VFIO type1 container
+#   qemu10 q35        QEMU 10.0 (tests/bench/qemu10.sh), q35 + SeaBIOS,
+#                     -object iommufd
+#   qemu10 microvm    QEMU 10.0 microvm,pcie=on (qboot), -object iommufd
+#   qemu72 legacy     bookworm's QEMU 7.2, q35, vfio-pci by group/container
+#
+# Sourced by scenarios/bench-vm.sh after lib.sh.
+
+K=/rig/l2/bzImage
+APPEND="console=ttyS0 panic=-1 quiet nokaslr"
+# L2's CPU, the same for every VMM: QEMU 7.2/10.0's nested SVM under TCG
+# mishandles XSETBV and x2APIC MSRs for L2 (see linux-boot.sh).
+CPU=host,-xsave,-x2apic
+QEMU10=/opt/qemu-10.0/bin/qemu-system-x86_64
+QEMU10_DATA="-L /opt/qemu-10.0/share/qemu -L /usr/share/seabios"
+QEMU72=/usr/bin/qemu-system-x86_64
+DD_MIB=${DD_MIB:-16}
+IRQ_N=${IRQ_N:-200}
+EDU=$(pci_find 1234:11e8 | head -n 1)
+NVME=$(pci_find 1b36:0010 | head -n 1)
+
+# The L2 side: dd on the passed nvme, reported as one BENCH-DD line and a
+# result.
+mkdir -p /tmp/bvm/rig /tmp/bvm/usr/bin
+cp /rig/l2bin/edu-test /tmp/bvm/usr/bin/edu-test
+cat > /tmp/bvm/rig/scenario.sh <<L2
+mib=$DD_MIB irq_n=$IRQ_N
+L2
+cat >> /tmp/bvm/rig/scenario.sh <<'L2'
+i=0
+while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# dd_run ARGS: "BYTES SECONDS" from busybox dd's summary line
+# ("16777216 bytes (16.0MB) copied, 0.812 seconds, 19.7MB/s").
+dd_run() {
+  dd "$@" bs=1M count=$mib 2>&1 | sed -n 's/^\([0-9]*\) bytes .* copied, \([0-9.]*\) seconds.*/\1 \2/p'
+}
+if [ -b /dev/nvme0n1 ]; then
+  set -- $(dd_run if=/dev/zero of=/dev/nvme0n1 oflag=direct) $(dd_run if=/dev/nvme0n1 of=/dev/null iflag=direct)
+  echo "BENCH-DD {\"write_bytes\":${1:-null},\"write_s\":${2:-null},\"read_bytes\":${3:-null},\"read_s\":${4:-null}}"
+  result bench.dd "$([ $# = 4 ]; echo $?)" "write: ${1:-?} bytes in ${2:-?} s; read: ${3:-?} bytes in ${4:-?} s (O_DIRECT, 1 MiB blocks)"
+else
+  echo 'BENCH-DD null'
+  result bench.dd false "no /dev/nvme0n1 after 10 s"
+fi
+# edu: its own checks (l2.edu.*) and the interrupt round trips (l2.edu.irq_rtt).
+edu-test --irq-rtt $irq_n
+L2
+cp /rig/l2/initramfs.cpio.gz /tmp/bvm.img
+cpio_append /tmp/bvm.img /tmp/bvm rig usr
+
+# vm_cmd VMM CONFIG MEM SMP: the VMM's command line, console on stdout, all
+# but -append (whose value has spaces; vm_run adds it).
+vm_cmd() {
+  _common="-m $3 -smp $4 -kernel $K -initrd /tmp/bvm.img"
+  case $1.$2 in
+    passage.iommufd)
+      echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
+        "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
+    passage.legacy)
+      echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
+        "-device vfio-pci,host=$EDU -device vfio-pci,host=$NVME" ;;
+    qemu10.q35)
+      echo "$QEMU10 $QEMU10_DATA -machine q35 -accel kvm -cpu $CPU $_common" \
+        "-nodefaults -display none -no-reboot -monitor none -serial stdio" \
+        "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
+    qemu10.microvm)
+      echo "$QEMU10 $QEMU10_DATA -machine microvm,pcie=on,acpi=on -accel kvm -cpu $CPU $_common" \
+        "-nodefaults -display none -no-reboot -monitor none -serial stdio" \
+        "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
+    qemu72.legacy)
+      echo "$QEMU72 -machine q35 -accel kvm -cpu $CPU $_common" \
+        "-nodefaults -display none -no-reboot -monitor none -serial stdio" \
+        "-device vfio-pci,host=$EDU -device vfio-pci,host=$NVME" ;;
+    *) return 1 ;;
+  esac
+}
+
+# vm_hook TAG PID: at bounded's deadline, what the stuck VMM was doing:
+# passage's state dump and L2's rip (l2_diag), or QEMU's threads' kernel
+# stacks.
+vm_hook() {
+  case $(cat "/tmp/$1.vmm") in
+    passage) l2_diag_quiet "$1" "$2" ;;
+    *) bounded_dump "$(child_named "$2" qemu-system-x86)" "$1: the QEMU under bench-vmrun $2" ;;
+  esac
+}
+
+# json_or_null TEXT: TEXT if it looks like a JSON object, else null.
+json_or_null() { case $1 in '{'*'}') echo "$1" ;; *) echo null ;; esac; }
+
+# vm_run VMM CONFIG MEM SMP REP: one measured run; results and a bench-json line.
+vm_run() {
+  tag=vm.$1-$2-$3-smp$4-r$5
+  cmd=$(vm_cmd "$1" "$2" "$3" "$4") || { result "$tag.exit" false "unknown configuration '$1 $2'"; return 0; }
+  echo "$1" > "/tmp/$tag.vmm"
+  echo "rig: bench-vm: $tag: $cmd" > "${RIG_CONSOLE:-/dev/console}"
+  RIG_BOUNDED_HOOK="vm_hook $tag" bounded 300 bench-vmrun --ram "$3" --serial "/tmp/$tag.serial" \
+    --end-marker 'rig: l2 requests power-off' -- $cmd -append "$APPEND rig.cpus=$4 rig.mem=$3" < /dev/null > "/tmp/$tag.meter" 2> "/tmp/$tag.err"
+  rc=$?
+  meter=$(json_or_null "$(tail -n 1 "/tmp/$tag.meter")")
+  dd=$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-DD //p' | tail -n 1)
+  dd=$(json_or_null "$dd")
+  irq=$(json_or_null "$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-IRQ //p' | tail -n 1)")
+  timing=$(json_or_null "$(sed -n 's/^passage: report-timing //p' "/tmp/$tag.err" | tail -n 1)")
+  if [ "$rc" != 0 ]; then
+    tr -d '\r' < "/tmp/$tag.serial" | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e "s/^/$tag| /" | tail -n 40
+  fi
+  rig_import "$tag" "/tmp/$tag.serial"
+  # QEMU says that edu has no reset method; that is expected, not an error.
+  errs=$(grep -v -e 'no available reset mechanism' -e '^passage: report-timing' "/tmp/$tag.err" | tail -n 5)
+  result "$tag.exit" "$rc" "exit $rc; stderr: ${errs:-none}"
+  case $meter in
+    *'"init_s":null'* | *'"end_s":null'* | null) ok=1 ;;
+    *'"own_rss_kib"'*) ok=0 ;;
+    *) ok=1 ;;
+  esac
+  result "$tag.meter" "$ok" "$meter"
+  printf 'bench-json| {"kind":"vm","vmm":"%s","config":"%s","mem":"%s","smp":%s,"rep":%s,"exit":%s,"devices":["edu","nvme"],"meter":%s,"dd":%s,"irq":%s,"passage_timing":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$rc" "$meter" "$dd" "$irq" "$timing"
+}
+
+# bench_machine: one bench-json line about L1 and the VMMs' versions.
+bench_machine() {
+  q10=$($QEMU10 --version 2> /dev/null | head -n 1)
+  q72=$($QEMU72 --version 2> /dev/null | head -n 1)
+  printf 'bench-json| {"kind":"machine","where":"L1","kernel":{"release":"%s","version":"%s"},"cpus":%s,"mem_total_kb":%s,"cpu":"%s","qemu10":"%s","qemu72":"%s","dd_mib":%s,"irq_n":%s}\n' \
+    "$(uname -r)" "$(uname -v)" "$(grep -c '^processor' /proc/cpuinfo)" \
+    "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" \
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" "$q10" "$q72" "$DD_MIB" "$IRQ_N"
+}
