@@ -12,13 +12,9 @@ UAPI_VER=7.3.4-1~bpo13+1
 PKGS=(build-essential cmake ninja-build pkg-config git
       libabsl-dev libgtest-dev libgmock-dev libfdt-dev nlohmann-json3-dev
       libseccomp-dev qemu-system-x86 busybox-static acpica-tools python3 xz-utils
-<<<<<<< HEAD
+      python3-matplotlib
       flex bison libelf-dev dwarves bc libssl-dev cpio kmod
       socat)
-=======
-      python3-matplotlib
-      flex bison libelf-dev dwarves bc libssl-dev cpio kmod)
->>>>>>> h-bench2
 
 missing=()
 for p in "${PKGS[@]}"; do
