@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
+#include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -20,6 +21,8 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "absl/base/internal/sysinfo.h"
 #include "absl/strings/str_cat.h"
@@ -392,6 +395,23 @@ void PrimeLazyInit() {
     // glibc sets up the time zone on the first gmtime_r/localtime_r (the
     // CMOS RTC's), reading $TZ or /etc/localtime; tzset does it now.
     tzset();
+    // glibc's malloc asks for the CPU count (reading the same sysfs file)
+    // when a process first has more arenas than 8: a VM with 8 vCPUs has
+    // that many threads. A set arena limit skips the question; this is the
+    // limit glibc would compute (8 per CPU), unless the user set one.
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if (std::getenv("MALLOC_ARENA_MAX") == nullptr &&
+        (tunables == nullptr || std::strstr(tunables, "glibc.malloc.arena_max") == nullptr)) {
+      mallopt(M_ARENA_MAX, 8 * absl::base_internal::NumCPUs());
+    }
+    // And the first time it gives the top of a thread's heap back, it reads
+    // /proc/sys/vm/overcommit_memory (once, kept). A thread (its own arena)
+    // that frees enough at its heap's top does that now.
+    std::thread([] {
+      std::vector<void*> blocks;
+      for (int i = 0; i < 16; ++i) blocks.push_back(std::malloc(64 << 10));  // below the mmap threshold
+      for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) std::free(*it);
+    }).join();
   });
 }
 

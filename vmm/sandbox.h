@@ -48,7 +48,8 @@ const std::vector<SandboxRule>& SandboxAllowlist();
 
 // Runs, once, what glibc and Abseil would otherwise do lazily on first use
 // and what opens a file then (Abseil's CPU count for Mutex spinning reads
-// /sys/devices/system/cpu/online; gmtime_r's time zone set-up reads
+// /sys/devices/system/cpu/online, and so does glibc's malloc when a 9th
+// thread needs an arena; gmtime_r's time zone set-up reads
 // /etc/localtime). InstallSandbox calls it; InstallSandboxUnprimed does
 // not, to show what it prevents.
 void PrimeLazyInit();

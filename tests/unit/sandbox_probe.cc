@@ -24,7 +24,9 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -79,6 +81,25 @@ int Contend() {
   return 0;
 }
 
+// Enough threads allocating at once that glibc makes more malloc arenas
+// than its first limit (8) and then asks for the CPU count, which reads
+// /sys/devices/system/cpu/online (a VM with -smp 8 has that many threads).
+int Arenas() {
+  std::vector<std::thread> many;
+  std::atomic<int> ready{0};
+  for (int i = 0; i < 12; ++i) {
+    many.emplace_back([&] {
+      std::vector<std::string> v;
+      for (int j = 0; j < 200; ++j) v.emplace_back(4096, 'x');
+      ++ready;
+      while (ready.load() < 12) absl::SleepFor(absl::Milliseconds(5));
+    });
+  }
+  for (std::thread& m : many) m.join();
+  std::printf("arenas: 12 threads allocated\n");
+  return 0;
+}
+
 // What the run loop, vCPUs and hotplug do, under the filter that forbids open.
 int Allowed() {
   const int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -100,6 +121,13 @@ int Allowed() {
   // ENOSYS, glibc falls back to clone with CLONE_THREAD.
   std::thread t([] { absl::SleepFor(absl::Milliseconds(1)); });
   t.join();
+  if (int rc = Arenas(); rc != 0) return rc;
+  // A C++ exception (the unwinder's first use: QMP's JSON parser may throw).
+  try {
+    throw std::runtime_error("under the filter");
+  } catch (const std::exception& e) {
+    if (std::string(e.what()) != "under the filter") return Fail("exception");
+  }
   // The CMOS RTC's clock.
   const time_t now = time(nullptr);
   tm tm{};
@@ -245,6 +273,10 @@ int main(int argc, char** argv) {
   if (what == "contend" || what == "contend-unprimed") {
     if (!Install({}, what == "contend")) return kSetup;
     return Contend();
+  }
+  if (what == "arenas" || what == "arenas-unprimed") {
+    if (!Install({}, what == "arenas")) return kSetup;
+    return Arenas();
   }
   if (what == "gmtime" || what == "gmtime-unprimed") {
     unsetenv("TZ");  // glibc then reads /etc/localtime on first use

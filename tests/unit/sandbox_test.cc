@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,13 +75,14 @@ ProbeResult RunProbe(const std::string& scenario) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
-  // Under ASan, LeakSanitizer's exit-time scan forks a tracer: not something
-  // passage's filter allows, and not what these tests are about.
+  // Under ASan, LeakSanitizer's exit-time scan forks a tracer and each new
+  // thread gets an alternate signal stack (sigaltstack): not what passage's
+  // filter allows, and not what these tests are about.
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::string(*e).rfind("ASAN_OPTIONS=", 0) != 0) env_strings.push_back(*e);
   }
-  env_strings.push_back("ASAN_OPTIONS=detect_leaks=0");
+  env_strings.push_back("ASAN_OPTIONS=detect_leaks=0:use_sigaltstack=0");
   std::vector<char*> envp;
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -155,6 +157,22 @@ TEST(SandboxTest, EveryAllowlistEntryIsASyscallWithAReason) {
   }
 }
 
+// The README's table is the allowlist itself (on a mismatch the test prints
+// the table to paste).
+TEST(SandboxTest, ReadmeTableIsTheAllowlist) {
+  std::string table = "| system call | allowed when | why |\n|---|---|---|\n";
+  for (const SandboxRule& r : SandboxAllowlist()) {
+    table += std::string("| `") + r.syscall + "` | " + r.when + " | " + r.why + " |\n";
+  }
+  std::FILE* f = std::fopen(PASSAGE_SOURCE_DIR "/README.md", "r");
+  ASSERT_NE(f, nullptr);
+  std::string readme;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), f)) readme.append(buf, n);
+  std::fclose(f);
+  EXPECT_NE(readme.find(table), std::string::npos) << "README.md lacks this table:\n" << table;
+}
+
 TEST(SandboxTest, ForbiddenOpenKillsWithOneLine) { ExpectKilledBy(RunProbe("open"), "openat"); }
 
 TEST(SandboxTest, OpenAllowedByPolicyWorksButSocketStillKills) {
@@ -183,6 +201,16 @@ TEST(SandboxTest, ContendedMutexNeedsTheCpuCountPrimed) {
   const ProbeResult primed = RunProbe("contend");
   EXPECT_EQ(primed.status, 0) << primed.err << primed.out;
   EXPECT_NE(primed.out.find("contended: 1000 rounds"), std::string::npos) << primed.out;
+}
+
+// glibc's malloc: the 9th arena (a 9th thread allocating at once) makes it
+// ask for the CPU count, from the same sysfs file, unless an arena limit is
+// set: PrimeLazyInit sets the one glibc would compute.
+TEST(SandboxTest, MallocArenaLimitIsPrimed) {
+  ExpectKilledBy(RunProbe("arenas-unprimed"), "openat");
+  const ProbeResult primed = RunProbe("arenas");
+  EXPECT_EQ(primed.status, 0) << primed.err;
+  EXPECT_NE(primed.out.find("arenas: 12 threads allocated"), std::string::npos) << primed.out;
 }
 
 // glibc's first gmtime_r (the CMOS RTC) sets up the time zone from
