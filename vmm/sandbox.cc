@@ -274,6 +274,17 @@ absl::Status Seccomp(int rc, absl::string_view what) {
   return ErrnoError(absl::StrCat("-sandbox on: ", what), -rc);
 }
 
+// One argument comparison (libseccomp's SCMP_A* macros are C compound
+// literals). MASKED_EQ: (arg & a) == b; EQ, NE: arg against a.
+scmp_arg_cmp Arg(unsigned int arg, scmp_compare op, uint64_t a, uint64_t b = 0) {
+  scmp_arg_cmp c{};
+  c.arg = arg;
+  c.op = op;
+  c.datum_a = a;
+  c.datum_b = b;
+  return c;
+}
+
 absl::Status AddRow(scmp_filter_ctx ctx, const Row& row, const SandboxPolicy& policy) {
   const int nr = seccomp_syscall_resolve_name(row.rule.syscall);
   if (nr == __NR_SCMP_ERROR) {
@@ -287,33 +298,33 @@ absl::Status AddRow(scmp_filter_ctx ctx, const Row& row, const SandboxPolicy& po
     case Cond::kAlways:
       return allow(0, nullptr);
     case Cond::kNoExec: {
-      const scmp_arg_cmp a[] = {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)};
+      const scmp_arg_cmp a[] = {Arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)};
       return allow(1, a);
     }
     case Cond::kIoctl:
       for (const IoctlRule& r : kIoctls) {
-        const scmp_arg_cmp a[] = {r.mask == ~0ull ? SCMP_A1(SCMP_CMP_EQ, r.value)
-                                                  : SCMP_A1(SCMP_CMP_MASKED_EQ, r.mask, r.value)};
+        const scmp_arg_cmp a[] = {r.mask == ~0ull ? Arg(1, SCMP_CMP_EQ, r.value)
+                                                  : Arg(1, SCMP_CMP_MASKED_EQ, r.mask, r.value)};
         if (absl::Status s = allow(1, a); !s.ok()) return s;
       }
       return absl::OkStatus();
     case Cond::kOwnPid: {
-      const scmp_arg_cmp a[] = {SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(getpid()))};
+      const scmp_arg_cmp a[] = {Arg(0, SCMP_CMP_EQ, static_cast<uint64_t>(getpid()))};
       return allow(1, a);
     }
     case Cond::kNotSigsys: {
-      const scmp_arg_cmp a[] = {SCMP_A0(SCMP_CMP_NE, SIGSYS)};
+      const scmp_arg_cmp a[] = {Arg(0, SCMP_CMP_NE, SIGSYS)};
       return allow(1, a);
     }
     case Cond::kThreadClone: {
-      const scmp_arg_cmp a[] = {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)};
+      const scmp_arg_cmp a[] = {Arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)};
       return allow(1, a);
     }
     case Cond::kEnosys:
       return Seccomp(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0), what);
     case Cond::kThreadName:
       for (uint64_t option : {PR_SET_NAME, PR_GET_NAME}) {
-        const scmp_arg_cmp a[] = {SCMP_A0(SCMP_CMP_EQ, option)};
+        const scmp_arg_cmp a[] = {Arg(0, SCMP_CMP_EQ, option)};
         if (absl::Status s = allow(1, a); !s.ok()) return s;
       }
       return absl::OkStatus();
@@ -322,7 +333,7 @@ absl::Status AddRow(scmp_filter_ctx ctx, const Row& row, const SandboxPolicy& po
       for (int fd : row.cond == Cond::kUnlinkDirs ? policy.unlink_dirs : policy.readlink_dirs) {
         if (fd < 0) continue;
         // The dirfd argument is an int: compare its low 32 bits only.
-        const scmp_arg_cmp a[] = {SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffull, static_cast<uint64_t>(fd))};
+        const scmp_arg_cmp a[] = {Arg(0, SCMP_CMP_MASKED_EQ, 0xffffffffull, static_cast<uint64_t>(fd))};
         if (absl::Status s = allow(1, a); !s.ok()) return s;
       }
       return absl::OkStatus();
