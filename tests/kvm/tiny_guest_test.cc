@@ -207,7 +207,7 @@ TEST_F(TinyGuest, SandboxedRunsAndTheSelftestTrigger) {
   EXPECT_EQ(resources(hello.err), resources(plain.err));
   EXPECT_NE(resources(hello.err).find("VmLck=0 kB VmPin=0 kB"), std::string::npos) << hello.err;
   EXPECT_NE(hello.err.find("passage: report-timing {"), std::string::npos) << hello.err;
-  EXPECT_EQ(hello.err.find("sandbox"), std::string::npos) << hello.err;
+  EXPECT_EQ(hello.err.find("passage: sandbox:"), std::string::npos) << hello.err;
   Result rng = RunPassage({"-sandbox", "on", "-entry", "long", "-serial", "none", "-kernel", Tiny("virtio_rng64.bin"),
                            "-device", "virtio-rng-pci,id=rng0,addr=3"});
   EXPECT_EQ(rng.exit_code, 0) << "failed step " << rng.exit_code << "\n" << rng.err;
@@ -349,7 +349,7 @@ TEST_F(TinyGuest, SandboxedQmpHotplugByFd) {
   err << in.rdbuf();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << " " << err.str();
   EXPECT_NE(err.str().find("passage: state dump (SIGUSR1)"), std::string::npos) << err.str();
-  EXPECT_EQ(err.str().find("sandbox"), std::string::npos) << err.str();
+  EXPECT_EQ(err.str().find("passage: sandbox:"), std::string::npos) << err.str();
   EXPECT_NE(access(sock.c_str(), F_OK), 0) << "socket file left behind";
   unlink(image.c_str());
   unlink(err_path.c_str());
