@@ -6,14 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "vmm/proc_self.h"
 
 namespace passage {
 namespace {
@@ -170,11 +169,9 @@ uint64_t ResidentKib(const void* addr, size_t len) {
 }
 
 absl::StatusOr<MemoryUsage> ReadOwnMemoryUsage() {
-  std::ifstream in("/proc/self/status");
-  if (!in) return absl::UnavailableError("cannot read /proc/self/status");
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseProcStatus(text.str());
+  absl::StatusOr<std::string> text = ReadProcSelfStatus();
+  if (!text.ok()) return absl::UnavailableError("cannot read /proc/self/status");
+  return ParseProcStatus(*text);
 }
 
 std::string TimingReportJson(const BootTimer& timer, const MemoryUsage& m,

@@ -134,6 +134,31 @@ std::optional<bool> OnOff(absl::string_view v) {
   return std::nullopt;
 }
 
+// -sandbox on|off[,open=auto|allow|deny] (QEMU's -sandbox takes on|off and
+// sub-options; open= is passage's).
+absl::Status SetSandbox(absl::string_view value, VmConfig& c) {
+  absl::StatusOr<KeyValues> kv = ParseKeyValues(value, "sandbox");
+  if (!kv.ok()) return Bad("-sandbox", kv.status().message());
+  bool open_given = false;
+  for (const auto& [key, v] : kv->pairs) {
+    if (key == "sandbox") {
+      std::optional<bool> on = OnOff(v);
+      if (!on) return Bad("-sandbox", absl::StrCat("'", absl::CEscape(v), "' is not on or off"));
+      c.sandbox = *on;
+    } else if (key == "open") {
+      open_given = true;
+      if (v == "auto") c.sandbox_open = SandboxOpen::kAuto;
+      else if (v == "allow") c.sandbox_open = SandboxOpen::kAllow;
+      else if (v == "deny") c.sandbox_open = SandboxOpen::kDeny;
+      else return Bad("-sandbox", absl::StrCat("open='", absl::CEscape(v), "': use auto, allow or deny"));
+    } else {
+      return Bad("-sandbox", absl::StrCat("unknown key '", absl::CEscape(key), "' (known: open)"));
+    }
+  }
+  if (open_given && !c.sandbox) return Bad("-sandbox", "open= needs on");
+  return absl::OkStatus();
+}
+
 // server= and wait= of a QMP socket: passage listens (server=on, required)
 // and never waits for a client before it runs (wait=off, the default here,
 // unlike QEMU's). Other keys are the caller's.
@@ -280,6 +305,10 @@ const std::map<std::string, Option, std::less<>>& Options() {
       {"mon", {true, [](auto v, VmConfig& c) { c.mons.emplace_back(v); return absl::OkStatus(); },
                "chardev=ID,mode=control  a QMP monitor on that -chardev (libvirt's -qmp)"}},
       {"accel", {true, SetAccel, "kvm[,fd=N] always KVM; fd=N: an already-open /dev/kvm"}},
+      {"sandbox", {true, SetSandbox,
+                   "on|off[,open=auto|allow|deny]  seccomp filter after set-up (default off); open=: may\n"
+                   "                       passage open files after set-up (auto: only with a QMP monitor\n"
+                   "                       and a path on the command line)"}},
       {"report-resources", {false, [](auto, VmConfig& c) { c.report_resources = true; return absl::OkStatus(); },
                             "  print open fds and locked/pinned memory at exit (stderr)"}},
       {"report-timing", {false, [](auto, VmConfig& c) { c.report_timing = true; return absl::OkStatus(); },

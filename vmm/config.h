@@ -32,6 +32,10 @@ struct MonitorConfig {
 // protocol, anything else is a flat binary entered in real mode.
 enum class EntryMode { kAuto, kReal, kLong };
 
+// -sandbox on,open=...: whether the seccomp filter allows open after set-up
+// (vmm/sandbox.h; kAuto decides from the command line: SandboxAllowsOpen).
+enum class SandboxOpen { kAuto, kAllow, kDeny };
+
 struct VmConfig {
   uint64_t ram_size = 128ull << 20;  // QEMU's default
   int cpus = 1;
@@ -54,6 +58,8 @@ struct VmConfig {
   std::vector<MonitorConfig> monitors;  // -qmp, -chardev + -mon
   std::vector<std::string> chardevs;  // raw -chardev arguments (resolved into monitors)
   std::vector<std::string> mons;  // raw -mon arguments
+  bool sandbox = false;  // -sandbox on: the seccomp filter after set-up (vmm/sandbox.h)
+  SandboxOpen sandbox_open = SandboxOpen::kAuto;
 };
 
 struct CommandLine {

@@ -1,5 +1,4 @@
 // passage: command line -> VmConfig -> Vm -> run -> exit status.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -7,11 +6,13 @@
 
 #include <cstdio>
 #include "absl/debugging/symbolize.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include <vector>
 
 #include "vmm/boot_report.h"
 #include "vmm/config.h"
+#include "vmm/proc_self.h"
 #include "vmm/vm.h"
 
 #ifndef PASSAGE_VERSION
@@ -50,30 +51,25 @@ int RunVm(const passage::VmConfig& config, passage::PassedFds fds) {
   return *status;
 }
 
-// "passage: resources at exit: fds=N VmLck=X kB VmPin=Y kB" on stderr.
+// "passage: resources at exit: fds=N VmLck=X kB VmPin=Y kB" on stderr. The
+// /proc/self files it reads are not counted (vmm/proc_self.h).
 void ReportResources() {
   int fds = 0;
   std::string extra;  // what the fds beyond stdin/stdout/stderr are
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+  if (absl::StatusOr<std::vector<passage::OwnFd>> own = passage::ListOwnFds(); own.ok()) {
+    for (const passage::OwnFd& f : *own) {
       ++fds;
-      if (atoi(e->d_name) <= 2) continue;
-      char target[256] = {0};
-      const std::string link = std::string("/proc/self/fd/") + e->d_name;
-      if (readlink(link.c_str(), target, sizeof(target) - 1) < 0) continue;
-      extra += std::string(extra.empty() ? "" : " ") + e->d_name + "=" + target;
+      if (f.fd <= 2 || f.target.empty()) continue;
+      extra += std::string(extra.empty() ? "" : " ") + std::to_string(f.fd) + "=" + f.target;
     }
-    closedir(d);
   }
   long lck = -1, pin = -1;
-  if (FILE* f = std::fopen("/proc/self/status", "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof(line), f)) {
-      std::sscanf(line, "VmLck: %ld", &lck);
-      std::sscanf(line, "VmPin: %ld", &pin);
+  if (absl::StatusOr<std::string> status = passage::ReadProcSelfStatus(); status.ok()) {
+    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+      const std::string l(line);
+      std::sscanf(l.c_str(), "VmLck: %ld", &lck);
+      std::sscanf(l.c_str(), "VmPin: %ld", &pin);
     }
-    std::fclose(f);
   }
   std::fprintf(stderr, "passage: resources at exit: fds=%d VmLck=%ld kB VmPin=%ld kB%s%s\n", fds,
                lck, pin, extra.empty() ? "" : " open: ", extra.c_str());

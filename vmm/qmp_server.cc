@@ -78,6 +78,11 @@ absl::StatusOr<std::unique_ptr<QmpServer>> QmpServer::Create(const std::vector<M
     l->fd = std::move(*fd);
     l->path = m.path;
     l->label = m.label;
+    // The directory, held from now: the file is removed relative to it.
+    const size_t slash = m.path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : m.path.substr(0, slash);
+    l->name = slash == std::string::npos ? m.path : m.path.substr(slash + 1);
+    l->dir.reset(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     struct stat st{};
     if (stat(m.path.c_str(), &st) == 0) {
       l->dev = st.st_dev;
@@ -314,9 +319,25 @@ void QmpServer::Close(absl::Duration flush) {
   for (auto& l : listeners_) {
     // Remove the socket file only if it is still the one we made.
     struct stat st{};
-    if (lstat(l->path.c_str(), &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino) unlink(l->path.c_str());
+    if (l->dir.valid()) {
+      if (fstatat(l->dir.get(), l->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == l->dev &&
+          st.st_ino == l->ino) {
+        unlinkat(l->dir.get(), l->name.c_str(), 0);
+      }
+    } else if (lstat(l->path.c_str(), &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino) {
+      unlink(l->path.c_str());
+    }
     l->fd.reset();
+    l->dir.reset();
   }
+}
+
+std::vector<int> QmpServer::SocketDirs() const {
+  std::vector<int> dirs;
+  for (const auto& l : listeners_) {
+    if (l->dir.valid()) dirs.push_back(l->dir.get());
+  }
+  return dirs;
 }
 
 int QmpServer::clients() {

@@ -64,11 +64,16 @@ class QmpServer : public EventSink {
   void Close(absl::Duration flush = absl::ZeroDuration()) ABSL_LOCKS_EXCLUDED(mu_);
 
   int clients() ABSL_LOCKS_EXCLUDED(mu_);
+  // The directory fds of the socket files (O_PATH): Close removes each file
+  // relative to its directory, so -sandbox on can allow unlinkat there only.
+  std::vector<int> SocketDirs() const;
 
  private:
   struct Listener {
     UniqueFd fd;
     std::string path;
+    UniqueFd dir;      // O_PATH of the socket file's directory (-1: use `path`)
+    std::string name;  // the file's name in `dir`
     std::string label;
     dev_t dev = 0;
     ino_t ino = 0;

@@ -18,6 +18,8 @@
 #include "devices/pci/pci_host_bridge.h"
 #include "vmm/firmware.h"
 #include "vmm/loader.h"
+#include "vmm/proc_self.h"
+#include "vmm/sandbox.h"
 #include "vmm/x86_cpu.h"
 
 namespace passage {
@@ -83,6 +85,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
   vm->loop_ = std::make_unique<EventLoop>();
   vm->qmp_ = std::move(qmp);
+  vm->sandbox_ = config.sandbox;
+  vm->sandbox_open_ = config.sandbox && SandboxAllowsOpen(config);
   vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
 
@@ -407,6 +411,12 @@ absl::StatusOr<int> Vm::Run() {
   std::optional<TerminalMode> terminal;
   if (serial_stdio_) terminal.emplace();
 
+  // Set-up is over: the filter goes on before any guest code runs.
+  if (absl::Status s = EnterSandbox(); !s.ok()) {
+    terminal.reset();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return s;
+  }
   for (auto& v : vcpus_) {
     v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_, &pause_,
               memory_.get()});
@@ -481,6 +491,31 @@ absl::StatusOr<int> Vm::Run() {
       return absl::InternalError(stop.detail);
   }
   return absl::InternalError("unreachable");
+}
+
+absl::Status Vm::EnterSandbox() {
+  if (!sandbox_) return absl::OkStatus();
+  // Opened now, read at exit (--report-timing, --report-resources).
+  if (absl::Status s = OpenProcSelf(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("-sandbox on: ", s.message()));
+  }
+  SandboxPolicy policy;
+  policy.allow_open = sandbox_open_;
+  if (qmp_ != nullptr) policy.unlink_dirs = qmp_->SocketDirs();
+  policy.readlink_dirs = {ProcSelfFdDir()};
+  if (absl::Status s = InstallSandbox(policy); !s.ok()) return s;
+  if (SandboxSelftestRequested()) {
+    // Test-only (README): one forbidden call, from the event-loop thread (a
+    // thread that existed before the filter: TSYNC must have reached it).
+    const bool open_allowed = sandbox_open_;
+    absl::StatusOr<std::unique_ptr<LoopEventfd>> e =
+        LoopEventfd::Create(*loop_, [open_allowed] { SandboxSelftestViolation(open_allowed); });
+    if (!e.ok()) return e.status();
+    sandbox_selftest_ = std::move(*e);
+    const uint64_t one = 1;
+    (void)!write(sandbox_selftest_->fd(), &one, sizeof(one));
+  }
+  return absl::OkStatus();
 }
 
 // ---- Control plane (QMP): run state and events. ----------------------------

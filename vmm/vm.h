@@ -125,6 +125,14 @@ class Vm : public ControlTarget {
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool serial_stdio_ = false;
 
+  // -sandbox on (vmm/sandbox.h): the filter goes on in Run(), before the
+  // first vCPU runs. sandbox_open_: open stays allowed (hotplug by path);
+  // without it, device_add/object-add by path are refused up front.
+  absl::Status EnterSandbox();
+  bool sandbox_ = false;
+  bool sandbox_open_ = false;
+  std::unique_ptr<LoopEventfd> sandbox_selftest_;
+
   std::atomic<bool> stopping_{false};
   UniqueFd stop_event_;  // eventfd: the main loop wakes when a stop is requested
   absl::Mutex stop_mu_;

@@ -323,9 +323,29 @@ void Vm::ShutdownHotplug() {
 
 void Vm::SetHotplugSignaller(HotplugSignaller* signaller) { hotplug_signaller_ = signaller; }
 
-absl::Status Vm::DeviceAdd(const DeviceConfig& config, PassedFds& fds) { return hotplug_->DeviceAdd(config, fds); }
+namespace {
+
+// -sandbox on without open: a file named by path could not be opened (the
+// filter would end passage), so the command is refused before anything.
+absl::Status SandboxRefusesPath(absl::string_view command, std::string label) {
+  if (size_t space = label.find(' '); space != std::string::npos) label.erase(0, space + 1);  // "-device "
+  return absl::FailedPreconditionError(absl::StrCat(
+      command, ": ", label, " names its file by path, and -sandbox on forbids opening files after set-up; pass it "
+      "with getfd and fd=NAME (or run passage with -sandbox on,open=allow)"));
+}
+
+}  // namespace
+
+absl::Status Vm::DeviceAdd(const DeviceConfig& config, PassedFds& fds) {
+  // Every device kind opens a path unless given fd= (SandboxAllowsOpen).
+  if (sandbox_ && !sandbox_open_ && config.fd < 0) return SandboxRefusesPath("device_add", config.Label());
+  return hotplug_->DeviceAdd(config, fds);
+}
 absl::Status Vm::DeviceDel(const std::string& id) { return hotplug_->DeviceDel(id); }
-absl::Status Vm::ObjectAdd(const ObjectConfig& config, PassedFds& fds) { return hotplug_->ObjectAdd(config, fds); }
+absl::Status Vm::ObjectAdd(const ObjectConfig& config, PassedFds& fds) {
+  if (sandbox_ && !sandbox_open_ && config.fd < 0) return SandboxRefusesPath("object-add", config.Label());
+  return hotplug_->ObjectAdd(config, fds);
+}
 absl::Status Vm::ObjectDel(const std::string& id) { return hotplug_->ObjectDel(id); }
 nlohmann::json Vm::QueryPci() { return hotplug_->QueryPci(); }
 nlohmann::json Vm::QueryIommufd() { return hotplug_->QueryIommufd(); }

@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -184,6 +187,173 @@ TEST_F(TinyGuest, VirtioRngThroughPciAndMsix) {
   // The same guest finds nothing at slot 3 without the device.
   Result none = RunPassage({"-entry", "long", "-serial", "none", "-kernel", Tiny("virtio_rng64.bin")});
   EXPECT_EQ(none.exit_code, 3) << none.err;
+}
+
+// -sandbox on (vmm/sandbox.h): the same guests run to the same end under
+// the filter (vCPU exits, serial, 8 vCPU threads, PCI config, MSI-X through
+// an irqfd, the exit reports); the test-only trigger is killed with its line.
+TEST_F(TinyGuest, SandboxedRunsAndTheSelftestTrigger) {
+  Result hello = RunPassage({"-sandbox", "on", "-smp", "8", "-kernel", Tiny("hello16.bin"), "--report-resources",
+                             "--report-timing"});
+  EXPECT_EQ(hello.exit_code, 0) << hello.err;
+  EXPECT_EQ(hello.out, "tiny16: hello from real mode\n");
+  // The exit report as without the sandbox (the files it reads at exit,
+  // opened before the filter, are not counted).
+  Result plain = RunPassage({"-smp", "8", "-kernel", Tiny("hello16.bin"), "--report-resources"});
+  const auto resources = [](const std::string& err) {
+    const size_t at = err.find("passage: resources at exit: ");
+    return at == std::string::npos ? std::string("none") : err.substr(at, err.find('\n', at) - at);
+  };
+  EXPECT_EQ(resources(hello.err), resources(plain.err));
+  EXPECT_NE(resources(hello.err).find("VmLck=0 kB VmPin=0 kB"), std::string::npos) << hello.err;
+  EXPECT_NE(hello.err.find("passage: report-timing {"), std::string::npos) << hello.err;
+  EXPECT_EQ(hello.err.find("passage: sandbox:"), std::string::npos) << hello.err;
+  Result rng = RunPassage({"-sandbox", "on", "-entry", "long", "-serial", "none", "-kernel", Tiny("virtio_rng64.bin"),
+                           "-device", "virtio-rng-pci,id=rng0,addr=3"});
+  EXPECT_EQ(rng.exit_code, 0) << "failed step " << rng.exit_code << "\n" << rng.err;
+  Result high = RunPassage({"-sandbox", "on", "-m", "3200M", "-entry", "long", "-kernel", Tiny("long64.bin")});
+  EXPECT_EQ(high.exit_code, 0) << high.out << high.err;
+  EXPECT_NE(high.out.find("tiny64: MMIO scratch ok"), std::string::npos) << high.out;
+
+  setenv("PASSAGE_SANDBOX_SELFTEST", "1", 1);
+  Result killed = RunPassage({"-sandbox", "on", "-serial", "none", "-kernel", Tiny("hello16.bin")});
+  Result unsandboxed = RunPassage({"-kernel", Tiny("hello16.bin")});
+  unsetenv("PASSAGE_SANDBOX_SELFTEST");
+  EXPECT_EQ(killed.exit_code, 159) << killed.err;
+  EXPECT_EQ(killed.err.rfind("passage: sandbox: forbidden system call 257 (openat) ", 0), 0u) << killed.err;
+  EXPECT_NE(killed.err.find(" (passage-loop); exiting with status 159\n"), std::string::npos) << killed.err;
+  // Without -sandbox on the variable does nothing.
+  EXPECT_EQ(unsandboxed.exit_code, 0) << unsandboxed.err;
+  EXPECT_EQ(unsandboxed.out, "tiny16: hello from real mode\n");
+}
+
+// A QMP session over a unix socket, enough for the test below: one
+// command at a time (optionally with an fd by SCM_RIGHTS), replies read up
+// to the line that has "return" or "error".
+class QmpSession {
+ public:
+  explicit QmpSession(const std::string& path) {
+    for (int i = 0; i < 100 && fd_ < 0; ++i) {  // passage binds the socket during set-up
+      const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+      if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        fd_ = s;
+      } else {
+        close(s);
+        usleep(50000);
+      }
+    }
+  }
+  ~QmpSession() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool connected() const { return fd_ >= 0; }
+  // The reply line (or "" on EOF / 10 s without one).
+  std::string Command(const std::string& json, int pass_fd = -1) {
+    const std::string line = json + "\n";
+    iovec iov{const_cast<char*>(line.data()), line.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (pass_fd >= 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+    }
+    if (sendmsg(fd_, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) return "";
+    for (;;) {
+      const size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string reply = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        if (reply.find("\"return\"") != std::string::npos || reply.find("\"error\"") != std::string::npos) {
+          return reply;
+        }
+        continue;  // greeting, events
+      }
+      pollfd p{fd_, POLLIN, 0};
+      char chunk[4096];
+      if (poll(&p, 1, 10000) <= 0) return "";
+      const ssize_t n = read(fd_, chunk, sizeof(chunk));
+      if (n <= 0) return "";
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// QMP and hotplug under -sandbox on with a guest that idles (hlt; jmp .):
+// getfd, device_add virtio-rng-pci by fd (its BARs, MSI-X eventfds and
+// worker thread are made under the filter), a device_add naming a path
+// refused (open is forbidden: no path on the command line), query-pci, a
+// SIGUSR1 dump, quit: exit 0, the socket file removed, no sandbox line.
+TEST_F(TinyGuest, SandboxedQmpHotplugByFd) {
+  char dir_template[] = "/tmp/passage-kvm-sandbox-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, image = dir + "/idle.bin", sock = dir + "/qmp.sock", err_path = dir + "/err";
+  {
+    std::ofstream(image, std::ios::binary) << std::string("\xf4\xeb\xfd", 3);
+  }
+  const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(kvm, 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, kvm, 5);
+  std::vector<std::string> argv_s = {FromEnv("PASSAGE_BIN", PASSAGE_BIN), "-sandbox", "on", "-accel", "kvm,fd=5",
+                                     "-serial", "none", "-kernel", image, "-qmp", "unix:" + sock + ",server=on,wait=off"};
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(kvm);
+  {
+    QmpSession q(sock);
+    ASSERT_TRUE(q.connected());
+    EXPECT_NE(q.Command(R"({"execute":"qmp_capabilities"})").find("return"), std::string::npos);
+    const int urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    EXPECT_NE(q.Command(R"({"execute":"getfd","arguments":{"fdname":"rng"}})", urandom).find("return"),
+              std::string::npos);
+    close(urandom);
+    const std::string add = q.Command(
+        R"({"execute":"device_add","arguments":{"driver":"virtio-rng-pci","id":"rng0","fd":"rng"}})");
+    EXPECT_EQ(add.find("error"), std::string::npos) << add;
+    const std::string by_path =
+        q.Command(R"({"execute":"device_add","arguments":{"driver":"virtio-rng-pci","id":"rng1"}})");
+    EXPECT_NE(by_path.find("forbids opening files after set-up"), std::string::npos) << by_path;
+    const std::string pci = q.Command(R"({"execute":"query-pci"})");
+    EXPECT_NE(pci.find("\"qdev_id\":\"rng0\""), std::string::npos) << pci;
+    EXPECT_EQ(pci.find("rng1"), std::string::npos) << pci;
+    kill(pid, SIGUSR1);
+    EXPECT_NE(q.Command(R"({"execute":"query-status"})").find("running"), std::string::npos);
+    EXPECT_NE(q.Command(R"({"execute":"quit"})").find("return"), std::string::npos);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(err_path);
+  std::stringstream err;
+  err << in.rdbuf();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << " " << err.str();
+  EXPECT_NE(err.str().find("passage: state dump (SIGUSR1)"), std::string::npos) << err.str();
+  EXPECT_EQ(err.str().find("passage: sandbox:"), std::string::npos) << err.str();
+  EXPECT_NE(access(sock.c_str(), F_OK), 0) << "socket file left behind";
+  unlink(image.c_str());
+  unlink(err_path.c_str());
+  rmdir(dir.c_str());
 }
 
 TEST_F(TinyGuest, DeviceErrorsExitBeforeRunning) {

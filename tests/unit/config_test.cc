@@ -62,6 +62,25 @@ TEST(CommandLine, HelpListsDevicesAndObjectsWithTheirKeys) {
   }
 }
 
+TEST(CommandLine, SandboxOnOffAndOpen) {
+  auto off = Parse({"-kernel", "k"});
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->config.sandbox);
+  auto on = Parse({"-kernel", "k", "-sandbox", "on"});
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->config.sandbox);
+  EXPECT_EQ(on->config.sandbox_open, SandboxOpen::kAuto);
+  auto deny = Parse({"-kernel", "k", "-sandbox", "on,open=deny"});
+  ASSERT_TRUE(deny.ok()) << deny.status();
+  EXPECT_EQ(deny->config.sandbox_open, SandboxOpen::kDeny);
+  auto allow = Parse({"-kernel", "k", "--sandbox=on,open=allow"});
+  ASSERT_TRUE(allow.ok()) << allow.status();
+  EXPECT_EQ(allow->config.sandbox_open, SandboxOpen::kAllow);
+  auto explicit_off = Parse({"-kernel", "k", "-sandbox", "off"});
+  ASSERT_TRUE(explicit_off.ok());
+  EXPECT_FALSE(explicit_off->config.sandbox);
+}
+
 TEST(CommandLine, PassedFdsAreListedWithTheirPlaces) {
   auto cl = Parse({"-kernel", "k", "-accel", "kvm,fd=5", "-object", "iommufd,id=i0,fd=3", "-device",
                    "vfio-pci,fd=4,iommufd=i0,id=d0", "-device", "virtio-rng-pci,fd=0"});
@@ -130,6 +149,13 @@ INSTANTIATE_TEST_SUITE_P(
                               "fd='3 '"},
                       BadCase{"DeviceFdPlus", {"-device", "vfio-pci,fd=+3,iommufd=i", "-kernel", "k"},
                               "-device vfio-pci", "fd='+3'"},
+                      BadCase{"SandboxNotOnOff", {"-sandbox", "maybe", "-kernel", "k"}, "-sandbox", "'maybe' is not on or off"},
+                      BadCase{"SandboxOpenBad", {"-sandbox", "on,open=sometimes", "-kernel", "k"}, "-sandbox",
+                              "open='sometimes': use auto, allow or deny"},
+                      BadCase{"SandboxOpenWhenOff", {"-sandbox", "off,open=deny", "-kernel", "k"}, "-sandbox",
+                              "open= needs on"},
+                      BadCase{"SandboxUnknownKey", {"-sandbox", "on,spawn=deny", "-kernel", "k"}, "-sandbox",
+                              "unknown key 'spawn' (known: open)"},
                       // The same fd named twice, across -accel, -object and -device.
                       BadCase{"FdAccelAndObject", {"-accel", "kvm,fd=3", "-object", "iommufd,id=i0,fd=3", "-kernel", "k"},
                               "-object iommufd,id=i0", "fd=3 is already used by -accel kvm"},

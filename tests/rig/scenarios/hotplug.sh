@@ -122,7 +122,7 @@ hot_run() {
   p0=$(pins_settled)
   set -- -cpu $CPU -m $MEM -smp 1 -kernel $K -initrd /tmp/hot.img \
     -append "$APPEND rig.cpus=1 rig.mem=$MEM rig.pci=$HOST_BRIDGE rig.ged=31" -serial "file:/tmp/$tag.serial" \
-    -qmp "unix:/tmp/$tag.sock,server=on,wait=off" --report-resources
+    -qmp "unix:/tmp/$tag.sock,server=on,wait=off" --report-resources $HOT_EXTRA
   if [ "$mode" = fds ]; then
     passage-noopen -- passage -kernel $K -m 64M -serial none > /dev/null 2> "/tmp/$tag.guard"
     grc=$?
@@ -223,14 +223,29 @@ hot_steps() {
     "after nvme's removal passage holds $(fds_of $pid '/dev/iommu|/dev/vfio/.*') /dev/iommu or VFIO file(s) (want 0: $([ "$mode" = fds ] && echo 'io1 deleted' || echo 'the container goes with its last device'))"
   pins_is "$tag" nvme_del.pins 0 "nvme gone"
 
+  # -sandbox on with fds only (hotplug-sandbox.sh): a device by path is
+  # refused up front (opening it would end passage), and passage runs on.
+  if [ -n "$HOT_EXTRA" ]; then
+    qmp "$tag" sandbox_path.refused --expect-error --error-class GenericError \
+      "device_add driver=vfio-pci id=nvmex host=$NVME" || return
+    result "$tag.sandbox_path.says" "$(grep -q 'forbids opening files after set-up' "/tmp/$tag.sandbox_path.refused.out"; echo $?)" \
+      "the refusal: $(grep '"error"' "/tmp/$tag.sandbox_path.refused.out" | tail -n 1)"
+    qmp "$tag" sandbox_path.alive query-status || return
+  fi
+
   # 8: the power button ends the run.
   stopped_early=
   qmp "$tag" powerdown.qmp system_powerdown --wait-event POWERDOWN --wait-event SHUTDOWN
 }
 
-# hotplug-fds.sh sources this file with HOTPLUG_RUN=fds (its own expect=).
+# hotplug-fds.sh sources this file with HOTPLUG_RUN=fds, hotplug-sandbox.sh
+# with HOTPLUG_RUN=sandbox (each has its own expect=).
 case ${HOTPLUG_RUN:-path} in
   path) hot_run hot path ;;
   fds) hot_run hotfds fds ;;
+  sandbox)
+    HOT_EXTRA="-sandbox on"
+    hot_run hotsbx fds
+    ;;
 esac
 exit 0

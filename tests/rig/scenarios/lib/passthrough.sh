@@ -4,8 +4,11 @@
 # helpers:
 #   boot TAG MEM ARGS...      passage boots L2 with ARGS; imports L2's results
 #                             as TAG.*, then L1's own verdicts (below)
-#   fds_boot TAG MEM CDEV     the same with every file handed in as an fd,
-#                             under passage-noopen (tests/rig/noopen)
+#   fds_boot TAG MEM CDEV [ARGS...]  the same with every file handed in as
+#                             an fd, under passage-noopen (tests/rig/noopen);
+#                             ARGS go to passage too (sandbox.sh: -sandbox on),
+#                             FDS_AS runs passage through a command (sandbox.sh:
+#                             setpriv to an unprivileged user)
 #   bad TAG ARGS...           passage must exit 1 with one error line
 # What L2 is told to expect comes from ARGS (l2_expect): rig.cpus, rig.mem,
 # and rig.pci = the host bridge plus every -device vfio-pci at its addr= (or
@@ -160,16 +163,18 @@ boot() { l2_boot "" "$@"; }
 NOOPEN="passage-noopen --allow /sys/devices/system/cpu/online --"
 
 fds_boot() {
-  passage-noopen -- passage -kernel $K -m 64M -serial none > /dev/null 2> "/tmp/$1.guard"
+  _fb_tag=$1 _fb_mem=$2 _fb_cdev=$3
+  shift 3
+  passage-noopen -- passage -kernel $K -m 64M -serial none > /dev/null 2> "/tmp/$_fb_tag.guard"
   grc=$?
-  result "$1.noopen_fires" \
-    "$([ $grc = 99 ] && grep -q '^noopen: [a-z0-9_]*("/dev/kvm") by passage$' "/tmp/$1.guard"; echo $?)" \
-    "passage-noopen -- passage (opening /dev/kvm): exit $grc; $(head -n 3 "/tmp/$1.guard" | tr '\n' ' ')"
+  result "$_fb_tag.noopen_fires" \
+    "$([ $grc = 99 ] && grep -q '^noopen: [a-z0-9_]*("/dev/kvm") by passage$' "/tmp/$_fb_tag.guard"; echo $?)" \
+    "passage-noopen -- passage (opening /dev/kvm): exit $grc; $(head -n 3 "/tmp/$_fb_tag.guard" | tr '\n' ' ')"
   # l2_boot runs `env ENV passage ...`: env takes the wrapper as its command.
-  l2_boot "$NOOPEN" "$1" "$2" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
-    -device vfio-pci,fd=4,iommufd=i0,id=d0 3<>/dev/iommu 4<>"$3" 5<>/dev/kvm
-  refused=$(grep '^noopen: ' "/tmp/$1.err")
-  result "$1.noopen" "$([ -z "$refused" ]; echo $?)" "${refused:-passage looked up no path under /dev or /sys}"
+  l2_boot "$NOOPEN $FDS_AS" "$_fb_tag" "$_fb_mem" -accel kvm,fd=5 -object iommufd,id=i0,fd=3 \
+    -device vfio-pci,fd=4,iommufd=i0,id=d0 "$@" 3<>/dev/iommu 4<>"$_fb_cdev" 5<>/dev/kvm
+  refused=$(grep '^noopen: ' "/tmp/$_fb_tag.err")
+  result "$_fb_tag.noopen" "$([ -z "$refused" ]; echo $?)" "${refused:-passage looked up no path under /dev or /sys}"
 }
 
 # l2_boot ENV TAG MEM ARGS...: boot's body; ENV (NAME=VALUE, or empty) goes
@@ -316,7 +321,8 @@ l2_expect() {
 
 # watch_run TAG MEM ARGS... (in the background): at L2's RIG-BOOT, records
 # what passage holds (/tmp/TAG.during): pinned pages, its /dev/iommu, VFIO
-# container, cdev and group fds, and its RssShmem.
+# container, cdev and group fds, its RssShmem, its real uid and how many
+# seccomp filters it runs under.
 watch_run() {
   i=0
   while [ $i -lt 600 ]; do
@@ -327,7 +333,9 @@ watch_run() {
         "container=$(echo "$fds" | grep -c -- '-> /dev/vfio/vfio$')" \
         "cdevs=$(echo "$fds" | grep -c -- '-> /dev/vfio/devices/')" \
         "groups=$(echo "$fds" | grep -c -E -- '-> /dev/vfio/[0-9]+$')" \
-        "rss_shmem_kb=$(awk '/^RssShmem:/ {print $2}' /proc/$pid/status 2> /dev/null)" > "/tmp/$1.during"
+        "rss_shmem_kb=$(awk '/^RssShmem:/ {print $2}' /proc/$pid/status 2> /dev/null)" \
+        "uid=$(awk '/^Uid:/ {print $2}' /proc/$pid/status 2> /dev/null)" \
+        "seccomp_filters=$(awk '/^Seccomp_filters:/ {print $2}' /proc/$pid/status 2> /dev/null)" > "/tmp/$1.during"
       return 0
     fi
     sleep 0.5
