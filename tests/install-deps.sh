@@ -12,7 +12,11 @@ UAPI_VER=7.3.4-1~bpo13+1
 PKGS=(build-essential cmake ninja-build pkg-config git
       libabsl-dev libgtest-dev libgmock-dev libfdt-dev nlohmann-json3-dev
       libseccomp-dev qemu-system-x86 busybox-static acpica-tools python3 xz-utils
-      flex bison libelf-dev dwarves bc libssl-dev cpio kmod)
+      flex bison libelf-dev dwarves bc libssl-dev cpio kmod
+      clang libclang-rt-dev llvm)
+# clang + libclang-rt-dev (libFuzzer: libclang_rt.fuzzer*.a is in
+# libclang-rt-14-dev) build tests/fuzz; llvm's llvm-symbolizer puts function
+# names and lines into the sanitizers' and libFuzzer's reports.
 
 missing=()
 for p in "${PKGS[@]}"; do
