@@ -115,6 +115,8 @@ def cmdline():
         "qemu-spellings": argv("--kernel=k", "-m", "size=512M", "-smp", "cpus=2", "-cpu", "host,-x2apic",
                                "-serial", "file:out.txt", "-nographic", "-enable-kvm", "-no-reboot",
                                "--report-timing", "-timing-marker", "init", "-entry", "auto"),
+        # What fuzz_cmdline found (errors of two lines), kept as regression seeds.
+        "found-newlines": argv("-m", "1\n", "-object", "iommufd,id=a\nb,hot=1", "-kernel", "k"),
         "legacy-and-rng": argv("-kernel", "k", "-device", "vfio-pci,sysfsdev=/sys/bus/pci/devices/0000:00:05.0",
                                "-device", "virtio-rng-pci,addr=3,id=rng0", "-dump-dtb", "x.dtb"),
     }

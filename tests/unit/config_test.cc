@@ -123,6 +123,15 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"AccelKeyNewline", {"-accel", "kvm,a\nb=1", "-kernel", "k"}, "-accel", "'a\\nb'"},
                       BadCase{"UnknownDevice", {"-device", "nosuch,id=x", "-kernel", "k"}, "-device"},
                       BadCase{"UnknownObject", {"-object", "nosuch,id=x", "-kernel", "k"}, "-object"},
+                      // Found by fuzz_cmdline: an -object id was only checked for its first
+                      // letter and went into messages raw (a newline made them two lines).
+                      // Object ids follow the -device rule now.
+                      BadCase{"ObjectIdNewline", {"-object", "iommufd,id=a\nb,hot=1", "-kernel", "k"},
+                              "-object iommufd", "id='a\\nb' must start with a letter and use only"},
+                      BadCase{"ObjectIdBlank", {"-object", "iommufd,id=a b", "-kernel", "k"}, "-object iommufd",
+                              "id='a b' must start with a letter"},
+                      BadCase{"ObjectIdDigitFirst", {"-object", "iommufd,id=0a", "-kernel", "k"}, "-object iommufd",
+                              "id='0a' must start with a letter"},
                       BadCase{"InitrdWithEntry", {"-kernel", "k", "-entry", "long", "-initrd", "r"}, "-initrd"},
                       // Usage errors come before "-kernel is required".
                       BadCase{"UnknownDeviceWithoutKernel", {"-device", "foo"}, "-device", "unknown device 'foo'"},
