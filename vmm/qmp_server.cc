@@ -172,6 +172,7 @@ void QmpServer::OnReadable(int fd) {
   }
   std::vector<QmpFramer::Frame> frames;
   const bool ok = c->framer->Feed(absl::string_view(buf.data(), static_cast<size_t>(n)), frames);
+  // Fds belong to the message they were sent with (QmpFdRouter says which).
   std::vector<std::vector<UniqueFd>> frame_fds = c->fds->Route(frames.size(), std::move(received));
   for (size_t i = 0; i < frames.size(); ++i) {
     // No lock while the command runs: it may emit events (which lock).
