@@ -5,12 +5,15 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace passage {
 
 absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text) {
+  // As the user typed it, escaped: an error stays one line.
+  const std::string shown = absl::CEscape(text);
   absl::string_view number = text;
   uint64_t unit = kMiB;  // QEMU: a bare number means MiB.
   if (!number.empty() && absl::ascii_isalpha(number.back())) {
@@ -21,7 +24,7 @@ absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text) {
       case 'T': unit = 1024 * kGiB; break;
       default:
         return absl::InvalidArgumentError(
-            absl::StrCat("invalid size '", text, "': unit must be K, M, G or T"));
+            absl::StrCat("invalid size '", shown, "': unit must be K, M, G or T"));
     }
     number.remove_suffix(1);
   }
@@ -29,16 +32,16 @@ absl::StatusOr<uint64_t> ParseMemorySize(absl::string_view text) {
   if (number.empty() || !absl::SimpleAtod(number, &value) || !std::isfinite(value) ||
       value <= 0 || number.find_first_not_of("0123456789.") != absl::string_view::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid size '", text, "': expected a positive number with optional K/M/G/T"));
+        absl::StrCat("invalid size '", shown, "': expected a positive number with optional K/M/G/T"));
   }
   const double bytes = value * static_cast<double>(unit);
   if (bytes > static_cast<double>(kMaxRamSize) * 1024) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid size '", text, "': too large"));
+    return absl::InvalidArgumentError(absl::StrCat("invalid size '", shown, "': too large"));
   }
   const uint64_t result = static_cast<uint64_t>(bytes);
   if (static_cast<double>(result) != bytes || result % 4096 != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid size '", text, "': not a whole number of 4 KiB pages"));
+        absl::StrCat("invalid size '", shown, "': not a whole number of 4 KiB pages"));
   }
   return result;
 }

@@ -14,7 +14,10 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libseccomp-dev qemu-system-x86 busybox-static acpica-tools python3 xz-utils
       python3-matplotlib
       flex bison libelf-dev dwarves bc libssl-dev cpio kmod
-      socat)
+      socat clang libclang-rt-dev llvm)
+# clang + libclang-rt-dev (libFuzzer: libclang_rt.fuzzer*.a is in
+# libclang-rt-14-dev) build tests/fuzz; llvm's llvm-symbolizer puts function
+# names and lines into the sanitizers' and libFuzzer's reports.
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,6 +2,8 @@
 # The README's test command: installs what is needed, builds, and runs every
 # test tier. Unit tests run twice: under ASan+UBSan, then with the rest.
 #   unit  gtest, no privileges
+#   fuzz  every libFuzzer target (clang) for PASSAGE_FUZZ_SECONDS (default 30)
+#         from its seed corpus; a crash stops here (tests/fuzz/run.sh)
 #   kvm   tiny guests on /dev/kvm (skip with a reason where it is unusable)
 #   rig   nested QEMU host with a vIOMMU: the real iommufd/VFIO tests
 set -euo pipefail
@@ -18,6 +20,12 @@ cmake -S "$root" -B "$root/build-asan" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" -DPAS
   -DPASSAGE_KERNEL_TEST_HEADERS="$test_headers" -DPASSAGE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 ninja -C "$root/build-asan" passage_unit_tests
 (cd "$root/build-asan" && ctest -L unit -j"$jobs" --output-on-failure)
+
+# Builds only the fuzz targets (build-fuzz/); ~8 x 30 s of fuzzing plus the
+# build. A crash fails the run with libFuzzer's report and the reproducer
+# in build-fuzz/fuzz-artifacts/.
+echo "== fuzz: each target ${PASSAGE_FUZZ_SECONDS:-30} s from its seed corpus"
+PASSAGE_FUZZ_SECONDS=${PASSAGE_FUZZ_SECONDS:-30} "$root/tests/fuzz/run.sh"
 
 echo "== all tiers: unit, kvm, rig"
 cd "$root/build"

@@ -47,10 +47,10 @@ absl::Status SetSmp(absl::string_view value, VmConfig& c) {
     absl::string_view v = part;
     if (absl::ConsumePrefix(&v, "cpus=") || part == value || part.find('=') == part.npos) {
       if (!absl::SimpleAtoi(v, &cpus)) {
-        return Bad("-smp", absl::StrCat("invalid CPU count '", v, "'"));
+        return Bad("-smp", absl::StrCat("invalid CPU count '", absl::CEscape(v), "'"));
       }
     } else {
-      return Bad("-smp", absl::StrCat("unsupported option '", part, "' (only cpus=N)"));
+      return Bad("-smp", absl::StrCat("unsupported option '", absl::CEscape(part), "' (only cpus=N)"));
     }
   }
   if (cpus < 1 || cpus > kMaxCpus) {
@@ -65,16 +65,16 @@ absl::Status SetCpu(absl::string_view value, VmConfig& c) {
   // "host,-xsave,-x2apic".
   std::vector<absl::string_view> parts = absl::StrSplit(value, ',');
   if (parts[0] != "host") {
-    return Bad("-cpu", absl::StrCat("unsupported model '", parts[0], "' (only host)"));
+    return Bad("-cpu", absl::StrCat("unsupported model '", absl::CEscape(parts[0]), "' (only host)"));
   }
   c.cpu_disabled.clear();
   for (size_t i = 1; i < parts.size(); ++i) {
     absl::string_view feature = parts[i];
     if (!absl::ConsumePrefix(&feature, "-")) {
-      return Bad("-cpu", absl::StrCat("'", parts[i], "': features can only be removed (-NAME)"));
+      return Bad("-cpu", absl::StrCat("'", absl::CEscape(parts[i]), "': features can only be removed (-NAME)"));
     }
     if (!IsCpuFeature(feature)) {
-      return Bad("-cpu", absl::StrCat("unknown feature '", feature, "' (known: ",
+      return Bad("-cpu", absl::StrCat("unknown feature '", absl::CEscape(feature), "' (known: ",
                                       absl::StrJoin(CpuFeatureNames(), ", "), ")"));
     }
     c.cpu_disabled.emplace_back(feature);
@@ -90,7 +90,7 @@ absl::Status SetSerial(absl::string_view value, VmConfig& c) {
   } else if (absl::StartsWith(value, "file:") && value.size() > 5) {
     c.serial = {SerialConfig::Kind::kFile, std::string(value.substr(5))};
   } else {
-    return Bad("-serial", absl::StrCat("unsupported backend '", value,
+    return Bad("-serial", absl::StrCat("unsupported backend '", absl::CEscape(value),
                                        "' (use stdio, none or file:PATH)"));
   }
   return absl::OkStatus();
@@ -100,7 +100,7 @@ absl::Status SetEntry(absl::string_view value, VmConfig& c) {
   if (value == "auto") c.entry = EntryMode::kAuto;
   else if (value == "real") c.entry = EntryMode::kReal;
   else if (value == "long") c.entry = EntryMode::kLong;
-  else return Bad("-entry", absl::StrCat("unknown mode '", value, "' (use auto, real or long)"));
+  else return Bad("-entry", absl::StrCat("unknown mode '", absl::CEscape(value), "' (use auto, real or long)"));
   return absl::OkStatus();
 }
 
@@ -115,13 +115,13 @@ absl::Status SetAccel(absl::string_view value, VmConfig& c) {
   if (!kv.ok()) return Bad("-accel", kv.status().message());
   for (const auto& [key, v] : kv->pairs) {
     if (key == "accel") {
-      if (v != "kvm") return Bad("-accel", absl::StrCat("only kvm is supported, not '", v, "'"));
+      if (v != "kvm") return Bad("-accel", absl::StrCat("only kvm is supported, not '", absl::CEscape(v), "'"));
     } else if (key == "fd") {
       absl::StatusOr<int> fd = ParseFdNumber(v);
       if (!fd.ok()) return Bad("-accel kvm", fd.status().message());
       c.kvm_fd = *fd;
     } else {
-      return Bad("-accel", absl::StrCat("unknown key '", key, "' (known: fd)"));
+      return Bad("-accel", absl::StrCat("unknown key '", absl::CEscape(key), "' (known: fd)"));
     }
   }
   return absl::OkStatus();
@@ -343,7 +343,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
     absl::string_view name = arg;
     if (!absl::ConsumePrefix(&name, "--") && !absl::ConsumePrefix(&name, "-")) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument '", arg, "' (options start with -)"));
+          absl::StrCat("unexpected argument '", absl::CEscape(arg), "' (options start with -)"));
     }
     std::optional<absl::string_view> inline_value;
     if (size_t eq = name.find('='); eq != name.npos && absl::StartsWith(arg, "--")) {
@@ -352,7 +352,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<absl::string_view
     }
     auto it = Options().find(name);
     if (it == Options().end() || name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(arg, ": unknown option (see --help)"));
+      return absl::InvalidArgumentError(absl::StrCat(absl::CEscape(arg), ": unknown option (see --help)"));
     }
     const std::string flag = absl::StrCat("-", name);
     absl::string_view value;

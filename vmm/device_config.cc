@@ -38,6 +38,8 @@ std::string OneLine(absl::string_view text) {
   return out;
 }
 
+}  // namespace
+
 bool ValidId(absl::string_view id) {
   if (id.empty() || !absl::ascii_isalpha(id[0])) return false;
   for (char c : id) {
@@ -45,8 +47,6 @@ bool ValidId(absl::string_view id) {
   }
   return true;
 }
-
-}  // namespace
 
 bool HasKey(const std::vector<KeySpec>& keys, absl::string_view key) {
   for (const KeySpec& k : keys) {
@@ -152,7 +152,7 @@ absl::StatusOr<DeviceConfig> ParseDeviceConfig(absl::string_view spec) {
   if (const std::string* id = kv->Find("id")) {
     if (!ValidId(*id)) {
       return absl::InvalidArgumentError(absl::StrCat("-device ", d.driver, ": id='", absl::CEscape(*id),
-                                                     "' must start with a letter and use only letters, digits, '-', '_', '.'"));
+                                                     "' ", kIdRule));
     }
     d.id = *id;
   }

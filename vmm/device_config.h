@@ -40,6 +40,11 @@ std::string UnknownKeyMessage(absl::string_view key, std::vector<std::string> co
 // The --help lines of one kind: its name and help, then a line per key.
 std::string KindHelp(absl::string_view name, absl::string_view help, const std::vector<KeySpec>& keys);
 
+// An id= of a -device or -object (QEMU's rule): a letter, then letters,
+// digits, '-', '_' and '.'. Messages quote ids, so they stay one line.
+bool ValidId(absl::string_view id);
+inline constexpr char kIdRule[] = "must start with a letter and use only letters, digits, '-', '_', '.'";
+
 // A PCI slot/function on bus 0 as QEMU spells it: "SLOT[.FN]", hex.
 struct PciSlot {
   uint8_t slot = 0;

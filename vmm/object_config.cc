@@ -54,9 +54,9 @@ absl::StatusOr<ObjectConfig> ParseObjectConfig(absl::string_view spec) {
   if (id == nullptr || id->empty()) {
     return absl::InvalidArgumentError(absl::StrCat("-object ", o.type, ": id= is required"));
   }
-  if (!absl::ascii_isalpha((*id)[0])) {
+  if (!ValidId(*id)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("-object ", o.type, ": id='", absl::CEscape(*id), "' must start with a letter"));
+        absl::StrCat("-object ", o.type, ": id='", absl::CEscape(*id), "' ", kIdRule));
   }
   o.id = *id;
   for (const auto& [key, value] : kv->pairs) {

@@ -76,4 +76,18 @@ bool QmpFramer::Feed(absl::string_view bytes, std::vector<Frame>& out) {
   return true;
 }
 
+std::vector<std::vector<UniqueFd>> QmpFdRouter::Route(size_t frames, std::vector<UniqueFd> received) {
+  std::vector<std::vector<UniqueFd>> out(frames);
+  if (frames == 0) {
+    for (UniqueFd& f : received) {
+      if (pending_.size() < max_pending_) pending_.push_back(std::move(f));
+    }
+    return out;  // any over the cap close with `received`
+  }
+  out.front() = std::move(pending_);
+  pending_.clear();
+  for (UniqueFd& f : received) out.back().push_back(std::move(f));
+  return out;
+}
+
 }  // namespace passage

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "memory/unique_fd.h"
 
 namespace passage {
 
@@ -49,6 +50,26 @@ class QmpFramer {
   bool scalar_ = false;  // the value is a bare word or number (ends at whitespace or a bracket)
   bool too_deep_ = false;
   bool overflowed_ = false;
+};
+
+// Which message the fds a client sends (SCM_RIGHTS) belong to. The kernel
+// ends a read right after the data that carried fds, so a read's own fds go
+// to the last message it completed; fds from reads that completed none wait
+// for the first message a later read completes (at most `max_pending` wait,
+// the rest are closed at once). Every fd is owned from Route on: the caller
+// hands each message its fds, and fds still waiting close with the router.
+class QmpFdRouter {
+ public:
+  explicit QmpFdRouter(size_t max_pending) : max_pending_(max_pending) {}
+
+  // One read that brought `received` and completed `frames` messages: the
+  // fds of each of those messages, in order (`frames` entries).
+  std::vector<std::vector<UniqueFd>> Route(size_t frames, std::vector<UniqueFd> received);
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  const size_t max_pending_;
+  std::vector<UniqueFd> pending_;
 };
 
 }  // namespace passage

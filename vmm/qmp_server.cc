@@ -118,6 +118,7 @@ void QmpServer::Accept(Listener& listener) {
     c->fd = std::move(fd);
     c->listener = &listener;
     c->framer = std::make_unique<QmpFramer>(options_.max_message);
+    c->fds = std::make_unique<QmpFdRouter>(static_cast<size_t>(options_.max_pending_fds));
     c->session = std::make_unique<QmpSession>(*target_, fdsets_, options_.version);
     const std::string greeting = QmpLine(c->session->Greeting());
     {
@@ -176,20 +177,8 @@ void QmpServer::OnReadable(int fd) {
   }
   std::vector<QmpFramer::Frame> frames;
   const bool ok = c->framer->Feed(absl::string_view(buf.data(), static_cast<size_t>(n)), frames);
-  // Fds belong to the message they were sent with: those from earlier reads
-  // to the first message completed now, this read's to the last one (the
-  // kernel ends a read right after the data that carried fds).
-  std::vector<std::vector<UniqueFd>> frame_fds(frames.size());
-  if (!frames.empty()) {
-    frame_fds.front() = std::move(c->pending_fds);
-    c->pending_fds.clear();
-    for (UniqueFd& f : received) frame_fds.back().push_back(std::move(f));
-  } else {
-    for (UniqueFd& f : received) {
-      if (static_cast<int>(c->pending_fds.size()) < options_.max_pending_fds) c->pending_fds.push_back(std::move(f));
-    }
-  }
-  received.clear();  // any over the cap are closed here
+  // Fds belong to the message they were sent with (QmpFdRouter says which).
+  std::vector<std::vector<UniqueFd>> frame_fds = c->fds->Route(frames.size(), std::move(received));
   for (size_t i = 0; i < frames.size(); ++i) {
     // No lock while the command runs: it may emit events (which lock).
     const nlohmann::json reply = c->session->Handle(frames[i], std::move(frame_fds[i]));

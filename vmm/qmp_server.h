@@ -85,7 +85,7 @@ class QmpServer : public EventSink {
     // Loop thread only.
     std::unique_ptr<QmpFramer> framer;
     std::unique_ptr<QmpSession> session;
-    std::vector<UniqueFd> pending_fds;  // arrived before their message was complete
+    std::unique_ptr<QmpFdRouter> fds;  // fds that arrived before their message was complete
     // Under mu_.
     std::string out;
     bool negotiated = false;

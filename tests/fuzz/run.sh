@@ -1,22 +1,84 @@
 #!/bin/bash
 # Builds the libFuzzer targets (clang, ASan + UBSan, -DPASSAGE_FUZZ=ON) into
-# build-fuzz/ and runs each for SECONDS (default 60), keeping a corpus per
-# target in ${PASSAGE_CACHE:-~/.cache/passage}/fuzz/. A crash stops the run
-# with libFuzzer's report and the reproducer file; exit status 1.
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]   targets: virtqueue pci_access device_config qmp
+# build-fuzz/ (only them: no passage binary, no unit tests) and runs each,
+# one after the other, for SECONDS starting from its seed corpus
+# (tests/fuzz/corpus/TARGET, only read; what the run finds goes to
+# build-fuzz/fuzz-corpus/TARGET and is reused by the next run in the same
+# build dir). One summary line per target: executions, exec/s, libFuzzer's
+# final cov: and ft:, corpus size.
+#
+# A crash, a broken invariant (FUZZ_FAIL_IF), a leak, a timeout or an
+# out-of-memory fails the run (exit 1) after all targets ran: libFuzzer's
+# report is printed and the reproducer is kept in build-fuzz/fuzz-artifacts/
+# (the failure line names it and the command that replays it). Full logs:
+# build-fuzz/fuzz-logs/TARGET.log.
+#
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]
+#     SECONDS  per target (default: $PASSAGE_FUZZ_SECONDS, else 60)
+#     TARGET   default: every target in tests/fuzz/CMakeLists.txt
+#   PASSAGE_FUZZ_RUNS=N  also stop a target after N executions
+#   PASSAGE_FUZZ_MAX_LEN=N  longest input libFuzzer tries (default 4096)
+#
+# tests/run-all.sh runs this with PASSAGE_FUZZ_SECONDS (default 30 there).
+# The longer run the README's "Fuzzing" section reports: tests/fuzz/run.sh 600
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-seconds=${1:-60}
+seconds=${1:-${PASSAGE_FUZZ_SECONDS:-60}}
 shift || true
-targets=${*:-virtqueue pci_access device_config qmp}
-uapi=$("$root/tests/install-deps.sh" | tail -1)
-CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" \
-  -DPASSAGE_FUZZ=ON >&2
-ninja -C "$root/build-fuzz" $(for t in $targets; do echo "fuzz_$t"; done) >&2
-corpus=${PASSAGE_CACHE:-$HOME/.cache/passage}/fuzz
+[[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || { echo "fuzz: SECONDS must be a positive number, not '$seconds'" >&2; exit 2; }
+all=$(sed -n 's/^set(PASSAGE_FUZZ_TARGETS \(.*\))$/\1/p' "$root/tests/fuzz/CMakeLists.txt")
+[[ -n $all ]] || { echo "fuzz: no PASSAGE_FUZZ_TARGETS list in tests/fuzz/CMakeLists.txt" >&2; exit 1; }
+targets=${*:-$all}
 for t in $targets; do
-  mkdir -p "$corpus/$t"
-  echo "fuzz: $t for ${seconds}s (corpus $corpus/$t)" >&2
-  "$root/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=4096 \
-    -artifact_prefix="$corpus/$t-" "$corpus/$t"
+  [[ " $all " == *" $t "* ]] || { echo "fuzz: unknown target '$t' (known: $all)" >&2; exit 2; }
 done
+runs=${PASSAGE_FUZZ_RUNS:--1}
+max_len=${PASSAGE_FUZZ_MAX_LEN:-4096}
+build=$root/build-fuzz
+start=$(date +%s)
+
+uapi=$("$root/tests/install-deps.sh" | tail -1)
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" \
+  -DPASSAGE_FUZZ=ON >/dev/null
+ninja -C "$build" -j"${PASSAGE_JOBS:-$(nproc)}" $(for t in $targets; do echo "fuzz_$t"; done) >&2
+built=$(date +%s)
+echo "fuzz: built $(echo $targets | wc -w) targets in $((built - start)) s; ${seconds} s each" >&2
+
+artifacts=$build/fuzz-artifacts
+mkdir -p "$artifacts" "$build/fuzz-logs"
+failed=()
+for t in $targets; do
+  work=$build/fuzz-corpus/$t
+  log=$build/fuzz-logs/$t.log
+  mkdir -p "$work"
+  rm -f "$artifacts/$t-"*
+  rc=0
+  "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -runs="$runs" -max_len="$max_len" \
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
+    "$work" "$root/tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
+  cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | tail -1 || true)
+  ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | tail -1 || true)
+  corp=$(grep -oE 'corp: [0-9]+/[0-9a-zA-Z]+' <<<"$last" | tail -1 || true)
+  if ((rc == 0)); then
+    echo "fuzz: $t: ${execs:-?} executions, ${rate:-?} exec/s, ${cov:-cov: ?} ${ft:-ft: ?} ${corp:-corp: ?}, no crash"
+    continue
+  fi
+  repro=$(ls "$artifacts/$t-"* 2>/dev/null | head -1 || true)
+  echo "---- libFuzzer's report for $t (full log: $log)"
+  # From the first report line on (sanitizer, FUZZ_FAIL_IF, libFuzzer's
+  # own), else the end of the log.
+  from=$(grep -nE '^==[0-9]+==|^fuzz: |^(ERROR|SUMMARY): |ERROR: libFuzzer' "$log" | head -1 | cut -d: -f1)
+  if [[ -n $from ]]; then tail -n +"$from" "$log" | head -80; else tail -40 "$log"; fi
+  echo "----"
+  echo "fuzz: $t FAILED (exit $rc) after ${execs:-?} executions; reproducer: ${repro:-none written}" \
+    "(in $artifacts/; replay: $build/tests/fuzz/fuzz_$t ${repro:-FILE})"
+  failed+=("$t")
+done
+echo "fuzz: stage took $(($(date +%s) - start)) s (build $((built - start)) s)"
+if ((${#failed[@]})); then
+  echo "fuzz: FAILED: ${failed[*]}"
+  exit 1
+fi

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint16_t queue_size = static_cast<uint16_t>(1u << (data[0] % 9));  // 1..256
   uint64_t ring = 0x10000;
   // The descriptor table, avail ring and used ring, back to back.
-  const uint64_t desc = ring, avail = ring + 16ull * queue_size, used = (avail + 6 + 2ull * queue_size + 3) & ~3ull;
+  const uint64_t desc = ring, avail = ring + 16ull * queue_size,
+                 used = (avail + 6 + 2ull * queue_size + 3) & ~3ull;
   std::memset(m.HostAddress(ring, 0x10000), 0, 0x10000);
   const size_t n = std::min<size_t>(size - 1, 0x8000);
   std::memcpy(m.HostAddress(ring, n), data + 1, n);

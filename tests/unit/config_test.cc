@@ -128,8 +128,29 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"UnknownOption", {"-bogus", "-kernel", "k"}, "-bogus"},
                       BadCase{"FlagWithValue", {"--nographic=1", "-kernel", "k"}, "-nographic"},
                       BadCase{"StrayArgument", {"stray", "-kernel", "k"}, "unexpected argument 'stray'"},
+                      // Found by fuzz_cmdline: user text with a newline made a two-line
+                      // error; it is escaped now.
+                      BadCase{"StrayArgumentNewline", {"a\nb", "-kernel", "k"}, "unexpected argument 'a\\nb'"},
+                      BadCase{"UnknownOptionNewline", {"-x\n", "-kernel", "k"}, "-x\\n", "unknown option"},
+                      BadCase{"MemoryNewline", {"-m", "1\n", "-kernel", "k"}, "-m", "'1\\n'"},
+                      BadCase{"SmpNewline", {"-smp", "two\n", "-kernel", "k"}, "-smp", "'two\\n'"},
+                      BadCase{"CpuModelNewline", {"-cpu", "a\nb", "-kernel", "k"}, "-cpu", "'a\\nb'"},
+                      BadCase{"CpuFeatureNewline", {"-cpu", "host,-a\nb", "-kernel", "k"}, "-cpu", "'a\\nb'"},
+                      BadCase{"SerialNewline", {"-serial", "a\nb", "-kernel", "k"}, "-serial", "'a\\nb'"},
+                      BadCase{"EntryNewline", {"-entry", "a\nb", "-kernel", "k"}, "-entry", "'a\\nb'"},
+                      BadCase{"AccelNewline", {"-accel", "k\nvm", "-kernel", "k"}, "-accel", "'k\\nvm'"},
+                      BadCase{"AccelKeyNewline", {"-accel", "kvm,a\nb=1", "-kernel", "k"}, "-accel", "'a\\nb'"},
                       BadCase{"UnknownDevice", {"-device", "nosuch,id=x", "-kernel", "k"}, "-device"},
                       BadCase{"UnknownObject", {"-object", "nosuch,id=x", "-kernel", "k"}, "-object"},
+                      // Found by fuzz_cmdline: an -object id was only checked for its first
+                      // letter and went into messages raw (a newline made them two lines).
+                      // Object ids follow the -device rule now.
+                      BadCase{"ObjectIdNewline", {"-object", "iommufd,id=a\nb,hot=1", "-kernel", "k"},
+                              "-object iommufd", "id='a\\nb' must start with a letter and use only"},
+                      BadCase{"ObjectIdBlank", {"-object", "iommufd,id=a b", "-kernel", "k"}, "-object iommufd",
+                              "id='a b' must start with a letter"},
+                      BadCase{"ObjectIdDigitFirst", {"-object", "iommufd,id=0a", "-kernel", "k"}, "-object iommufd",
+                              "id='0a' must start with a letter"},
                       BadCase{"InitrdWithEntry", {"-kernel", "k", "-entry", "long", "-initrd", "r"}, "-initrd"},
                       // Usage errors come before "-kernel is required".
                       BadCase{"UnknownDeviceWithoutKernel", {"-device", "foo"}, "-device", "unknown device 'foo'"},

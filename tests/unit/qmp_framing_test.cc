@@ -1,6 +1,8 @@
 #include "vmm/qmp_framing.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 
 #include <string>
 #include <vector>
@@ -70,6 +72,49 @@ TEST(QmpFramer, OversizedMessageBreaksTheStream) {
   frames.clear();
   EXPECT_TRUE(exact.Feed("{\"a\":\"12\"}", frames));
   EXPECT_EQ(frames.size(), 1u);
+}
+
+// The server's fd routing (QmpFdRouter), as fuzz_qmp drives it.
+std::vector<UniqueFd> Eventfds(int n, std::vector<int>& numbers) {
+  std::vector<UniqueFd> out;
+  for (int i = 0; i < n; ++i) {
+    out.emplace_back(eventfd(0, EFD_CLOEXEC));
+    numbers.push_back(out.back().get());
+  }
+  return out;
+}
+bool IsOpen(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+TEST(QmpFdRouter, FdsGoToTheFirstAndLastMessageOfARead) {
+  QmpFdRouter router(4);
+  std::vector<int> early, late;
+  // A read that completes no message: its fds wait.
+  EXPECT_TRUE(router.Route(0, Eventfds(2, early)).empty());
+  EXPECT_EQ(router.pending(), 2u);
+  // A read completing three: the waiting fds to the first, its own to the last.
+  std::vector<std::vector<UniqueFd>> fds = router.Route(3, Eventfds(1, late));
+  ASSERT_EQ(fds.size(), 3u);
+  ASSERT_EQ(fds[0].size(), 2u);
+  EXPECT_EQ(fds[0][0].get(), early[0]);
+  EXPECT_EQ(fds[0][1].get(), early[1]);
+  EXPECT_TRUE(fds[1].empty());
+  ASSERT_EQ(fds[2].size(), 1u);
+  EXPECT_EQ(fds[2][0].get(), late[0]);
+  EXPECT_EQ(router.pending(), 0u);
+}
+
+TEST(QmpFdRouter, FdsOverTheCapAreClosedAndTheRestCloseWithTheRouter) {
+  std::vector<int> numbers;
+  {
+    QmpFdRouter router(2);
+    router.Route(0, Eventfds(3, numbers));
+    EXPECT_EQ(router.pending(), 2u);
+    EXPECT_TRUE(IsOpen(numbers[0]));
+    EXPECT_TRUE(IsOpen(numbers[1]));
+    EXPECT_FALSE(IsOpen(numbers[2])) << "the fd over the cap is still open";
+  }
+  EXPECT_FALSE(IsOpen(numbers[0]));
+  EXPECT_FALSE(IsOpen(numbers[1]));
 }
 
 }  // namespace
