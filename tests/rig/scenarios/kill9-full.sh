@@ -16,6 +16,7 @@
 # rig: stall=90
 # rig: timeout=7200
 # rig: expect=kill9.count,kill9.1.*,kill9.120.*
+# rig: expect=stop.term_run.during,stop.quit_run.during,stop.term_hotplug.during,stop.quit_hotplug.during
 # rig: expect=stop.term_run.exit,stop.term_run.line,stop.term_run.clean
 # rig: expect=stop.quit_run.exit,stop.quit_run.clean
 # rig: expect=stop.term_hotplug.exit,stop.term_hotplug.line,stop.term_hotplug.clean
