@@ -5,7 +5,7 @@
 # the aimed phase every two kills:
 #   map      -m $MAP_MEM (1G): killed once the pinned pages have grown by a
 #            random fraction of guest RAM (mapping into the IOAS/container)
-#   setup    -m 32M: killed a random 0..R ms after guest RAM was pinned
+#   setup    -m 64M: killed a random 0..R ms after guest RAM was pinned
 #            (the rest of device set-up: BARs, interrupts, memslots, ACPI,
 #            vCPU creation); R adapts so kills land before the vCPU starts
 #   dma      L2 (200M) runs edu-test in a loop (MMIO, MSI, DMA into and out
@@ -184,18 +184,20 @@ sample() {
   SAMPLE="pins +$SAMPLE_PINS, vCPU threads $SAMPLE_VCPUS, /dev/iommu+/dev/vfio fds $SAMPLE_FDS, alive $SAMPLE_ALIVE"
 }
 
-# setup_phase RAM_PAGES: the set-up phase from the sample: vCPUs running ->
-# other; pins between none and RAM -> map; else setup. /proc/vmstat lags the
-# per-CPU counts by a few dozen pages: 128 pages short of RAM count as all.
+# setup_phase RAM_PAGES: the set-up phase from the sample: vCPUs running (or
+# passage gone) -> other; pins between none and RAM -> map; else setup.
+# /proc/vmstat lags the per-CPU counts by a few dozen pages: 128 pages short
+# of RAM count as all.
 setup_phase() {
-  if [ "$SAMPLE_VCPUS" -gt 0 ]; then echo other
+  if [ "$SAMPLE_VCPUS" -gt 0 ] || [ "$SAMPLE_ALIVE" = no ]; then echo other
   elif [ "$SAMPLE_PINS" -gt 0 ] && [ "$SAMPLE_PINS" -lt $(($1 - 128)) ]; then echo map
   else echo setup
   fi
 }
 
 SETUP_R=300
-SETUP_MEM=32M
+# The L2 kernel needs 53M to unpack (passage refuses less, exit 1).
+SETUP_MEM=64M
 SETUP_PAGES=$(mem_pages $SETUP_MEM)
 HOT_R=400
 HOT_N=0
