@@ -13,8 +13,6 @@ namespace {
 
 const std::string kPassage = PASSAGE_BINARY_DIR "/vmm/passage";
 
-void PrintTo(const BadInput& in, std::ostream* os) { *os << in.name; }
-
 class BadInputRun : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(BadInputRun, OneLineNamingItAndNonZeroExit) {

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,9 @@ inline const std::vector<BadInput>& BadInputs() {
   };
   return *kInputs;
 }
+
+// gtest would print the parameter as raw bytes.
+inline void PrintTo(const BadInput& in, std::ostream* os) { *os << in.name; }
 
 struct BadInputResult {
   std::vector<std::string> stderr_lines;

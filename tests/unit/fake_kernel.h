@@ -310,7 +310,7 @@ class FakeKernel : public Sys {
   int Ioctl(int fd, unsigned long request, void* arg) override {
     auto it = fds_.find(fd);
     if (it == fds_.end()) return Fail(EBADF);
-    if (int err = faults.Check(IoctlName(request))) return Fail(err);
+    if (int err = faults.Check(IoctlName(it->second, request))) return Fail(err);
     switch (it->second) {
       case Kind::kIommufd: return IommufdIoctl(fd, request, arg);
       case Kind::kContainer: return ContainerIoctl(request, arg);
@@ -325,10 +325,18 @@ class FakeKernel : public Sys {
 
  private:
   // The macro's name for the requests the fake serves.
-  static std::string IoctlName(unsigned long request) {
-    switch (request) {
+  // VFIO reuses numbers across fd kinds (VFIO_IOMMU_MAP_DMA on a container
+  // is VFIO_DEVICE_PCI_HOT_RESET on a device), so the kind decides.
+  static std::string IoctlName(Kind kind, unsigned long request) {
 #define PASSAGE_FAKE_IOCTL(r) \
   case r: return #r;
+    if (kind == Kind::kContainer) {
+      switch (request) {
+        PASSAGE_FAKE_IOCTL(VFIO_IOMMU_GET_INFO)
+        PASSAGE_FAKE_IOCTL(VFIO_IOMMU_MAP_DMA)
+      }
+    }
+    switch (request) {
       PASSAGE_FAKE_IOCTL(IOMMU_GET_HW_INFO)
       PASSAGE_FAKE_IOCTL(IOMMU_HWPT_ALLOC)
       PASSAGE_FAKE_IOCTL(IOMMU_IOAS_ALLOC)
@@ -340,8 +348,6 @@ class FakeKernel : public Sys {
       PASSAGE_FAKE_IOCTL(VFIO_GET_API_VERSION)
       PASSAGE_FAKE_IOCTL(VFIO_CHECK_EXTENSION)
       PASSAGE_FAKE_IOCTL(VFIO_SET_IOMMU)
-      PASSAGE_FAKE_IOCTL(VFIO_IOMMU_GET_INFO)
-      PASSAGE_FAKE_IOCTL(VFIO_IOMMU_MAP_DMA)
       PASSAGE_FAKE_IOCTL(VFIO_IOMMU_UNMAP_DMA)
       PASSAGE_FAKE_IOCTL(VFIO_GROUP_GET_STATUS)
       PASSAGE_FAKE_IOCTL(VFIO_GROUP_SET_CONTAINER)

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "tests/unit/fake_device_memory.h"
 #include "tests/unit/fake_interrupt_controller.h"
@@ -125,8 +126,8 @@ class Machine {
   // so it is not counted here; Empty() checks it went at teardown.
   std::string Held() {
     std::string out;
-    for (const std::string& line : absl::StrSplit(kernel_.Describe(), '\n', absl::SkipEmpty())) {
-      if (line.find(" kvm-vfio") == std::string::npos || line.rfind("fd ", 0) != 0) {
+    for (absl::string_view line : absl::StrSplit(kernel_.Describe(), '\n', absl::SkipEmpty())) {
+      if (!absl::StartsWith(line, "fd ") || !absl::EndsWith(line, " kvm-vfio")) {
         absl::StrAppend(&out, line, "\n");
       }
     }
