@@ -135,8 +135,9 @@ class FakeKernel : public Sys {
     uint32_t flags;
   };
   std::map<uint32_t, Hwpt> hwpts;
-  // iova -> length. Spaces are kept apart by offsetting the key: the
-  // container and the first IOAS use the IOVA itself, IOAS n adds (n-1)<<48.
+  // iova -> length. Spaces are kept apart by offsetting the key: the first
+  // IOAS uses the IOVA itself, IOAS n adds (n-1)<<48, the legacy container
+  // 0xffff<<48 (a VM may have both).
   std::map<uint64_t, uint64_t> mapped;
   bool iommu_set = false;
   int group_container = -1;  // the container fd while any group is in it
@@ -412,8 +413,8 @@ class FakeKernel : public Sys {
   bool MappingHits(uint32_t space, const std::vector<IovaRange>& regions) const {
     for (const IovaRange& r : regions) {
       for (auto& [key, len] : mapped) {
-        if (space != 0 && (key >> 48) != (space <= 1 ? 0 : space - 1)) continue;
-        const uint64_t iova = space <= 1 ? key : key - (uint64_t{space - 1} << 48);
+        if ((key >> 48) != SpaceTag(space)) continue;
+        const uint64_t iova = key & ((uint64_t{1} << 48) - 1);
         if (iova <= r.last && r.start <= iova + len - 1) return true;
       }
     }
@@ -425,9 +426,8 @@ class FakeKernel : public Sys {
     }
     return false;
   }
-  static uint64_t Key(uint32_t space, uint64_t iova) {
-    return space <= 1 ? iova : iova + (uint64_t{space - 1} << 48);
-  }
+  static uint64_t SpaceTag(uint32_t space) { return space == 0 ? 0xffff : space - 1; }
+  static uint64_t Key(uint32_t space, uint64_t iova) { return iova + (SpaceTag(space) << 48); }
   int AddMapping(uint32_t space, uint64_t iova, uint64_t len) {
     if (len == 0 || iova % 4096 || len % 4096) return Fail(EINVAL);
     if (!Allowed(space, iova, len)) return Fail(EINVAL);
@@ -632,7 +632,7 @@ class FakeKernel : public Sys {
         if (groups_in_container.empty()) {  // the IOMMU and its mappings go
           group_container = -1;
           iommu_set = false;
-          mapped.clear();
+          std::erase_if(mapped, [](auto& m) { return (m.first >> 48) == SpaceTag(0); });
         }
         return 0;
     }
