@@ -53,8 +53,12 @@ absl::StatusOr<std::unique_ptr<PciPlatform>> PciPlatform::Create(const VmConfig&
 absl::Status PciPlatform::AddDevice(const DeviceConfig& config, const PciAddress& address) {
   absl::StatusOr<std::shared_ptr<PciDevice>> device =
       CreateDevice(config, {deps_.memory, deps_.irq, deps_.passthrough, deps_.fds});
-  if (!device.ok()) return device.status();
+  if (!device.ok()) {
+    if (deps_.passthrough != nullptr) deps_.passthrough->ReleaseUnused();  // a container made for it
+    return device.status();
+  }
   if (absl::Status s = bus_->Add(address, std::move(*device)); !s.ok()) {
+    if (deps_.passthrough != nullptr) deps_.passthrough->ReleaseUnused();
     return absl::Status(s.code(), absl::StrCat("-device ", s.message()));
   }
   absl::MutexLock lock(&records_mu_);

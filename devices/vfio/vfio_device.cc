@@ -12,6 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "iommu/vfio_info.h"
@@ -215,7 +216,11 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
   dev->iommufd_ = &iommufd;  // from here the destructor detaches
   // The device's reserved regions show in the IOAS only now: RAM mapped
   // before must not sit in them.
-  if (absl::Status s = iommufd.CheckMappingsAfterAttach(o.id); !s.ok()) return s;
+  if (absl::Status s = iommufd.CheckMappingsAfterAttach(o.id); !s.ok()) {
+    // A refusal names the device already; a failed query names only the object.
+    if (absl::StrContains(s.message(), o.id)) return s;
+    return absl::Status(s.code(), absl::StrCat(o.id, ": ", s.message()));
+  }
   if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
   // Last: the device is complete when it takes the live PASIDs.
   if (o.pasid_space != nullptr) {

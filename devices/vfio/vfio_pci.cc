@@ -199,7 +199,9 @@ absl::StatusOr<std::shared_ptr<VfioPciDevice>> VfioPciDevice::Create(
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": only type 0 (endpoint) functions can be passed through"));
   }
+  // VFIO answers for the INTx index (count 0: none); an error is one.
   absl::StatusOr<VfioIrqInfo> intx = device->IrqInfo(VFIO_PCI_INTX_IRQ_INDEX);
+  if (!intx.ok()) return intx.status();
   PciIds ids;
   ids.vendor = Get16(config, PCI_VENDOR_ID);
   ids.device = Get16(config, PCI_DEVICE_ID);
@@ -325,8 +327,10 @@ absl::StatusOr<MsiVectorSource*> VfioPciDevice::AddInterruptCapability(
 
 absl::Status VfioPciDevice::SetUpBars(const std::vector<uint8_t>& config) {
   for (int i = 0; i < kNumBars; ++i) {
+    // VFIO answers for every BAR index (size 0: none); an error is one.
     absl::StatusOr<VfioRegionInfo> region = device_->RegionInfo(static_cast<uint32_t>(i));
-    if (!region.ok() || region->size == 0) continue;
+    if (!region.ok()) return region.status();
+    if (region->size == 0) continue;
     const uint32_t raw = Get32(config, PCI_BASE_ADDRESS_0 + 4 * static_cast<uint32_t>(i));
     PciBarSpec spec;
     const bool io = raw & PCI_BASE_ADDRESS_SPACE_IO;
@@ -375,7 +379,8 @@ absl::Status VfioPciDevice::SetUpBars(const std::vector<uint8_t>& config) {
 
 absl::Status VfioPciDevice::SetUpRom() {
   absl::StatusOr<VfioRegionInfo> region = device_->RegionInfo(VFIO_PCI_ROM_REGION_INDEX);
-  if (!region.ok() || region->size == 0) return absl::OkStatus();  // no ROM
+  if (!region.ok()) return region.status();  // VFIO answers for the index; size 0 is none
+  if (region->size == 0) return absl::OkStatus();  // no ROM
   if (region->size > kMaxRomSize) {
     std::fprintf(stderr, "passage: %s: expansion ROM of 0x%llx bytes is larger than 0x%llx; hidden\n",
                  name().c_str(), static_cast<unsigned long long>(region->size),

@@ -14,12 +14,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "devices/irq.h"
+#include "tests/unit/fault_plan.h"
 
 namespace passage::testing {
 
 class FakeInterruptController : public InterruptController {
  public:
+  // When set, fails the Nth "gsi_alloc", "msi_route" or "irqfd".
+  FaultPlan* faults = nullptr;
+
   absl::StatusOr<uint32_t> AllocateGsi() override {
+    if (int err = Injected("gsi_alloc")) return absl::ErrnoToStatus(err, "KVM_SET_GSI_ROUTING");
     const uint32_t gsi = next_gsi_++;
     allocated.insert(gsi);
     return gsi;
@@ -30,11 +35,13 @@ class FakeInterruptController : public InterruptController {
   }
   absl::Status SetMsiRoute(uint32_t gsi, const MsiMessage& message) override {
     if (!allocated.count(gsi)) return absl::NotFoundError(absl::StrCat("gsi ", gsi));
+    if (int err = Injected("msi_route")) return absl::ErrnoToStatus(err, "KVM_SET_GSI_ROUTING");
     routes[gsi] = message;
     return absl::OkStatus();
   }
   absl::Status AttachIrqfd(uint32_t gsi, int eventfd, int resample_fd) override {
     if (irqfds.count(eventfd)) return absl::AlreadyExistsError("irqfd attached twice");
+    if (int err = Injected("irqfd")) return absl::ErrnoToStatus(err, "KVM_IRQFD");
     irqfds[eventfd] = {gsi, resample_fd};
     return absl::OkStatus();
   }
@@ -89,6 +96,7 @@ class FakeInterruptController : public InterruptController {
   std::map<uint32_t, bool> levels;
 
  private:
+  int Injected(const char* call) { return faults == nullptr ? 0 : faults->Check(call); }
   uint32_t next_gsi_ = 24;
   absl::Mutex fatal_mu_;
   std::vector<std::string> fatal_ ABSL_GUARDED_BY(fatal_mu_);

@@ -1,7 +1,8 @@
 // A fake kernel behind passage::Sys: just enough of iommufd (/dev/iommu) and
 // the legacy VFIO container/group uAPI to test iommu/ without privileges.
 // It checks arguments the way the kernel does and keeps track of open fds,
-// so tests can assert nothing leaked.
+// mappings (pinned pages) and mmaps, so tests can assert nothing leaked;
+// `faults` fails the Nth call of a kind (tests/unit/fault_plan.h).
 #ifndef PASSAGE_TESTS_UNIT_FAKE_KERNEL_H_
 #define PASSAGE_TESTS_UNIT_FAKE_KERNEL_H_
 
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <sys/mman.h>
 
@@ -22,6 +24,7 @@
 
 #include "iommu/dma_space.h"
 #include "iommu/sys.h"
+#include "tests/unit/fault_plan.h"
 
 namespace passage::testing {
 
@@ -112,7 +115,12 @@ class FakeKernel : public Sys {
   bool map_file_supported = true;
   std::vector<IovaRange> allowed = {{0, ~0ull}};
   bool group_viable = true;
-  int fail_map_at = -1;  // fail the Nth map ioctl (0-based) with ENOMEM
+  // Fails the Nth call of a kind: "open_iommu", "open_container",
+  // "open_group", "open_cdev", an ioctl by its macro's name
+  // ("IOMMU_IOAS_MAP_FILE", "VFIO_DEVICE_SET_IRQS", "KVM_CREATE_DEVICE"),
+  // "pread_config", "pread_rom", "pwrite_config", "pwrite_bar", "mmap_bar",
+  // "readlink", "listdir", "readfile". Close and munmap never fail.
+  FaultPlan faults;
   // Whether ATTACH refuses a device whose reserved regions overlap a mapping
   // (the kernel does, with EADDRINUSE); off to test passage's own check.
   bool attach_checks_reserved = true;
@@ -127,8 +135,9 @@ class FakeKernel : public Sys {
     uint32_t flags;
   };
   std::map<uint32_t, Hwpt> hwpts;
-  // iova -> length. Spaces are kept apart by offsetting the key: the
-  // container and the first IOAS use the IOVA itself, IOAS n adds (n-1)<<48.
+  // iova -> length. Spaces are kept apart by offsetting the key: the first
+  // IOAS uses the IOVA itself, IOAS n adds (n-1)<<48, the legacy container
+  // 0xffff<<48 (a VM may have both).
   std::map<uint64_t, uint64_t> mapped;
   bool iommu_set = false;
   int group_container = -1;  // the container fd while any group is in it
@@ -146,11 +155,45 @@ class FakeKernel : public Sys {
     return fd;
   }
   size_t open_fds() const { return fds_.size(); }
+  // Pages pinned by IOMMU mappings (the kernel pins what it maps).
+  uint64_t pinned_pages() const {
+    uint64_t pages = 0;
+    for (auto& [iova, len] : mapped) pages += len / 4096;
+    return pages;
+  }
+  size_t live_mmaps() const { return mmaps_.size(); }
+  // What the fake holds now, one item per line: fds by kind, IOASes, HWPTs,
+  // mappings, devices bound or attached, KVM-VFIO files, the container's
+  // state and mmaps. Equal snapshots: nothing was left behind.
+  std::string Describe() const {
+    std::string out;
+    static const char* const kKinds[] = {"iommufd", "container", "group", "vfio-device", "kvm-vm", "kvm-vfio", "other"};
+    for (auto& [fd, kind] : fds_) out += "fd " + std::to_string(fd) + " " + kKinds[static_cast<int>(kind)] + "\n";
+    for (uint32_t id : ioas_) out += "ioas " + std::to_string(id) + "\n";
+    for (auto& [id, h] : hwpts) out += "hwpt " + std::to_string(id) + " on ioas " + std::to_string(h.ioas) + "\n";
+    for (auto& [iova, len] : mapped) out += "mapping " + std::to_string(iova) + "+" + std::to_string(len) + "\n";
+    for (FakeVfioPci* d : AllDevices()) {
+      if (d->bound_iommufd >= 0) out += "device " + std::to_string(d->devid) + " bound\n";
+      if (d->attached_pt != 0) out += "device " + std::to_string(d->devid) + " attached to " + std::to_string(d->attached_pt) + "\n";
+      if (!d->irq_eventfds.empty()) out += "device " + std::to_string(d->devid) + " has irq eventfds\n";
+    }
+    for (int f : kvm_vfio_files) out += "kvm-vfio file " + std::to_string(f) + "\n";
+    for (int g : groups_in_container) out += "group " + std::to_string(g) + " in the container\n";
+    if (iommu_set) out += "container iommu set\n";
+    if (!mmaps_.empty()) out += std::to_string(mmaps_.size()) + " mmaps\n";
+    return out;
+  }
   bool is_open(int fd) const { return fds_.count(fd) != 0; }
 
   int Open(const char* path, int) override {
     opened_paths.emplace_back(path);
     const std::string p(path);
+    const char* kind = cdevs.count(p) || p.rfind("/dev/vfio/devices/", 0) == 0 ? "open_cdev"
+                       : p == "/dev/iommu"                                     ? "open_iommu"
+                       : p == "/dev/vfio/vfio"                                 ? "open_container"
+                       : p.rfind("/dev/vfio/", 0) == 0                         ? "open_group"
+                                                                               : "open";
+    if (int err = faults.Check(kind)) return Fail(err);
     if (busy.count(p)) return Fail(EBUSY);
     if (auto c = cdevs.find(p); c != cdevs.end()) {
       const int fd = AddFd(Kind::kVfioDevice);
@@ -187,6 +230,11 @@ class FakeKernel : public Sys {
     if (d == nullptr) return Fail(EBADF);
     const uint64_t index = static_cast<uint64_t>(offset) >> FakeVfioPci::kRegionShift;
     const uint64_t off = static_cast<uint64_t>(offset) & ((1ull << FakeVfioPci::kRegionShift) - 1);
+    if (int err = faults.Check(index == VFIO_PCI_CONFIG_REGION_INDEX ? "pread_config"
+                               : index == VFIO_PCI_ROM_REGION_INDEX  ? "pread_rom"
+                                                                     : "pread_bar")) {
+      return Fail(err);
+    }
     if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
       if (off + count > d->config.size()) return Fail(EINVAL);
       std::memcpy(buf, d->config.data() + off, count);
@@ -205,6 +253,12 @@ class FakeKernel : public Sys {
   ssize_t Pwrite(int fd, const void* buf, size_t count, off_t offset) override {
     FakeVfioPci* d = Device(fd);
     if (d == nullptr) return Fail(EBADF);
+    if (int err = faults.Check(static_cast<uint64_t>(offset) >> FakeVfioPci::kRegionShift ==
+                                       VFIO_PCI_CONFIG_REGION_INDEX
+                                   ? "pwrite_config"
+                                   : "pwrite_bar")) {
+      return Fail(err);
+    }
     const auto* p = static_cast<const uint8_t*>(buf);
     d->writes.push_back({static_cast<uint64_t>(offset), std::vector<uint8_t>(p, p + count)});
     const uint64_t index = static_cast<uint64_t>(offset) >> FakeVfioPci::kRegionShift;
@@ -220,20 +274,32 @@ class FakeKernel : public Sys {
       errno = EBADF;
       return MAP_FAILED;
     }
-    return ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (int err = faults.Check("mmap_bar")) {
+      errno = err;
+      return MAP_FAILED;
+    }
+    void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) mmaps_[p] = length;
+    return p;
   }
-  int Munmap(void* addr, size_t length) override { return ::munmap(addr, length); }
+  int Munmap(void* addr, size_t length) override {
+    mmaps_.erase(addr);
+    return ::munmap(addr, length);
+  }
   absl::StatusOr<std::string> ReadLink(const std::string& path) override {
+    if (int err = faults.Check("readlink")) return absl::ErrnoToStatus(err, "readlink " + path);
     auto it = links.find(path);
     if (it == links.end()) return absl::NotFoundError(path);
     return it->second;
   }
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    if (int err = faults.Check("listdir")) return absl::ErrnoToStatus(err, "opendir " + path);
     auto it = dirs.find(path);
     if (it == dirs.end()) return absl::NotFoundError(path);
     return it->second;
   }
   absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    if (int err = faults.Check("readfile")) return absl::ErrnoToStatus(err, "read " + path);
     auto it = files.find(path);
     if (it == files.end()) return absl::NotFoundError(path);
     return it->second;
@@ -245,6 +311,7 @@ class FakeKernel : public Sys {
   int Ioctl(int fd, unsigned long request, void* arg) override {
     auto it = fds_.find(fd);
     if (it == fds_.end()) return Fail(EBADF);
+    if (int err = faults.Check(IoctlName(it->second, request))) return Fail(err);
     switch (it->second) {
       case Kind::kIommufd: return IommufdIoctl(fd, request, arg);
       case Kind::kContainer: return ContainerIoctl(request, arg);
@@ -258,6 +325,53 @@ class FakeKernel : public Sys {
   }
 
  private:
+  // The macro's name for the requests the fake serves.
+  // VFIO reuses numbers across fd kinds (VFIO_IOMMU_MAP_DMA on a container
+  // is VFIO_DEVICE_PCI_HOT_RESET on a device), so the kind decides.
+  static std::string IoctlName(Kind kind, unsigned long request) {
+#define PASSAGE_FAKE_IOCTL(r) \
+  case r: return #r;
+    if (kind == Kind::kContainer) {
+      switch (request) {
+        PASSAGE_FAKE_IOCTL(VFIO_IOMMU_GET_INFO)
+        PASSAGE_FAKE_IOCTL(VFIO_IOMMU_MAP_DMA)
+      }
+    }
+    switch (request) {
+      PASSAGE_FAKE_IOCTL(IOMMU_GET_HW_INFO)
+      PASSAGE_FAKE_IOCTL(IOMMU_HWPT_ALLOC)
+      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_ALLOC)
+      PASSAGE_FAKE_IOCTL(IOMMU_DESTROY)
+      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_IOVA_RANGES)
+      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_MAP)
+      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_MAP_FILE)
+      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_UNMAP)
+      PASSAGE_FAKE_IOCTL(VFIO_GET_API_VERSION)
+      PASSAGE_FAKE_IOCTL(VFIO_CHECK_EXTENSION)
+      PASSAGE_FAKE_IOCTL(VFIO_SET_IOMMU)
+      PASSAGE_FAKE_IOCTL(VFIO_IOMMU_UNMAP_DMA)
+      PASSAGE_FAKE_IOCTL(VFIO_GROUP_GET_STATUS)
+      PASSAGE_FAKE_IOCTL(VFIO_GROUP_SET_CONTAINER)
+      PASSAGE_FAKE_IOCTL(VFIO_GROUP_UNSET_CONTAINER)
+      PASSAGE_FAKE_IOCTL(VFIO_GROUP_GET_DEVICE_FD)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_BIND_IOMMUFD)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_ATTACH_IOMMUFD_PT)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_DETACH_IOMMUFD_PT)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_INFO)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_REGION_INFO)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_IRQ_INFO)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_SET_IRQS)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_RESET)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO)
+      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_PCI_HOT_RESET)
+      PASSAGE_FAKE_IOCTL(KVM_CREATE_DEVICE)
+      PASSAGE_FAKE_IOCTL(KVM_SET_DEVICE_ATTR)
+#undef PASSAGE_FAKE_IOCTL
+    }
+    char hex[32];
+    std::snprintf(hex, sizeof(hex), "ioctl_%#lx", request);
+    return hex;
+  }
   static int Fail(int err) {
     errno = err;
     return -1;
@@ -299,8 +413,8 @@ class FakeKernel : public Sys {
   bool MappingHits(uint32_t space, const std::vector<IovaRange>& regions) const {
     for (const IovaRange& r : regions) {
       for (auto& [key, len] : mapped) {
-        if (space != 0 && (key >> 48) != (space <= 1 ? 0 : space - 1)) continue;
-        const uint64_t iova = space <= 1 ? key : key - (uint64_t{space - 1} << 48);
+        if ((key >> 48) != SpaceTag(space)) continue;
+        const uint64_t iova = key & ((uint64_t{1} << 48) - 1);
         if (iova <= r.last && r.start <= iova + len - 1) return true;
       }
     }
@@ -312,14 +426,12 @@ class FakeKernel : public Sys {
     }
     return false;
   }
-  static uint64_t Key(uint32_t space, uint64_t iova) {
-    return space <= 1 ? iova : iova + (uint64_t{space - 1} << 48);
-  }
+  static uint64_t SpaceTag(uint32_t space) { return space == 0 ? 0xffff : space - 1; }
+  static uint64_t Key(uint32_t space, uint64_t iova) { return iova + (SpaceTag(space) << 48); }
   int AddMapping(uint32_t space, uint64_t iova, uint64_t len) {
     if (len == 0 || iova % 4096 || len % 4096) return Fail(EINVAL);
     if (!Allowed(space, iova, len)) return Fail(EINVAL);
     iova = Key(space, iova);
-    if (fail_map_at >= 0 && map_calls + map_file_calls == fail_map_at + 1) return Fail(ENOMEM);
     for (auto& [a, l] : mapped) {
       if (iova < a + l && a < iova + len) return Fail(EEXIST);
     }
@@ -520,7 +632,7 @@ class FakeKernel : public Sys {
         if (groups_in_container.empty()) {  // the IOMMU and its mappings go
           group_container = -1;
           iommu_set = false;
-          mapped.clear();
+          std::erase_if(mapped, [](auto& m) { return (m.first >> 48) == SpaceTag(0); });
         }
         return 0;
     }
@@ -755,6 +867,7 @@ class FakeKernel : public Sys {
     return Fail(ENXIO);
   }
 
+  std::map<void*, size_t> mmaps_;  // live MmapShared mappings
   std::map<int, FakeVfioPci*> device_of_;
   std::map<int, int> group_of_;  // group fd -> group id
   int next_fd_ = 100;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "tests/unit/fake_device_memory.h"
 #include "tests/unit/fake_interrupt_controller.h"
 #include "tests/unit/fake_kernel.h"
 #include "tests/unit/pci_ports.h"
@@ -27,30 +28,9 @@ namespace passage {
 namespace {
 
 using testing::FakeInterruptController;
+using testing::FakeMapper;
 using testing::FakeKernel;
 using testing::FakeVfioPci;
-
-class FakeMapper : public DeviceMemoryMapper {
- public:
-  absl::StatusOr<uint32_t> Map(uint64_t gpa, uint64_t size, void*) override {
-    absl::MutexLock lock(&mu);
-    if (fail) return absl::ResourceExhaustedError("no memslot left");
-    maps[next] = {gpa, size};
-    return next++;
-  }
-  void Unmap(uint32_t handle) override {
-    absl::MutexLock lock(&mu);
-    maps.erase(handle);
-  }
-  size_t size() {
-    absl::MutexLock lock(&mu);
-    return maps.size();
-  }
-  absl::Mutex mu;
-  bool fail = false;
-  std::map<uint32_t, std::pair<uint64_t, uint64_t>> maps;
-  uint32_t next = 0;
-};
 
 class FakeSignaller : public HotplugSignaller {
  public:

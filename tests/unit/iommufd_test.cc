@@ -95,7 +95,7 @@ TEST_F(IommufdTest, RamInAReservedRangeNamesTheRange) {
 }
 
 TEST_F(IommufdTest, FailedMapDuringReplayLeavesNothingMapped) {
-  kernel_.fail_map_at = 1;  // the high RAM region fails
+  kernel_.faults.FailNth("IOMMU_IOAS_MAP_FILE", 1, ENOMEM);  // the high RAM region fails
   auto mem = GuestMemory::Create({4 * kGiB, false});
   ASSERT_TRUE(mem.ok());
   auto iommufd = Iommufd::Create({"iommufd0"}, &kernel_);
