@@ -234,6 +234,12 @@ int main(int argc, char** argv) {
   cmd |= 0x6;
   pwrite(d.fd, &cmd, 2, (off_t)(d.cfg + 4));
 
+  // edu has no reset (passage says so at start): a run stopped between its
+  // raise and its acknowledge leaves status bits that would spoil the exact
+  // check below. Acknowledge them first, and say so in the detail.
+  uint32_t stale = rd32(&d, 0x24);
+  if (stale != 0) wr32(&d, 0x64, stale);
+
   int efd = eventfd(0, EFD_CLOEXEC);
   char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
   struct vfio_irq_set* set = (struct vfio_irq_set*)buf;
@@ -250,7 +256,8 @@ int main(int argc, char** argv) {
     int got = wait_fd(efd, 5000);
     uint32_t status = rd32(&d, 0x24);
     wr32(&d, 0x64, status);  // acknowledge
-    result("msi", got > 0 && status == 0x5a, "eventfd count %d, irq status 0x%x", got, status);
+    result("msi", got > 0 && status == 0x5a, "eventfd count %d, irq status 0x%x (stale status acknowledged first: 0x%x)",
+           got, status, stale);
     if (rtt > 0) irq_rtt(&d, efd, rtt);
   }
 
