@@ -67,6 +67,25 @@ std::string ExitName(uint32_t reason, uint64_t addr) {
 
 }  // namespace
 
+std::string InternalErrorText(const decltype(kvm_run::internal)& internal) {
+  const char* what = "unknown";
+  switch (internal.suberror) {
+    case KVM_INTERNAL_ERROR_EMULATION: what = "instruction emulation failed"; break;
+    case KVM_INTERNAL_ERROR_SIMUL_EX: what = "an exception while delivering an exception"; break;
+    case KVM_INTERNAL_ERROR_DELIVERY_EV: what = "an exit during event delivery"; break;
+    case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: what = "an unexpected exit reason"; break;
+  }
+  std::string text = absl::StrCat("suberror ", internal.suberror, " (", what, ")");
+  // KVM fills at most the 16 words the struct holds; ndata beyond is bogus.
+  const uint32_t n = std::min<uint32_t>(internal.ndata, sizeof(internal.data) / sizeof(internal.data[0]));
+  if (n > 0) {
+    std::vector<std::string> words;
+    for (uint32_t i = 0; i < n; ++i) words.push_back(absl::StrFormat("0x%x", internal.data[i]));
+    absl::StrAppend(&text, ", data ", absl::StrJoin(words, " "));
+  }
+  return text;
+}
+
 sigset_t VmSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -419,8 +438,7 @@ bool Vcpu::HandleExit(const VcpuContext& context) {
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
       context.stop({StopRequest::Reason::kError, 0,
-                    absl::StrCat("vCPU ", index_, ": KVM internal error, suberror ",
-                                 run_->internal.suberror)});
+                    absl::StrCat("vCPU ", index_, ": KVM internal error, ", InternalErrorText(run_->internal))});
       return false;
     default:
       context.stop({StopRequest::Reason::kError, 0,

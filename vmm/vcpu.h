@@ -103,6 +103,11 @@ std::string FormatVcpuState(int index, const VcpuState& state);
 // show up too; it is a hint, not an unwinder.
 std::vector<uint64_t> KernelTextWords(std::span<const uint8_t> stack, size_t max);
 
+// KVM_EXIT_INTERNAL_ERROR as one line: the suberror with its meaning and the
+// data words KVM gave (for suberror 3, a failed event delivery: the
+// vectoring info, the exit reason, ...), as QEMU prints them.
+std::string InternalErrorText(const decltype(kvm_run::internal)& internal);
+
 class Vcpu {
  public:
   static absl::StatusOr<std::unique_ptr<Vcpu>> Create(const Kvm& kvm, int vm_fd, int index);

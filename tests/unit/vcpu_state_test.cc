@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <linux/kvm.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -95,6 +96,24 @@ TEST(VcpuStateTest, StackWordsEndTheLine) {
   EXPECT_EQ(line.substr(line.size() - tail.size()), tail) << line;
   state.stack = std::vector<uint64_t>{};
   EXPECT_NE(FormatVcpuState(0, state).find(" stack=[]"), std::string::npos);  // read, nothing found
+}
+
+TEST(InternalErrorTextTest, NamesTheSuberrorAndPrintsTheData) {
+  decltype(kvm_run::internal) internal{};
+  internal.suberror = KVM_INTERNAL_ERROR_DELIVERY_EV;
+  internal.ndata = 2;
+  internal.data[0] = 0x80000b0e;
+  internal.data[1] = 0x400;
+  EXPECT_EQ(InternalErrorText(internal), "suberror 3 (an exit during event delivery), data 0x80000b0e 0x400");
+}
+
+TEST(InternalErrorTextTest, ABogusCountIsCappedAndAnUnknownSuberrorSaidSo) {
+  decltype(kvm_run::internal) internal{};
+  internal.suberror = 77;
+  internal.ndata = 1000;
+  const std::string text = InternalErrorText(internal);
+  EXPECT_TRUE(text.starts_with("suberror 77 (unknown), data 0x0")) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), 'x'), 16) << text;  // 16 words, no more
 }
 
 }  // namespace
