@@ -25,20 +25,7 @@ LINES=${FLOOD_LINES:-2000}
 RUNS=${FLOOD_RUNS:-3}
 DEADLINE=300
 
-# The flood image: the L2 image with a scenario that writes $LINES lines of
-# 100 bytes to the console (init's stdout, /dev/console = ttyS0), then a
-# result; the L1 side counts the lines that arrived.
-mkdir -p /tmp/flood/rig
-cat > /tmp/flood/rig/scenario.sh <<L2
-i=0
-while [ \$i -lt $LINES ]; do
-  echo "flood \$i ................................................................................."
-  i=\$((i + 1))
-done
-result flood.written true "$LINES lines of about 100 bytes written to the console"
-L2
-cp /rig/l2/initramfs.cpio.gz /tmp/flood.img
-cpio_append /tmp/flood.img /tmp/flood rig
+flood_image $LINES
 
 # flood TAG ARGS...: one bounded run; at DEADLINE - 20 s a SIGUSR1 state dump.
 flood() {

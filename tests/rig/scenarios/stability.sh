@@ -30,16 +30,7 @@ LINES=${FLOOD_LINES:-800}
 boot big1 512M -object iommufd,id=io0 -device vfio-pci,host=$EDU,iommufd=io0,id=edu0
 
 # 2. The console flood: LINES lines of about 100 bytes, edu by the container.
-mkdir -p /tmp/flood/rig
-cat > /tmp/flood/rig/scenario.sh <<L2
-i=0
-while [ \$i -lt $LINES ]; do
-  echo "flood \$i ................................................................................."
-  i=\$((i + 1))
-done
-L2
-cp /rig/l2/initramfs.cpio.gz /tmp/flood.img
-cpio_append /tmp/flood.img /tmp/flood rig
+flood_image $LINES
 RIG_BOUNDED_HOOK="l2_diag_quiet flood" bounded 300 passage -cpu $CPU -m 200M -smp 1 -kernel $K -initrd /tmp/flood.img \
   -append "$APPEND rig.cpus=1 rig.mem=200M" -serial file:/tmp/flood.serial \
   -device vfio-pci,host=$EDU,id=edu0 > /tmp/flood.out 2> /tmp/flood.err

@@ -141,6 +141,24 @@ chmod +x /tmp/l2x/rig/scenario.sh
 cp /rig/l2/initramfs.cpio.gz /tmp/l2.img
 cpio_append /tmp/l2.img /tmp/l2x rig usr
 
+# flood_image LINES: /tmp/flood.img, the L2 image with a scenario that
+# writes LINES lines of about 100 bytes to the console (init's stdout,
+# /dev/console = ttyS0: one port write and exit per byte), then a result;
+# the L1 side counts the lines that arrived (console-flood.sh, stability.sh).
+flood_image() {
+  mkdir -p /tmp/flood/rig
+  cat > /tmp/flood/rig/scenario.sh <<L2
+i=0
+while [ \$i -lt $1 ]; do
+  echo "flood \$i ................................................................................."
+  i=\$((i + 1))
+done
+result flood.written true "$1 lines of about 100 bytes written to the console"
+L2
+  cp /rig/l2/initramfs.cpio.gz /tmp/flood.img
+  cpio_append /tmp/flood.img /tmp/flood rig
+}
+
 show_log() {
   tr -d '\r' < "$2" | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e "s/^/$1| /" | tail -n 80
 }
