@@ -48,10 +48,15 @@ L2
 cat >> /tmp/bvm/rig/scenario.sh <<'L2'
 i=0
 while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-# dd_run ARGS: "BYTES SECONDS" from busybox dd's summary line
-# ("16777216 bytes (16.0MB) copied, 0.812 seconds, 19.7MB/s").
+# dd_run ARGS: "BYTES SECONDS", timed by L2's /proc/uptime (10 ms ticks):
+# Debian's busybox dd prints only its "N+0 records" lines, no byte count or
+# time. Nothing when dd fails or copies short.
 dd_run() {
-  dd "$@" bs=1M count=$mib 2>&1 | sed -n 's/^\([0-9]*\) bytes .* copied, \([0-9.]*\) seconds.*/\1 \2/p'
+  _t0=$(cut -d' ' -f1 /proc/uptime)
+  dd "$@" bs=1M count=$mib 2> /tmp/dd.err || { sed 's/^/dd: /' /tmp/dd.err >&2; return; }
+  _t1=$(cut -d' ' -f1 /proc/uptime)
+  grep -q "^$mib+0 records out" /tmp/dd.err || { sed 's/^/dd: /' /tmp/dd.err >&2; return; }
+  echo "$((mib * 1048576)) $(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.2f", b - a }')"
 }
 if [ -b /dev/nvme0n1 ]; then
   set -- $(dd_run if=/dev/zero of=/dev/nvme0n1 oflag=direct) $(dd_run if=/dev/nvme0n1 of=/dev/null iflag=direct)
