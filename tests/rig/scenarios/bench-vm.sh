@@ -27,7 +27,7 @@
 # rig: mem=4G smp=2
 # rig: stall=90
 # rig: timeout=2400
-# rig: expect=vm.*.exit,vm.*.meter,vm.*.l2.bench.dd,vm.*.l2.edu.irq_rtt,vm.*.done
+# rig: expect=vm.*.exit,vm.*.meter,vm.*.bench.dd,vm.*.l2.edu.irq_rtt,vm.*.done
 
 . /rig/lib.sh
 . /rig/bench-vm.sh
