@@ -14,14 +14,23 @@ namespace passage {
 
 EventLoop::EventLoop()
     : epoll_(epoll_create1(EPOLL_CLOEXEC)), wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (!epoll_.valid() || !wake_.valid()) {
-    std::perror("passage: event loop");
+  // A failure is kept for the owner to report (start_status()), never
+  // printed here: the run's one error line is the owner's.
+  if (!epoll_.valid()) {
+    start_status_ = ErrnoError("event loop: epoll_create1");
+    return;
+  }
+  if (!wake_.valid()) {
+    start_status_ = ErrnoError("event loop: eventfd");
     return;
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = wake_.get();
-  epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev) != 0) {
+    start_status_ = ErrnoError("event loop: epoll_ctl ADD");
+    return;
+  }
   thread_ = std::thread([this] { Run(); });
 }
 

@@ -35,6 +35,8 @@ class EventLoop {
   // After Remove returns, `fd`'s callback is not running and will not run.
   void Remove(int fd) ABSL_LOCKS_EXCLUDED(mu_);
   bool running() const { return thread_.joinable(); }
+  // Why the loop did not start (epoll or eventfd refused); OK when running.
+  const absl::Status& start_status() const { return start_status_; }
 
  private:
   void Run();
@@ -47,6 +49,7 @@ class EventLoop {
   // waits on idle_ until it is not the fd being removed.
   int running_fd_ ABSL_GUARDED_BY(mu_) = -1;
   absl::CondVar idle_;
+  absl::Status start_status_;
   std::thread thread_;
 };
 

@@ -4,6 +4,8 @@
 #include <map>
 #include <optional>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -46,7 +48,11 @@ absl::Status SetSmp(absl::string_view value, VmConfig& c) {
   for (absl::string_view part : absl::StrSplit(value, ',')) {
     absl::string_view v = part;
     if (absl::ConsumePrefix(&v, "cpus=") || part == value || part.find('=') == part.npos) {
-      if (!absl::SimpleAtoi(v, &cpus)) {
+      // Digits only: absl::SimpleAtoi alone would take " 2", "+2" and "2\n".
+      const bool digits = !v.empty() && absl::c_all_of(v, [](char ch) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(ch));
+      });
+      if (!digits || !absl::SimpleAtoi(v, &cpus)) {
         return Bad("-smp", absl::StrCat("invalid CPU count '", absl::CEscape(v), "'"));
       }
     } else {

@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   vm->vm_fd_.reset(Ioctl(vm->kvm_.fd(), KVM_CREATE_VM, 0ul));
   if (!vm->vm_fd_.valid()) return ErrnoError("KVM_CREATE_VM");
   vm->loop_ = std::make_unique<EventLoop>();
+  if (!vm->loop_->start_status().ok()) return vm->loop_->start_status();
   vm->qmp_ = std::move(qmp);
   vm->sandbox_ = config.sandbox;
   vm->sandbox_open_ = config.sandbox && SandboxAllowsOpen(config);

@@ -135,6 +135,12 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
   } else {
     if (absl::Status s = CheckBoundToVfioPci(sys, o.id, o.sysfs_path); !s.ok()) return s;
     absl::StatusOr<std::vector<std::string>> cdevs = sys->ListDir(o.sysfs_path + "/vfio-dev");
+    // Only a missing directory means no cdev; anything else (EMFILE, EACCES)
+    // is said as it is.
+    if (!cdevs.ok() && !absl::IsNotFound(cdevs.status())) {
+      return absl::Status(cdevs.status().code(),
+                          absl::StrCat(o.id, ": ", cdevs.status().message()));
+    }
     if (!cdevs.ok() || cdevs->empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           o.id, ": ", Basename(o.sysfs_path),

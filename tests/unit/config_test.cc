@@ -134,6 +134,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"UnknownOptionNewline", {"-x\n", "-kernel", "k"}, "-x\\n", "unknown option"},
                       BadCase{"MemoryNewline", {"-m", "1\n", "-kernel", "k"}, "-m", "'1\\n'"},
                       BadCase{"SmpNewline", {"-smp", "two\n", "-kernel", "k"}, "-smp", "'two\\n'"},
+                      BadCase{"SmpTrailingNewline", {"-smp", "2\n", "-kernel", "k"}, "-smp", "'2\\n'"},
+                      BadCase{"SmpPlus", {"-smp", "+2", "-kernel", "k"}, "-smp"},
                       BadCase{"CpuModelNewline", {"-cpu", "a\nb", "-kernel", "k"}, "-cpu", "'a\\nb'"},
                       BadCase{"CpuFeatureNewline", {"-cpu", "host,-a\nb", "-kernel", "k"}, "-cpu", "'a\\nb'"},
                       BadCase{"SerialNewline", {"-serial", "a\nb", "-kernel", "k"}, "-serial", "'a\\nb'"},

@@ -111,6 +111,19 @@ TEST_F(VfioDeviceTest, DeviceBoundToAnotherDriver) {
   EXPECT_EQ(kernel_.open_fds(), 1u);
 }
 
+// Found in the rig (faults-real.sh, RLIMIT_NOFILE sweep): an opendir of
+// vfio-dev/ that failed with EMFILE was reported as "no VFIO cdev".
+TEST_F(VfioDeviceTest, CdevLookupFailureIsNotCalledAMissingCdev) {
+  kernel_.faults.FailNth("listdir", 0, EMFILE);
+  auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_EQ(msg.find("no VFIO cdev"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("vfio-dev"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::strerror(EMFILE)), std::string::npos) << msg;
+  EXPECT_EQ(kernel_.open_fds(), 1u);
+}
+
 TEST_F(VfioDeviceTest, DeviceInUse) {
   kernel_.busy.insert("/dev/vfio/devices/vfio0");
   auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &kernel_);
