@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -100,6 +102,8 @@ absl::Status QmpServer::Start(EventLoop& loop, ControlTarget& target) {
   target_ = &target;
   out_epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!out_epoll_.valid()) return ErrnoError("QMP: epoll_create1");
+  spare_.reset(eventfd(0, EFD_CLOEXEC));
+  if (!spare_.valid()) return ErrnoError("QMP: eventfd (the spare fd)");
   if (absl::Status s = loop.Add(out_epoll_.get(), [this] { OnWritable(); }); !s.ok()) return s;
   for (auto& l : listeners_) {
     Listener* listener = l.get();
@@ -111,6 +115,19 @@ absl::Status QmpServer::Start(EventLoop& loop, ControlTarget& target) {
 void QmpServer::Accept(Listener& listener) {
   for (int i = 0; i < 16 && !closing_.load(); ++i) {
     UniqueFd fd(accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid() && (errno == EMFILE || errno == ENFILE) && spare_.valid()) {
+      // Out of fds: take the connection with the spare one and close it (the
+      // client sees the connection end), then hold a spare again.
+      const int err = errno;
+      spare_.reset();
+      UniqueFd(accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      spare_.reset(eventfd(0, EFD_CLOEXEC));
+      if (refused_for_fds_++ % 100 == 0) {
+        std::fprintf(stderr, "passage: %s: a QMP connection closed unanswered: %s (%d so far)\n",
+                     listener.label.c_str(), std::strerror(err), refused_for_fds_);
+      }
+      continue;
+    }
     if (!fd.valid()) return;  // EAGAIN, or the client gave up
     if (listener.clients >= options_.max_clients) continue;  // closed: too many on this monitor
     auto c = std::make_unique<Client>();

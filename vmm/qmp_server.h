@@ -105,6 +105,11 @@ class QmpServer : public EventSink {
   Client* Find(int fd) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
+  // One fd held back (an eventfd) so that a connection can still be taken
+  // off a listener and closed when passage is out of fds: otherwise the
+  // listener stays readable and the loop spins on a failing accept.
+  UniqueFd spare_;
+  int refused_for_fds_ = 0;  // loop thread: connections closed that way
   std::vector<std::unique_ptr<Listener>> listeners_;
   EventLoop* loop_ = nullptr;
   ControlTarget* target_ = nullptr;

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -156,6 +158,50 @@ TEST_F(QmpServerTest, GreetingNegotiationAndSocketMode) {
   EXPECT_TRUE(greeting["QMP"]["version"]["qemu"].contains("major"));
   EXPECT_EQ(c.Command("query-status")["error"]["class"], "CommandNotFound");
   EXPECT_EQ(c.Command("qmp_capabilities", nullptr), json({{"return", json::object()}}));
+  EXPECT_EQ(c.Command("query-status")["return"]["status"], "running");
+}
+
+// Found while writing the rig's hotplug RLIMIT_NOFILE sweep: with no fd free,
+// accept failed, the listener stayed readable and the loop spun. Now the
+// connection is taken with a spare fd and closed, and the loop goes idle.
+TEST_F(QmpServerTest, OutOfFdsClosesTheConnectionAndTheLoopDoesNotSpin) {
+  Start();
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(s, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+  // Every fd from here on is refused: the limit is the lowest free fd.
+  const int lowest = dup(0);
+  ASSERT_GE(lowest, 0);
+  close(lowest);
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(lowest);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  const int connected = connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  pollfd p{s, POLLIN, 0};
+  const int ready = poll(&p, 1, 2000);
+  char byte = 0;
+  const ssize_t got = ready == 1 ? recv(s, &byte, 1, MSG_DONTWAIT) : -2;
+  // Then the process's CPU time over 300 ms: a spinning loop takes ~all of it.
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  absl::SleepFor(absl::Milliseconds(300));
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  close(s);
+  EXPECT_EQ(connected, 0);
+  EXPECT_EQ(ready, 1) << "no answer within 2 s (the connection sat in the backlog)";
+  EXPECT_EQ(got, 0) << "want EOF: closed unanswered";
+  const auto us = [](const rusage& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000L + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+  };
+  EXPECT_LT(us(after) - us(before), 150000) << "the loop spins";
+  // With fds again, the monitor answers as before.
+  Client c(path_);
+  ASSERT_TRUE(c.Negotiate());
   EXPECT_EQ(c.Command("query-status")["return"]["status"], "running");
 }
 
