@@ -89,7 +89,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   vm->sandbox_ = config.sandbox;
   vm->sandbox_open_ = config.sandbox && SandboxAllowsOpen(config);
   vm->stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!vm->stop_event_.valid()) return ErrnoError("eventfd");
+  if (!vm->stop_event_.valid()) return ErrnoError("eventfd for the VM's stop signal");
 
   if (Ioctl(vm->vm_fd(), KVM_SET_IDENTITY_MAP_ADDR, &kIdentityMapAddr) != 0 &&
       vm->kvm_.CheckExtension(KVM_CAP_SET_IDENTITY_MAP_ADDR)) {

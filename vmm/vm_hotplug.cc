@@ -36,7 +36,10 @@ absl::StatusOr<std::unique_ptr<HotplugController>> HotplugController::Create(Dep
   std::unique_ptr<HotplugController> h(new HotplugController(std::move(deps)));
   absl::StatusOr<std::unique_ptr<LoopEventfd>> event =
       LoopEventfd::Create(*h->deps_.loop, [raw = h.get()] { raw->ProcessEjects(); });
-  if (!event.ok()) return event.status();
+  if (!event.ok()) {
+    return absl::Status(event.status().code(),
+                        absl::StrCat("hotplug eject signal: ", event.status().message()));
+  }
   h->eject_event_ = std::move(*event);
   return h;
 }
