@@ -231,7 +231,11 @@ void PciDevice::UpdateDecoding() {
       if (s.ok()) {
         bar.mapped = true;
         bar.mapped_at = address;
-      } else {
+      } else if (absl::IsOutOfRange(s) || absl::IsAlreadyExists(s)) {
+        // The guest's doing (PciBarDecoder::Map: outside the windows, or
+        // overlapping). A host failure (a memslot) is not: the caller that
+        // placed the BAR reports it (PciBus::Add), or the BAR stays
+        // undecoded until the guest moves it again.
         ReportGuestError(name_, "bar-placement",
                          absl::StrCat(i == kRomBar ? "expansion ROM" : absl::StrCat("BAR", i),
                                       " placed at 0x", absl::Hex(address), "+0x", absl::Hex(spec.size),

@@ -10,18 +10,21 @@
 # L1 judges each from outside passage:
 #   TAG.hostile.alive      passage is running when L2 reports its attacks done
 #   TAG.guest_error.KIND   passage's stderr accounts for every attack it can
-#                          see: printed lines plus "N similar messages
-#                          suppressed (KIND)" >= the count hostile reports
+#                          see, once: printed lines plus "N similar messages
+#                          suppressed (KIND)" = the count hostile reports
 #                          (HOSTILE-COUNTS), for msix_table, msix_pba,
-#                          config_hidden and bar_placement
+#                          config_hidden and bar_placement (so a well-behaved
+#                          guest's own accesses, booting and in the normal
+#                          checks, logged nothing)
 #   TAG.guest_error.rate   the rate limit holds: fewer guest-error lines than
 #                          attacks passage saw, and at most 11 lines (a
 #                          burst of 10 plus one "suppressed" line) per 5 s
 #                          for each of at most 8 device+kind pairs over the
 #                          run's length
-#   TAG.dmar               L1's IOMMU faulted edu's DMA above guest RAM (new
-#                          "DMAR: ... fault addr <hostile's address>" lines in
-#                          L1's dmesg); passage never sees that DMA
+#   TAG.dmar               L1's IOMMU faulted edu's DMA above guest RAM: new
+#                          "DMAR: [DMA Read ...] ... fault addr <hostile's
+#                          address>" and "[DMA Write ...]" lines in L1's
+#                          dmesg during this run; passage never sees that DMA
 #   TAG.teardown.*, TAG.reuse.*  as every passthrough run (lib/passthrough.sh)
 # rig: bind=1234:11e8,1b36:0010
 # rig: l2=yes
@@ -96,8 +99,8 @@ L2
 cp /tmp/l2.img /tmp/hostile.img
 cpio_append /tmp/hostile.img /tmp/hx rig usr
 
-# dmar_faults ADDR: L1's DMAR fault lines for ADDR so far.
-dmar_faults() { dmesg | grep -c "DMAR:.*fault addr $1 "; }
+# dmar_since N ADDR: L1's DMAR fault lines for ADDR after the first N.
+dmar_since() { dmesg | grep 'DMAR:.*fault addr' | tail -n +$(($1 + 1)) | grep "fault addr $2 "; }
 
 # hostile_watch TAG (in the background): when L2 prints HOSTILE-COUNTS,
 # whether passage is alive and how many guest-error lines it has written.
@@ -155,17 +158,19 @@ hostile_boot() {
     got=$(seen "$tag" "$2" "$3")
     total=$((total + got)) attacks=$((attacks + ${want:-0}))
     name=$(echo "$3" | tr '-' '_')
-    result "$tag.guest_error.$name" "$([ -n "$want" ] && [ "$want" -gt 0 ] && [ "$got" -ge "$want" ]; echo $?)" \
+    result "$tag.guest_error.$name" "$([ -n "$want" ] && [ "$want" -gt 0 ] && [ "$got" = "$want" ]; echo $?)" \
       "L2 made ${want:-?} such attacks; passage logged or counted $got ($3): $(grep -m 2 -- "$2" "/tmp/$tag.err" | tr '\n' ' ')"
   done
   lines=$(grep -c '^passage: guest error: ' "/tmp/$tag.err")
   bound=$(( 11 * 8 * (secs / 5 + 1) ))
   result "$tag.guest_error.rate" "$([ "$attacks" -gt 0 ] && [ "$lines" -lt "$attacks" ] && [ "$lines" -le "$bound" ]; echo $?)" \
     "$lines guest-error lines for $total detections of $attacks attacks passage can see, in a ${secs} s run (bound: 11 per 5 s for 8 device+kind pairs = $bound)"
+  # Both directions: edu read from the address (RAM -> device), then wrote
+  # to it; each is a fault of its own.
   addr=$(count_of "$tag" dma_addr)
-  faults=$( [ -n "$addr" ] && dmar_faults "$addr")
-  result "$tag.dmar" "$([ -n "$addr" ] && [ "${faults:-0}" -ge 1 ]; echo $?)" \
-    "L1 DMAR faults for edu's DMA at ${addr:-?}: ${faults:-0} (DMAR fault lines before this run: $faults0); $(dmesg | grep "DMAR:.*fault addr ${addr:-none} " | tail -n 2 | tr '\n' ' ')"
+  new=$([ -n "$addr" ] && dmar_since "$faults0" "$addr")
+  result "$tag.dmar" "$(echo "$new" | grep -q 'DMA Read' && echo "$new" | grep -q 'DMA Write'; echo $?)" \
+    "L1 DMAR faults for edu's DMA at ${addr:-?} during this run (after $faults0 earlier fault lines): $(echo "$new" | grep -c .); $(echo "$new" | tail -n 2 | tr '\n' ' ')"
 }
 
 hostile_boot hostile.iommufd -object iommufd,id=io0 \
