@@ -122,6 +122,9 @@ class HostileTarget : public PciDevice {
   uint32_t msi_cap = 0;
 };
 
+constexpr PciWindows kWindows{{0xc000, 0x4000}, {0xc0000000, 0x20000000},
+                              {0x100000000, 0x10000000}};
+
 class DetectionTest : public GuestErrorCapture {
  protected:
   DetectionTest() : dev_(irq_), table_(dev_.msix), mapper_(kWindows, pio_, mmio_, nullptr) {}
@@ -139,8 +142,6 @@ class DetectionTest : public GuestErrorCapture {
     return v;
   }
 
-  static constexpr PciWindows kWindows{{0xc000, 0x4000}, {0xc0000000, 0x20000000},
-                                       {0x100000000, 0x10000000}};
   testing::FakeInterruptController irq_;
   HostileTarget dev_;
   MsixBarHandler table_;
@@ -259,6 +260,35 @@ TEST_F(DetectionTest, MsiAskingForMoreVectorsThanOfferedIsClampedAndLogged) {
   dev_.ConfigWrite(dev_.msi_cap + PCI_MSI_DATA_64, 2, 0x41);
   EXPECT_EQ(Count("hostile-test", "msi"), 1u);
   EXPECT_TRUE(dev_.msi.enabled());
+}
+
+// A BAR the host fails to map (a memslot) is not the guest's doing: no
+// guest-error line (PciBus::Add reports it, as one line of its own).
+class FailingMemory : public DeviceMemoryMapper {
+ public:
+  absl::StatusOr<uint32_t> Map(uint64_t, uint64_t, void*) override {
+    return absl::InternalError("KVM_SET_USER_MEMORY_REGION: injected");
+  }
+  void Unmap(uint32_t) override {}
+};
+
+TEST_F(GuestErrorCapture, AHostFailureToMapABarIsNotAGuestError) {
+  FailingMemory memory;
+  IoBus pio("pio"), mmio("mmio");
+  PciBarMapper mapper(kWindows, pio, mmio, &memory);
+  PciDevice dev("host-fail", {.vendor = 0x1234, .device = 2});
+  static uint8_t page[4096];
+  PciBarSpec bar;
+  bar.kind = PciBarKind::kMem32;
+  bar.size = 0x1000;
+  bar.mmaps.push_back({0, 0x1000, page});
+  ASSERT_TRUE(dev.DeclareBar(0, bar).ok());
+  dev.SetBarAddress(0, 0xc0000000);
+  dev.EnableDecoding(false, true);
+  ASSERT_TRUE(dev.Attach(&mapper, {}).ok());
+  EXPECT_FALSE(dev.BarMapped(0));
+  EXPECT_TRUE(lines_.empty()) << lines_[0];
+  dev.Detach();
 }
 
 }  // namespace
