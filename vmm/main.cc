@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include <vector>
 
+#include "devices/guest_error.h"
 #include "vmm/boot_report.h"
 #include "vmm/config.h"
 #include "vmm/proc_self.h"
@@ -107,6 +108,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const int rc = RunVm(cl->config, std::move(*fds));
+  // Guest errors the rate limit held back in its last window.
+  passage::GuestErrorLog::Global().Flush();
   // Everything the VM held is released by now; say what is left.
   if (cl->config.report_resources) ReportResources();
   return rc;

@@ -3,6 +3,7 @@
 #include <linux/pci_regs.h>
 
 #include "absl/strings/str_cat.h"
+#include "devices/guest_error.h"
 
 namespace passage {
 
@@ -33,13 +34,19 @@ void MsiCapability::BeforeRead(PciConfigSpace& config) {
   config.Set32(cap_offset_ + PCI_MSI_PENDING_64, pending_);
 }
 
-void MsiCapability::AfterWrite(PciConfigSpace& config, uint32_t, uint32_t) {
+void MsiCapability::AfterWrite(PciConfigSpace& config, uint32_t offset, uint32_t size) {
   const uint32_t o = cap_offset_;
   const uint16_t control = config.Get16(o + PCI_MSI_FLAGS);
   absl::MutexLock lock(&mu_);
   enabled_ = control & PCI_MSI_FLAGS_ENABLE;
   // Software may not enable more than the device asked for; clamp if it does.
-  const uint8_t log2 = std::min<uint8_t>((control & PCI_MSI_FLAGS_QSIZE) >> 4, log2_vectors_);
+  const uint8_t asked = static_cast<uint8_t>((control & PCI_MSI_FLAGS_QSIZE) >> 4);
+  const uint8_t log2 = std::min<uint8_t>(asked, log2_vectors_);
+  if (asked > log2_vectors_ && offset < o + PCI_MSI_FLAGS + 2 && o + PCI_MSI_FLAGS < offset + size) {
+    ReportGuestError(owner_, "msi",
+                     absl::StrCat("MSI multiple message enable asks for ", 1u << asked,
+                                  " vectors, the function has ", 1u << log2_vectors_, "; clamped"));
+  }
   count_ = static_cast<uint16_t>(1u << log2);
   message_.address = config.Get32(o + PCI_MSI_ADDRESS_LO) |
                      (uint64_t{config.Get32(o + PCI_MSI_ADDRESS_HI)} << 32);

@@ -3,14 +3,34 @@
 #include <linux/pci_regs.h>
 
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "devices/guest_error.h"
 
 namespace passage {
 namespace {
 
 bool AlignedDwordOrQword(uint64_t offset, size_t size) {
   return (size == 4 || size == 8) && offset % size == 0;
+}
+
+// Why an access of `size` bytes at `offset` into a structure of `limit`
+// bytes is refused, or empty when it is well formed. An offset past the
+// start (a wrapped subtraction: the access began before the structure)
+// is shown signed.
+std::string BadAccess(uint64_t offset, size_t size, uint64_t limit) {
+  if (offset >= limit || size > limit - offset) {
+    const int64_t signed_offset = static_cast<int64_t>(offset);
+    return absl::StrCat(size, "-byte access at ", signed_offset < 0 ? "-0x" : "0x",
+                        absl::Hex(signed_offset < 0 ? -static_cast<uint64_t>(signed_offset) : offset),
+                        " is outside its 0x", absl::Hex(limit), " bytes");
+  }
+  if (!AlignedDwordOrQword(offset, size)) {
+    return absl::StrCat(size, "-byte access at 0x", absl::Hex(offset),
+                        " is not an aligned dword or qword");
+  }
+  return "";
 }
 
 }  // namespace
@@ -110,8 +130,8 @@ void MsixCapability::WriteTableDword(uint32_t index, uint32_t value) {
 }
 
 void MsixCapability::TableRead(uint64_t offset, std::span<uint8_t> data) {
-  if (!AlignedDwordOrQword(offset, data.size()) || offset >= table_size() ||
-      data.size() > table_size() - offset) {
+  if (std::string bad = BadAccess(offset, data.size(), table_size()); !bad.empty()) {
+    ReportGuestError(owner_, "msix-table", absl::StrCat("MSI-X table read: ", bad, "; reads ones"));
     std::memset(data.data(), 0xff, data.size());
     return;
   }
@@ -123,8 +143,8 @@ void MsixCapability::TableRead(uint64_t offset, std::span<uint8_t> data) {
 }
 
 void MsixCapability::TableWrite(uint64_t offset, std::span<const uint8_t> data) {
-  if (!AlignedDwordOrQword(offset, data.size()) || offset >= table_size() ||
-      data.size() > table_size() - offset) {
+  if (std::string bad = BadAccess(offset, data.size(), table_size()); !bad.empty()) {
+    ReportGuestError(owner_, "msix-table", absl::StrCat("MSI-X table write: ", bad, "; ignored"));
     return;
   }
   absl::MutexLock lock(&mu_);
@@ -135,8 +155,8 @@ void MsixCapability::TableWrite(uint64_t offset, std::span<const uint8_t> data) 
 }
 
 void MsixCapability::PbaRead(uint64_t offset, std::span<uint8_t> data) {
-  if (!AlignedDwordOrQword(offset, data.size()) || offset >= pba_size() ||
-      data.size() > pba_size() - offset) {
+  if (std::string bad = BadAccess(offset, data.size(), pba_size()); !bad.empty()) {
+    ReportGuestError(owner_, "msix-pba", absl::StrCat("MSI-X PBA read: ", bad, "; reads ones"));
     std::memset(data.data(), 0xff, data.size());
     return;
   }
@@ -147,6 +167,12 @@ void MsixCapability::PbaRead(uint64_t offset, std::span<uint8_t> data) {
     if (vector < vectors_.size() && vectors_[vector].pending) bits |= 1ull << i;
   }
   StoreAccess(bits, data);
+}
+
+void MsixCapability::PbaWrite(uint64_t offset, std::span<const uint8_t> data) {
+  ReportGuestError(owner_, "msix-pba",
+                   absl::StrCat("MSI-X PBA write of ", data.size(), " bytes at 0x", absl::Hex(offset),
+                                ": the PBA is read-only; ignored"));
 }
 
 bool MsixCapability::enabled() const {
@@ -182,9 +208,11 @@ void MsixBarHandler::Read(uint64_t offset, std::span<uint8_t> data) {
 
 void MsixBarHandler::Write(uint64_t offset, std::span<const uint8_t> data) {
   const auto& l = msix_->layout();
-  // The PBA is read-only; writes to it and to the gaps are dropped.
+  // Writes to the gaps are dropped.
   if (offset >= l.table_offset && offset - l.table_offset < msix_->table_size()) {
     msix_->TableWrite(offset - l.table_offset, data);
+  } else if (offset >= l.pba_offset && offset - l.pba_offset < msix_->pba_size()) {
+    msix_->PbaWrite(offset - l.pba_offset, data);
   }
 }
 

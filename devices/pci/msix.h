@@ -54,9 +54,12 @@ class MsixCapability : public PciCapabilityHandler {
 
   // BAR side: offsets relative to the table / PBA. Only naturally aligned
   // dword and qword accesses inside them do anything; other reads see ones.
+  // Malformed accesses and any PBA write (it is read-only) are guest errors
+  // (devices/guest_error.h).
   void TableRead(uint64_t offset, std::span<uint8_t> data) ABSL_LOCKS_EXCLUDED(mu_);
   void TableWrite(uint64_t offset, std::span<const uint8_t> data) ABSL_LOCKS_EXCLUDED(mu_);
   void PbaRead(uint64_t offset, std::span<uint8_t> data) ABSL_LOCKS_EXCLUDED(mu_);
+  void PbaWrite(uint64_t offset, std::span<const uint8_t> data);
   uint64_t table_size() const { return uint64_t{layout_.vectors} * 16; }
   uint64_t pba_size() const { return (layout_.vectors + 63u) / 64 * 8; }
   const Layout& layout() const { return layout_; }

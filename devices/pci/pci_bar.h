@@ -38,7 +38,8 @@ struct PciBarSpec {
 
 // Makes BARs appear at guest addresses: I/O BARs on the port bus, memory
 // BARs on the MMIO bus (their mmaps as KVM memslots). Map() refuses ranges
-// outside the PCI windows and ranges that overlap anything already there.
+// outside the PCI windows (OutOfRange) and ranges that overlap anything
+// already there (AlreadyExists): the errors a guest's BAR placement causes.
 class PciBarDecoder {
  public:
   virtual ~PciBarDecoder() = default;

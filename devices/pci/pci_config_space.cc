@@ -103,6 +103,15 @@ absl::StatusOr<uint32_t> PciConfigSpace::AddExtendedCapability(uint16_t id, uint
   return offset;
 }
 
+bool PciConfigSpace::OutsideCapabilities(uint32_t offset, uint32_t size) const {
+  // Capabilities are laid out back to back from kFirstCapability and from
+  // kLegacySize: what was shown ends at next_cap_ and next_ext_cap_.
+  auto overlaps = [offset, size](uint32_t start, uint32_t end) {
+    return offset < end && start < offset + size;
+  };
+  return !overlaps(0, next_cap_) && !overlaps(kLegacySize, next_ext_cap_);
+}
+
 std::optional<uint32_t> PciConfigSpace::FindExtendedCapability(uint16_t id) const {
   for (uint32_t offset = kLegacySize, hops = 0; offset >= kLegacySize && hops < kMaxExtHops; ++hops) {
     const uint32_t header = Get32(offset);

@@ -47,6 +47,11 @@ class PciConfigSpace {
   absl::StatusOr<uint32_t> AddCapability(uint8_t id, uint32_t size);
   // Appends a PCIe extended capability (from 0x100).
   absl::StatusOr<uint32_t> AddExtendedCapability(uint16_t id, uint8_t version, uint32_t size);
+  // True when every byte of [offset, offset+size) lies outside the standard
+  // header and outside every capability laid out so far: space the guest was
+  // shown nothing in (a hidden capability of a passed-through function, or
+  // plain unimplemented space).
+  bool OutsideCapabilities(uint32_t offset, uint32_t size) const;
   // Offset of the first capability with `id`, walking the list as a guest would.
   std::optional<uint32_t> FindCapability(uint8_t id) const;
   // The same for the extended list at 0x100 (a header of 0 ends it).

@@ -3,6 +3,7 @@
 #include <linux/pci_regs.h>
 
 #include "absl/strings/str_cat.h"
+#include "devices/guest_error.h"
 
 namespace passage {
 namespace {
@@ -221,13 +222,25 @@ void PciDevice::UpdateDecoding() {
       decoder_->Unmap(spec, bar.mapped_at);
       bar.mapped = false;
     }
-    // An address the decoder refuses (outside the windows, overlapping
-    // something) leaves the BAR undecoded, as on a bus where nothing claims
-    // the range; the next write that moves it tries again.
-    if (enabled && !bar.mapped && address != 0 &&
-        decoder_->Map(spec, address, absl::StrCat(name_, " BAR", i)).ok()) {
-      bar.mapped = true;
-      bar.mapped_at = address;
+    // An address the decoder refuses (outside the windows: over RAM or a
+    // hole; overlapping another BAR or device) leaves the BAR undecoded, as
+    // on a bus where nothing claims the range (RAM and the BAR already
+    // there win, as in QEMU); the next write that moves it tries again.
+    if (enabled && !bar.mapped && address != 0) {
+      absl::Status s = decoder_->Map(spec, address, absl::StrCat(name_, " BAR", i));
+      if (s.ok()) {
+        bar.mapped = true;
+        bar.mapped_at = address;
+      } else if (absl::IsOutOfRange(s) || absl::IsAlreadyExists(s)) {
+        // The guest's doing (PciBarDecoder::Map: outside the windows, or
+        // overlapping). A host failure (a memslot) is not: the caller that
+        // placed the BAR reports it (PciBus::Add), or the BAR stays
+        // undecoded until the guest moves it again.
+        ReportGuestError(name_, "bar-placement",
+                         absl::StrCat(i == kRomBar ? "expansion ROM" : absl::StrCat("BAR", i),
+                                      " placed at 0x", absl::Hex(address), "+0x", absl::Hex(spec.size),
+                                      ", not decoded: ", s.message()));
+      }
     }
   }
 }
@@ -272,6 +285,15 @@ uint32_t PciDevice::ConfigRead(uint32_t offset, uint32_t size) {
 
 void PciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) {
   absl::MutexLock lock(&mu_);
+  if (config_.OutsideCapabilities(offset, size)) {
+    // Nothing the guest was shown lives here (for a passed-through function:
+    // maybe a capability passage hides); the write reaches no device.
+    ReportGuestError(name_, "config-hidden",
+                     absl::StrCat("config write of 0x", absl::Hex(value), " (", size,
+                                  " bytes) at 0x", absl::Hex(offset),
+                                  ", outside every capability shown; ignored"));
+    return;
+  }
   config_.Write(offset, size, value);
   if (Overlaps(offset, size, PCI_COMMAND, 2) ||
       Overlaps(offset, size, kBarOffset0, 4 * kNumBars) ||

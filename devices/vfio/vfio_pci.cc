@@ -87,7 +87,7 @@ class VfioPciDevice::BarHandler : public IoHandler {
     if (table_ && Overlaps(offset, data.size(), table_->offset, table_->size)) {
       msix_->TableWrite(offset - table_->offset, data);
     } else if (pba_ && Overlaps(offset, data.size(), pba_->offset, pba_->size)) {
-      // The PBA is read-only.
+      msix_->PbaWrite(offset - pba_->offset, data);
     } else {
       (void)device_->WriteRegion(region_, offset, data);  // out of range: dropped
     }

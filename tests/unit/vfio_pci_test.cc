@@ -11,6 +11,7 @@
 #include <chrono>
 #include <thread>
 
+#include "devices/guest_error.h"
 #include "tests/unit/fake_interrupt_controller.h"
 #include "tests/unit/fake_kernel.h"
 
@@ -406,6 +407,33 @@ TEST_F(VfioPciTest, GuestCannotReachOutsideTheTable) {
                                    {reinterpret_cast<uint8_t*>(&v), 4});  // misaligned
   EXPECT_EQ(v & 0xffffffff, 0xffffffffu);
   EXPECT_EQ(BarRead32(0, kMsixTableOffset + 12), PCI_MSIX_ENTRY_CTRL_MASKBIT);
+}
+
+// What a hostile guest does to the trapped MSI-X page (issue 15): each
+// malformed access is a guest error, none reaches the device, and the table
+// still works afterwards.
+TEST_F(VfioPciTest, HostileMsixAccessesAreLoggedAndChangeNothing) {
+  GuestErrorLog::Global().Reset();
+  std::vector<std::string> lines;
+  GuestErrorLog::Sink old =
+      GuestErrorLog::Global().SetSink([&lines](const std::string& l) { lines.push_back(l); });
+  EnableMsix();
+  uint64_t ones = ~0ull;
+  auto* bar = pci_->bar_spec(0)->handler.get();
+  bar->Write(kMsixTableOffset - 4, {reinterpret_cast<uint8_t*>(&ones), 8});  // straddles the start
+  bar->Write(kMsixTableOffset + 12, {reinterpret_cast<uint8_t*>(&ones), 1});  // a byte
+  bar->Write(kMsixTableOffset + kVectors * 16 - 4, {reinterpret_cast<uint8_t*>(&ones), 8});  // the end
+  for (int i = 0; i < 1000; ++i) bar->Write(kPbaOffset, {reinterpret_cast<uint8_t*>(&ones), 8});
+  GuestErrorLog::Global().SetSink(std::move(old));
+  EXPECT_EQ(GuestErrorLog::Global().count("vfio-pci id=nvme0", "msix-table"), 3u);
+  EXPECT_EQ(GuestErrorLog::Global().count("vfio-pci id=nvme0", "msix-pba"), 1000u);
+  EXPECT_LE(lines.size(), 2u * (GuestErrorLog::kBurst + 1));
+  GuestErrorLog::Global().Reset();
+  EXPECT_TRUE(dev_.writes.empty()) << "a hostile access reached the device";
+  EXPECT_EQ(BarRead32(0, kMsixTableOffset + 12), PCI_MSIX_ENTRY_CTRL_MASKBIT);
+  EXPECT_EQ(BarRead32(0, kPbaOffset), 0u);
+  ProgramMsix(1, {0xfee00000, 0x45});
+  EXPECT_EQ(BarRead32(0, kMsixTableOffset + 16 + 8), 0x45u);
 }
 
 TEST_F(VfioPciTest, AttachFailsWhenIntxCannotBeWired) {
