@@ -33,33 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void result(const char* name, int ok, const char* fmt, ...) {
-  char detail[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof(detail), fmt, ap);
-  va_end(ap);
-  for (char* p = detail; *p; ++p) {
-    if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
-  }
-  char line[768];
-  snprintf(line, sizeof(line), "RIG-RESULT {\"name\":\"l2.edu.%s\",\"ok\":%s,\"detail\":\"%s\"}\n",
-           name, ok ? "true" : "false", detail);
-  fputs(line, stdout);
-  fflush(stdout);
-  // The rig counts results through $RIG_RESULTS to notice lost lines.
-  const char* results = getenv("RIG_RESULTS");
-  if (results != NULL) {
-    FILE* f = fopen(results, "a");
-    if (f != NULL) {
-      fputs(line, f);
-      fclose(f);
-    }
-  }
-  if (!ok) ++failures;
-}
+#define RESULT_PREFIX "l2.edu."
+#include "rig_result.h"
 
 static int write_file(const char* path, const char* text) {
   int fd = open(path, O_WRONLY);

@@ -39,32 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void result(const char* name, int ok, const char* fmt, ...) {
-  char detail[768];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof(detail), fmt, ap);
-  va_end(ap);
-  for (char* p = detail; *p; ++p) {
-    if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
-  }
-  char line[1024];
-  snprintf(line, sizeof(line), "RIG-RESULT {\"name\":\"l2.hostile.%s\",\"ok\":%s,\"detail\":\"%s\"}\n",
-           name, ok ? "true" : "false", detail);
-  fputs(line, stdout);
-  fflush(stdout);
-  const char* results = getenv("RIG_RESULTS");
-  if (results != NULL) {
-    FILE* f = fopen(results, "a");
-    if (f != NULL) {
-      fputs(line, f);
-      fclose(f);
-    }
-  }
-  if (!ok) ++failures;
-}
+#define RESULT_PREFIX "l2.hostile."
+#include "rig_result.h"
 
 // One store of exactly `size` bytes (one instruction, so one MMIO exit).
 static void store(volatile void* p, int size, uint64_t v) {
