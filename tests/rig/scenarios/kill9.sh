@@ -81,17 +81,6 @@ rnd() { echo $(( $(od -An -N4 -tu4 /dev/urandom | tr -d ' ') % $1 )); }
 # ms_sleep MS
 ms_sleep() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
 
-# vcpus PID: passage's threads named "passage" besides the main one (the
-# event loop is "passage-loop"): the vCPU threads, started when set-up is over.
-vcpus() {
-  _v_n=0
-  for _v_t in /proc/$1/task/*; do
-    [ "${_v_t##*/}" = "$1" ] && continue
-    [ "$(cat "$_v_t/comm" 2> /dev/null)" = passage ] && _v_n=$((_v_n + 1))
-  done
-  echo $_v_n
-}
-
 # devfds PID: passage's open /dev/iommu and /dev/vfio/* files.
 devfds() { ls -l "/proc/$1/fd" 2> /dev/null | grep -cE -- '-> /dev/(iommu|vfio/)'; }
 

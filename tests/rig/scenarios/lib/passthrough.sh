@@ -270,6 +270,17 @@ pins_back() {
   echo "$(pinned) after $(( _pb_n / 5 )).$(( _pb_n % 5 * 2 )) s"
 }
 
+# vcpus PID: passage's threads named "passage" besides the main one (the
+# event loop is "passage-loop"): the vCPU threads, started when set-up is over.
+vcpus() {
+  _v_n=0
+  for _v_t in /proc/$1/task/*; do
+    [ "${_v_t##*/}" = "$1" ] && continue
+    [ "$(cat "$_v_t/comm" 2> /dev/null)" = passage ] && _v_n=$((_v_n + 1))
+  done
+  echo $_v_n
+}
+
 # holders [PID]: "PID NAME -> FILE" for every open /dev/iommu or /dev/vfio/*
 # in L1, except PID's and this shell's own (a $(holders) subshell inherits
 # PID's fds).
