@@ -246,7 +246,7 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
     if (!p.ok()) return p.status();
     passthrough_ = std::move(*p);
   }
-  MarkBootPhase("passthrough");  // iommufd objects: guest RAM mapped (pinned)
+  MarkBootPhase("passthrough");  // iommufd objects made; pinning waits for the first attach
   absl::StatusOr<std::unique_ptr<PciPlatform>> pci = PciPlatform::Create(
       config, {memory_.get(), &pio_, &mmio_, irq_.get(), memslots_.get(), passthrough_.get(), &fds});
   if (!pci.ok()) return pci.status();
