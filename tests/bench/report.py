@@ -201,7 +201,8 @@ def vm_ratios(records):
     by = {(r["vmm"], r["config"], r["mem"], r["smp"]): r for r in records}
     pairs = [(("passage", "iommufd"), ("qemu10", "q35")), (("passage", "iommufd"), ("qemu10", "microvm")),
              (("passage", "legacy"), ("qemu72", "legacy")), (("passage", "legacy"), ("qemu10", "q35")),
-             (("passage", "iommufd"), ("passage", "legacy")), (("qemu10", "q35"), ("qemu72", "legacy"))]
+             (("passage", "iommufd"), ("passage", "legacy")), (("qemu10", "q35"), ("qemu72", "legacy")),
+             (("passage", "iommufd-huge"), ("qemu10", "q35")), (("passage", "iommufd-huge"), ("passage", "iommufd"))]
     out = []
     for (mem, smp) in sorted({(k[2], k[3]) for k in by}, key=lambda x: (mem_mib(x[0]), x[1])):
         for num, den in pairs:

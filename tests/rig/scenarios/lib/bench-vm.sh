@@ -18,6 +18,10 @@
 # Configurations (VMM CONFIG):
 #   passage iommufd   -object iommufd + vfio-pci,iommufd= (cdev, IOAS_MAP_FILE)
 #   passage legacy    vfio-pci on the VFIO type1 container
+#   passage iommufd-huge  as iommufd, guest RAM on hugetlb pages
+#                     (-mem-hugepages; vm_run reserves MEM/2 MiB of them
+#                     first and gives them back after): what huge pages do
+#                     to pinning, passage's longest set-up step
 #   qemu10 q35        QEMU 10.0 (tests/bench/qemu10.sh), q35 + SeaBIOS,
 #                     -object iommufd
 #   qemu10 microvm    QEMU 10.0 microvm,pcie=on (qboot), -object iommufd
@@ -112,6 +116,9 @@ vm_cmd() {
     passage.iommufd)
       echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
         "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
+    passage.iommufd-huge)  # guest RAM on 2 MiB hugetlb pages (vm_run reserves them)
+      echo "passage -cpu $CPU $_common -mem-hugepages -serial stdio --report-timing -timing-marker RIG-BOOT" \
+        "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
     passage.legacy)
       echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
         "-device vfio-pci,host=$EDU -device vfio-pci,host=$NVME" ;;
@@ -149,6 +156,17 @@ vm_run() {
   tag=vm.$1-$2-$3-smp$4-r$5
   cmd=$(vm_cmd "$1" "$2" "$3" "$4") || { result "$tag.exit" false "unknown configuration '$1 $2'"; return 0; }
   echo "$1" > "/tmp/$tag.vmm"
+  case $2 in
+    *-huge)
+      _mib=$(( $(echo "$3" | sed 's/G$/*1024/; s/M$//') ))
+      echo $((_mib / 2)) > /proc/sys/vm/nr_hugepages
+      _got=$(cat /proc/sys/vm/nr_hugepages)
+      if [ "$_got" -lt $((_mib / 2)) ]; then
+        echo 0 > /proc/sys/vm/nr_hugepages
+        result "$tag.exit" false "could reserve only $_got of $((_mib / 2)) 2 MiB pages for -m $3"
+        return 0
+      fi ;;
+  esac
   echo "rig: bench-vm: $tag: $cmd" > "${RIG_CONSOLE:-/dev/console}"
   RIG_BOUNDED_HOOK="vm_hook $tag" bounded 300 bench-vmrun --ram "$3" --serial "/tmp/$tag.serial" \
     --end-marker 'rig: l2 requests power-off' -- $cmd -append "$APPEND rig.cpus=$4 rig.mem=$3" < /dev/null > "/tmp/$tag.meter" 2> "/tmp/$tag.err"
@@ -167,6 +185,7 @@ vm_run() {
     tr -d '\r' < "/tmp/$tag.serial" | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e "s/^/$tag| /" | tail -n 40
   fi
   rig_import "$tag" "/tmp/$tag.serial"
+  case $2 in *-huge) echo 0 > /proc/sys/vm/nr_hugepages ;; esac
   # QEMU says that edu has no reset method; that is expected, not an error.
   errs=$(grep -v -e 'no available reset mechanism' -e '^passage: report-timing' "/tmp/$tag.err" | tail -n 5)
   result "$tag.exit" "$rc" "exit $rc; stderr: ${errs:-none}"
