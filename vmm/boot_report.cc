@@ -27,6 +27,9 @@ int64_t MonotonicNanos() {
 
 std::atomic<int64_t> g_start{0};
 
+ABSL_CONST_INIT absl::Mutex g_phase_mu(absl::kConstInit);
+std::vector<std::pair<std::string, int64_t>>* g_phases ABSL_GUARDED_BY(g_phase_mu) = nullptr;
+
 std::string JsonString(absl::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -57,6 +60,22 @@ void RecordProcessStart() {
 int64_t NanosSinceStart() {
   RecordProcessStart();
   return MonotonicNanos() - g_start.load();
+}
+
+void MarkBootPhase(absl::string_view name) {
+  const int64_t now = NanosSinceStart();
+  absl::MutexLock lock(&g_phase_mu);
+  if (g_phases == nullptr) g_phases = new std::vector<std::pair<std::string, int64_t>>();
+  for (const auto& p : *g_phases) {
+    if (p.first == name) return;
+  }
+  g_phases->emplace_back(std::string(name), now);
+}
+
+std::vector<std::pair<std::string, int64_t>> BootPhases() {
+  absl::MutexLock lock(&g_phase_mu);
+  if (g_phases == nullptr) return {};
+  return *g_phases;
 }
 
 void BootTimer::OnOutput(uint8_t byte) {
@@ -176,11 +195,17 @@ absl::StatusOr<MemoryUsage> ReadOwnMemoryUsage() {
 
 std::string TimingReportJson(const BootTimer& timer, const MemoryUsage& m,
                              absl::string_view stop) {
+  std::string phases = "{";
+  for (const auto& [name, ns] : BootPhases()) {
+    absl::StrAppend(&phases, phases.size() > 1 ? "," : "", JsonString(name), ":", Millis(ns));
+  }
+  phases += "}";
   return absl::StrCat(
       "{\"first_output_ms\":", Millis(timer.first_output_ns()),
       ",\"marker_ms\":", Millis(timer.marker_ns()),
       ",\"marker_line\":", JsonString(timer.marker_line()),
-      ",\"exit_ms\":", Millis(NanosSinceStart()), ",\"vm_rss_kib\":", m.vm_rss_kib,
+      ",\"exit_ms\":", Millis(NanosSinceStart()), ",\"phases\":", phases,
+      ",\"vm_rss_kib\":", m.vm_rss_kib,
       ",\"vm_hwm_kib\":", m.vm_hwm_kib, ",\"rss_anon_kib\":", m.rss_anon_kib,
       ",\"rss_file_kib\":", m.rss_file_kib, ",\"rss_shmem_kib\":", m.rss_shmem_kib,
       ",\"guest_ram_kib\":", m.guest_ram_kib, ",\"own_rss_kib\":", m.own_rss_kib(),

@@ -13,6 +13,10 @@
 //                    default with CONFIG_PRINTK_TIME; the decompressor's
 //                    untimestamped lines come before the log and do not count)
 //   exit_ms          when the report is made (passage is about to exit)
+//   phases           when each step of passage's own set-up ended
+//                    (MarkBootPhase, in order: "kvm", "memory",
+//                    "passthrough", "pci", "acpi", "kernel", "vcpus", "run"):
+//                    where the time before the guest's first instruction goes
 // Memory at exit: VmRSS, VmHWM, RssAnon/RssFile/RssShmem from
 // /proc/self/status; guest_ram_kib, the guest RAM actually backed (mincore()
 // over the guest RAM mapping: the pages the guest touched, which VmRSS
@@ -26,6 +30,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -38,6 +44,12 @@ namespace passage {
 void RecordProcessStart();
 // Nanoseconds since RecordProcessStart (or since the first call of this).
 int64_t NanosSinceStart();
+
+// Records that set-up step NAME ended now (thread-safe; the first mark of a
+// name counts). Cheap enough to call unconditionally.
+void MarkBootPhase(absl::string_view name);
+// The marks so far, in order: name, nanoseconds since start.
+std::vector<std::pair<std::string, int64_t>> BootPhases();
 
 class BootTimer {
  public:

@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   kvm_pit_config pit{};
   pit.flags = KVM_PIT_SPEAKER_DUMMY;
   if (Ioctl(vm->vm_fd(), KVM_CREATE_PIT2, &pit) != 0) return ErrnoError("KVM_CREATE_PIT2");
+  MarkBootPhase("kvm");
 
   absl::StatusOr<std::unique_ptr<GuestMemory>> memory =
       GuestMemory::Create({config.ram_size, config.hugepages});
@@ -117,6 +118,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   const int slots = Ioctl(vm->vm_fd(), KVM_CHECK_EXTENSION, static_cast<unsigned long>(KVM_CAP_NR_MEMSLOTS));
   vm->memslots_ = std::make_unique<KvmMemslots>(vm->vm_fd(), static_cast<uint32_t>(slots > 0 ? slots : 32));
   if (absl::Status s = vm->memory_->AddListener(vm->memslots_.get()); !s.ok()) return s;
+  MarkBootPhase("memory");
 
   if (absl::Status s = vm->CreatePlatform(config, fds); !s.ok()) return s;
   if (absl::Status s = vm->CreateHotplug(); !s.ok()) return s;
@@ -129,6 +131,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config, PassedFds
   };
   LinuxBootPlatform boot_platform;
   if (absl::Status s = vm->CreateAcpi(config, boot_platform); !s.ok()) return s;
+  MarkBootPhase("acpi");
   if (absl::Status s = vm->CreateVcpus(config, boot_platform); !s.ok()) return s;
   return vm;
 }
@@ -244,10 +247,12 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
     if (!p.ok()) return p.status();
     passthrough_ = std::move(*p);
   }
+  MarkBootPhase("passthrough");  // iommufd objects made; pinning waits for the first attach
   absl::StatusOr<std::unique_ptr<PciPlatform>> pci = PciPlatform::Create(
       config, {memory_.get(), &pio_, &mmio_, irq_.get(), memslots_.get(), passthrough_.get(), &fds});
   if (!pci.ok()) return pci.status();
   pci_ = std::move(*pci);
+  MarkBootPhase("pci");  // every device opened, bound, attached (legacy: container maps)
   // An interrupt a device cannot wire at run time stops the VM with that error.
   pci_->irq().SetFatalHandler([this](const absl::Status& s) {
     RequestStop({StopRequest::Reason::kError, 0, std::string(s.message())});
@@ -309,6 +314,7 @@ absl::Status Vm::CreateAcpi(const VmConfig& config, LinuxBootPlatform& boot_plat
 absl::Status Vm::CreateVcpus(const VmConfig& config, const LinuxBootPlatform& boot_platform) {
   absl::StatusOr<LoadedKernel> loaded = LoadKernel(config, boot_platform, *memory_);
   if (!loaded.ok()) return loaded.status();
+  MarkBootPhase("kernel");
   const BootEntry& entry = loaded->entry;
   platform_.boot.kernel = config.kernel;
   platform_.boot.entry = entry.rip;
@@ -345,7 +351,9 @@ absl::Status Vm::CreateVcpus(const VmConfig& config, const LinuxBootPlatform& bo
     vcpus_.push_back(std::move(*vcpu));
   }
   // The boot processor starts at the entry point; the others wait for SIPI.
-  return vcpus_[0]->SetupEntry(entry);
+  absl::Status entry_set = vcpus_[0]->SetupEntry(entry);
+  MarkBootPhase("vcpus");
+  return entry_set;
 }
 
 absl::Status Vm::DumpDtb(const std::string& path) const {
@@ -422,6 +430,7 @@ absl::StatusOr<int> Vm::Run() {
     v->Start({&pio_, &mmio_, [this](StopRequest r) { RequestStop(std::move(r)); }, &stopping_, &pause_,
               memory_.get()});
   }
+  MarkBootPhase("run");
   if (qmp_ != nullptr) {
     if (absl::Status s = qmp_->Start(*loop_, *this); !s.ok()) {
       RequestStop({StopRequest::Reason::kError, 0, absl::StrCat("QMP: ", s.message())});

@@ -96,6 +96,9 @@ def vm_figures(run):
 
     irq = run.get("irq") or {}
     t = run.get("passage_timing") or {}
+    phases = t.get("phases") or {}
+    up = run.get("l2_uptime_at_init")
+    up = float(up) if isinstance(up, (int, float, str)) and str(up).replace(".", "", 1).isdigit() else None
     return {
         "init_s": m.get("init_s"),
         "exit_s": m.get("exit_s"),
@@ -110,6 +113,13 @@ def vm_figures(run):
         # passage's own account (--report-timing), a cross-check of the meter.
         "passage_marker_s": t["marker_ms"] / 1000 if t.get("marker_ms") is not None else None,
         "passage_own_rss_kib": t.get("own_rss_kib"),
+        # Where start -> init goes: L2's clock at init is the kernel's own
+        # boot; the rest came before that clock started (the VMM's set-up,
+        # firmware, the decompressor). passage says when its set-up ended
+        # (--report-timing phases: "run" is the vCPUs' start).
+        "l2_kernel_s": up,
+        "before_kernel_s": round(m["init_s"] - up, 3) if m.get("init_s") is not None and up is not None else None,
+        "vmm_setup_s": phases["run"] / 1000 if phases.get("run") is not None else None,
     }
 
 
@@ -191,7 +201,8 @@ def vm_ratios(records):
     by = {(r["vmm"], r["config"], r["mem"], r["smp"]): r for r in records}
     pairs = [(("passage", "iommufd"), ("qemu10", "q35")), (("passage", "iommufd"), ("qemu10", "microvm")),
              (("passage", "legacy"), ("qemu72", "legacy")), (("passage", "legacy"), ("qemu10", "q35")),
-             (("passage", "iommufd"), ("passage", "legacy")), (("qemu10", "q35"), ("qemu72", "legacy"))]
+             (("passage", "iommufd"), ("passage", "legacy")), (("qemu10", "q35"), ("qemu72", "legacy")),
+             (("passage", "iommufd-huge"), ("qemu10", "q35")), (("passage", "iommufd-huge"), ("passage", "iommufd"))]
     out = []
     for (mem, smp) in sorted({(k[2], k[3]) for k in by}, key=lambda x: (mem_mib(x[0]), x[1])):
         for num, den in pairs:
@@ -242,7 +253,7 @@ def fmt(rec, key, scale=1.0, digits=1):
     return "%.*f (%.*f-%.*f)" % (digits, s["median"] / scale, digits, s["min"] / scale, digits, s["max"] / scale)
 
 
-def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed):
+def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed, runs=()):
     out = []
     out.append("passage-bench results (host %s, %s, %d CPUs; kernel %s)" % (
         host.get("cpu", "?"), host["machine"], host["cpus"] or 0, host["kernel"]))
@@ -287,6 +298,27 @@ def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed):
                 fmt(r, "dd_write_mbs"), fmt(r, "dd_read_mbs"), fmt(r, "irq_rtt_us", 1, 0)))
         if any(r["failed_runs"] for r in vm_recs):
             out.append("  (n!: some runs failed and are left out; runs.jsonl has them)")
+        split = [r for r in vm_recs if r.get("l2_kernel_s")]
+        if split:
+            out.append("")
+            out.append("Where start->init goes (medians): before L2's clock started (VMM set-up, firmware,")
+            out.append("decompression), L2's kernel to init (its own clock), and passage's set-up to vCPU start")
+            out.append("  %-8s %-8s %-5s %-3s %-20s %-20s %-20s %s" % (
+                "vmm", "config", "-m", "smp", "start->init s", "before kernel s", "L2 kernel s", "VMM set-up s"))
+            for r in split:
+                out.append("  %-8s %-8s %-5s %-3d %-20s %-20s %-20s %s" % (
+                    r["vmm"], r["config"], r["mem"], r["smp"], fmt(r, "init_s"), fmt(r, "before_kernel_s"),
+                    fmt(r, "l2_kernel_s"), fmt(r, "vmm_setup_s", 1, 2)))
+        gaps = {}
+        for run in runs:
+            if (run["mem"], run["smp"]) == BASE and (run.get("l2_boot") or {}).get("gaps"):
+                gaps.setdefault((run["vmm"], run["config"]), run["l2_boot"]["gaps"])
+        if gaps:
+            out.append("")
+            out.append("L2's widest dmesg gaps (first run of each at -m %s -smp %d): seconds, at, the line before" % BASE)
+            for (vmm, config), gs in sorted(gaps.items()):
+                for g in gs[:3]:
+                    out.append("  %-8s %-8s %6.3f s at %8.3f  after \"%s\"" % (vmm, config, g["s"], g["at"], g["after"][:60]))
         vs = sorted({r["vmm_version"] for r in vm_recs if r["vmm"] != "passage" and r["vmm_version"]})
         out.append("  QEMU in L1: " + ("; ".join(vs) or "none"))
         shown = [x for x in ratios if x["figure"] in ("init_s", "exit_s", "own_rss_kib", "irq_rtt_us") and x["value"] is not None]
@@ -414,7 +446,7 @@ def main(argv):
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
         f.write("\n")
-    text = summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed)
+    text = summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed, runs)
     with open(os.path.join(args.out, "summary.txt"), "w") as f:
         f.write(text)
     sys.stdout.write(text)

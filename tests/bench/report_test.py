@@ -30,6 +30,12 @@ def vm_line(vmm, config, init, exit_s, own_kib, rep, mem="512M", smp=1, rc=0, dd
            "dd": {"write_bytes": 16777216, "write_s": 2.0, "read_bytes": 16777216, "read_s": 1.0} if dd else None,
            "irq": {"n": 200, "ok": 200, "median_us": 100.0 + rep, "min_us": 50.0, "max_us": 900.0},
            "passage_timing": None}
+    if vmm == "passage":  # passage's own phases, L2's clock at init and its dmesg gaps
+        run["passage_timing"] = {"marker_ms": init * 1000, "phases": {"kvm": 100.0, "run": 1500.0 + rep}}
+        run["l2_uptime_at_init"] = "%.2f" % (init - 4.0)
+        run["l2_boot"] = {"lines": 300, "last_s": init - 4.0, "marks": {},
+                          "gaps": [{"s": 1.25, "at": 0.5, "after": "PCI: Using configuration type 1",
+                                    "before": "x"}]}
     return "bench-json| " + json.dumps(run)
 
 
@@ -85,6 +91,11 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(it["irq_rtt_us"]["samples"], [101.0, 102.0, 103.0])
         self.assertEqual(it["vmm_version"], "passage (this tree)")
         self.assertEqual(it["kernel"]["release"], "7.3.4")
+        # The split of start -> init: 4 s before L2's clock, the rest L2's kernel.
+        self.assertEqual(it["before_kernel_s"]["samples"], [4.0, 4.0, 4.0])
+        self.assertEqual(it["l2_kernel_s"]["median"], 8.0)
+        self.assertEqual(it["vmm_setup_s"]["samples"], [1.501, 1.502, 1.503])
+        self.assertNotIn("l2_kernel_s", {k for k, v in by[("qemu10", "q35", "512M", 1)].items() if v})
         # A failed run is counted, not measured.
         q72 = by[("qemu72", "legacy", "512M", 1)]
         self.assertEqual((q72["runs"], q72["repetitions"], q72["failed_runs"]), (1, 0, 1))
@@ -115,6 +126,8 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(sum(1 for r in recs if r["kind"] == "vm"), 5)
         self.assertIn("target: boot to init <= 0.5x QEMU q35: met", p.stdout)
         self.assertIn("target: iommufd map <= 1.0x type1 at every size: missed", p.stdout)
+        self.assertIn("Where start->init goes", p.stdout)
+        self.assertRegex(p.stdout, r"passage +iommufd +1\.250 s at +0\.500 +after \"PCI: Using configuration type 1\"")
 
     def test_nothing_to_report(self):
         empty = os.path.join(self.dir, "empty.log")

@@ -115,6 +115,31 @@ TEST(TimingReport, IsOneJsonLine) {
   EXPECT_NE(TimingReportJson(silent, m, "x").find("\"first_output_ms\":null"), std::string::npos);
 }
 
+TEST(TimingReport, PhasesInOrderFirstMarkCounts) {
+  // Other tests in this binary may have marked phases already; only ours are checked.
+  MarkBootPhase("test-a");
+  MarkBootPhase("test-b");
+  MarkBootPhase("test-a");  // ignored: the first mark of a name counts
+  std::vector<std::pair<std::string, int64_t>> phases = BootPhases();
+  int a = -1, b = -1, count_a = 0;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    if (phases[i].first == "test-a") a = static_cast<int>(i), ++count_a;
+    if (phases[i].first == "test-b") b = static_cast<int>(i);
+  }
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  EXPECT_LT(a, b);
+  EXPECT_EQ(count_a, 1);
+  EXPECT_LE(phases[a].second, phases[b].second);
+  BootTimer t("");
+  const std::string json = TimingReportJson(t, MemoryUsage{}, "x");
+  const size_t pa = json.find("\"test-a\":"), pb = json.find("\"test-b\":");
+  ASSERT_NE(json.find("\"phases\":{"), std::string::npos) << json;
+  ASSERT_NE(pa, std::string::npos) << json;
+  ASSERT_NE(pb, std::string::npos) << json;
+  EXPECT_LT(pa, pb) << json;
+}
+
 TEST(ResidentKib, CountsTouchedPagesOnly) {
   const size_t len = 64 * 4096;
   void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

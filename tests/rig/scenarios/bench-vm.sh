@@ -24,7 +24,9 @@
 # rig: add=lib/bench-vm.sh:/rig/bench-vm.sh
 # Two L1 vCPUs, so that an L2 with -smp 2 never has more vCPUs than L1
 # (README "Known limits"); the same L1 for every VMM, so ratios compare alike.
-# rig: mem=4G smp=2
+# 6 GiB: room for the -m sweep's 4 GiB L2 with all of it pinned
+# (tests/bench/run.sh).
+# rig: mem=6G smp=2
 # rig: stall=90
 # rig: timeout=2400
 # rig: expect=vm.*.exit,vm.*.meter,vm.*.bench.dd,vm.*.l2.edu.irq_rtt,vm.*.done

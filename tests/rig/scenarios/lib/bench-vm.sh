@@ -18,6 +18,10 @@
 # Configurations (VMM CONFIG):
 #   passage iommufd   -object iommufd + vfio-pci,iommufd= (cdev, IOAS_MAP_FILE)
 #   passage legacy    vfio-pci on the VFIO type1 container
+#   passage iommufd-huge  as iommufd, guest RAM on hugetlb pages
+#                     (-mem-hugepages; vm_run reserves MEM/2 MiB of them
+#                     first and gives them back after): what huge pages do
+#                     to pinning, passage's longest set-up step
 #   qemu10 q35        QEMU 10.0 (tests/bench/qemu10.sh), q35 + SeaBIOS,
 #                     -object iommufd
 #   qemu10 microvm    QEMU 10.0 microvm,pcie=on (qboot), -object iommufd
@@ -68,6 +72,38 @@ else
 fi
 # edu: its own checks (l2.edu.*) and the interrupt round trips (l2.edu.irq_rtt).
 edu-test --irq-rtt $irq_n
+# Where L2's kernel spent its boot, from its own dmesg timestamps (one line,
+# not the whole log: a burst of console lines under nested TCG is slow and
+# has stalled L1): the first and last timestamps, when PCI, the 8250 driver,
+# nvme and the unpacking of the initramfs showed up, and the 8 widest gaps
+# between consecutive lines before init (the kernel's boot), each with the
+# lines on both sides.
+dmesg | awk '
+function esc(s) { gsub(/[\\"]/, "", s); gsub(/[^ -~]/, "", s); return substr(s, 1, 70) }
+function mark(name, pat) { if (!(name in m) && txt ~ pat) m[name] = t }
+/^\[ *[0-9]+\.[0-9]+\]/ {
+  t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); t += 0
+  txt = $0; sub(/^\[[^]]*\] ?/, "", txt)
+  if (n) { g[n] = t - prev; ga[n] = ptxt; gb[n] = txt; gt[n] = prev }
+  mark("pci", "^PCI: Using configuration"); mark("pci_done", "^PCI: CLS|^clocksource: Switched")
+  mark("serial", "^Serial: 8250"); mark("initramfs", "^Trying to unpack|^Unpacking initramfs")
+  mark("nvme", "^nvme nvme0"); mark("freeing", "^Freeing unused kernel")
+  prev = t; ptxt = txt; n++
+}
+END {
+  printf "BENCH-BOOT {\"lines\":%d,\"last_s\":%s,\"marks\":{", n, n ? prev : "null"
+  sep = ""; for (k in m) { printf "%s\"%s\":%s", sep, k, m[k]; sep = "," }
+  printf "},\"gaps\":["
+  limit = 1e9; if ("freeing" in m) limit = m["freeing"]  # the kernel boot only, not the work of init
+  for (j = 0; j < 8; j++) {
+    best = 0; bi = 0
+    for (i = 1; i < n; i++) if (!(i in used) && gt[i] < limit && g[i] > best) { best = g[i]; bi = i }
+    if (!bi) break
+    used[bi] = 1
+    printf "%s{\"s\":%.3f,\"at\":%s,\"after\":\"%s\",\"before\":\"%s\"}", j ? "," : "", best, gt[bi], esc(ga[bi]), esc(gb[bi])
+  }
+  print "]}"
+}'
 L2
 cp /rig/l2/initramfs.cpio.gz /tmp/bvm.img
 cpio_append /tmp/bvm.img /tmp/bvm rig usr
@@ -79,6 +115,9 @@ vm_cmd() {
   case $1.$2 in
     passage.iommufd)
       echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
+        "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
+    passage.iommufd-huge)  # guest RAM on 2 MiB hugetlb pages (vm_run reserves them)
+      echo "passage -cpu $CPU $_common -mem-hugepages -serial stdio --report-timing -timing-marker RIG-BOOT" \
         "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
     passage.legacy)
       echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
@@ -117,6 +156,17 @@ vm_run() {
   tag=vm.$1-$2-$3-smp$4-r$5
   cmd=$(vm_cmd "$1" "$2" "$3" "$4") || { result "$tag.exit" false "unknown configuration '$1 $2'"; return 0; }
   echo "$1" > "/tmp/$tag.vmm"
+  case $2 in
+    *-huge)
+      _mib=$(( $(echo "$3" | sed 's/G$/*1024/; s/M$//') ))
+      echo $((_mib / 2)) > /proc/sys/vm/nr_hugepages
+      _got=$(cat /proc/sys/vm/nr_hugepages)
+      if [ "$_got" -lt $((_mib / 2)) ]; then
+        echo 0 > /proc/sys/vm/nr_hugepages
+        result "$tag.exit" false "could reserve only $_got of $((_mib / 2)) 2 MiB pages for -m $3"
+        return 0
+      fi ;;
+  esac
   echo "rig: bench-vm: $tag: $cmd" > "${RIG_CONSOLE:-/dev/console}"
   RIG_BOUNDED_HOOK="vm_hook $tag" bounded 300 bench-vmrun --ram "$3" --serial "/tmp/$tag.serial" \
     --end-marker 'rig: l2 requests power-off' -- $cmd -append "$APPEND rig.cpus=$4 rig.mem=$3" < /dev/null > "/tmp/$tag.meter" 2> "/tmp/$tag.err"
@@ -125,11 +175,17 @@ vm_run() {
   dd=$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-DD //p' | tail -n 1)
   dd=$(json_or_null "$dd")
   irq=$(json_or_null "$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-IRQ //p' | tail -n 1)")
+  boot=$(json_or_null "$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^BENCH-BOOT //p' | tail -n 1)")
+  # L2's clock when its init began: start to init minus this is what came
+  # before the kernel's clock started (the VMM's set-up, firmware,
+  # decompression); this is the kernel's own boot.
+  up=$(tr -d '\r' < "/tmp/$tag.serial" | sed -n 's/^RIG-BOOT .*"image":"l2".*"uptime":"\([0-9.]*\)".*/\1/p' | head -n 1)
   timing=$(json_or_null "$(sed -n 's/^passage: report-timing //p' "/tmp/$tag.err" | tail -n 1)")
   if [ "$rc" != 0 ]; then
     tr -d '\r' < "/tmp/$tag.serial" | sed -e 's/RIG-\(BOOT\|RESULT\|DONE\)/rig-\1/' -e "s/^/$tag| /" | tail -n 40
   fi
   rig_import "$tag" "/tmp/$tag.serial"
+  case $2 in *-huge) echo 0 > /proc/sys/vm/nr_hugepages ;; esac
   # QEMU says that edu has no reset method; that is expected, not an error.
   errs=$(grep -v -e 'no available reset mechanism' -e '^passage: report-timing' "/tmp/$tag.err" | tail -n 5)
   result "$tag.exit" "$rc" "exit $rc; stderr: ${errs:-none}"
@@ -139,8 +195,8 @@ vm_run() {
     *) ok=1 ;;
   esac
   result "$tag.meter" "$ok" "$meter"
-  printf 'bench-json| {"kind":"vm","vmm":"%s","config":"%s","mem":"%s","smp":%s,"rep":%s,"exit":%s,"devices":["edu","nvme"],"meter":%s,"dd":%s,"irq":%s,"passage_timing":%s}\n' \
-    "$1" "$2" "$3" "$4" "$5" "$rc" "$meter" "$dd" "$irq" "$timing"
+  printf 'bench-json| {"kind":"vm","vmm":"%s","config":"%s","mem":"%s","smp":%s,"rep":%s,"exit":%s,"devices":["edu","nvme"],"meter":%s,"dd":%s,"irq":%s,"passage_timing":%s,"l2_boot":%s,"l2_uptime_at_init":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$rc" "$meter" "$dd" "$irq" "$timing" "$boot" "${up:-null}"
 }
 
 # bench_machine: one bench-json line about L1 and the VMMs' versions.
