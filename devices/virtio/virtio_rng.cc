@@ -12,23 +12,26 @@ absl::StatusOr<std::unique_ptr<VirtioRng>> VirtioRng::Create(UniqueFd source) {
   if (!source.valid()) return absl::InvalidArgumentError("virtio-rng: no entropy source");
   UniqueFd cancel(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!cancel.valid()) return ErrnoError("virtio-rng: eventfd");
-  std::unique_ptr<VirtioRng> rng(new VirtioRng(std::move(source), std::move(cancel)));
-  rng->worker_ = std::thread([r = rng.get()] { r->Run(); });
-  return rng;
+  return std::unique_ptr<VirtioRng>(new VirtioRng(std::move(source), std::move(cancel)));
 }
 
 VirtioRng::~VirtioRng() {
   Stop();
+  std::thread worker;
   {
     absl::MutexLock lock(&mu_);
     exiting_ = true;
     cv_.SignalAll();
+    worker = std::move(worker_);
   }
-  worker_.join();
+  if (worker.joinable()) worker.join();
 }
 
 void VirtioRng::Start(std::vector<Virtqueue*> queues, VirtioNotifier* notifier) {
   absl::MutexLock lock(&mu_);
+  // The worker starts with the driver (DRIVER_OK), not with the device: a
+  // function no driver ever sets up costs no thread. It waits for mu_.
+  if (!worker_.joinable()) worker_ = std::thread([this] { Run(); });
   queue_ = queues.empty() ? nullptr : queues[0];
   notifier_ = notifier;
   kicked_ = true;  // the driver may have posted buffers before DRIVER_OK

@@ -1,7 +1,8 @@
 // virtio-rng (virtio 1.2, 5.4): one request queue; the device fills each
 // device-writable buffer with bytes read from its source (an fd: opened from
 // filename=, default /dev/urandom, or passed as fd=). Work runs on a small
-// worker thread so a slow source never stalls a vCPU; a device reset
+// worker thread so a slow source never stalls a vCPU (started at the
+// driver's first DRIVER_OK, then kept until the device goes); a device reset
 // interrupts a blocked read.
 #ifndef PASSAGE_DEVICES_VIRTIO_VIRTIO_RNG_H_
 #define PASSAGE_DEVICES_VIRTIO_VIRTIO_RNG_H_
@@ -46,7 +47,7 @@ class VirtioRng : public VirtioBackend {
 
   const UniqueFd source_;
   const UniqueFd cancel_;  // eventfd: Stop() wakes a blocked read
-  std::thread worker_;
+  std::thread worker_ ABSL_GUARDED_BY(mu_);  // from the first Start on
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

@@ -20,7 +20,8 @@
 #   PASSAGE_FUZZ_MAX_LEN=N  longest input libFuzzer tries (default 4096)
 #
 # tests/run-all.sh runs this with PASSAGE_FUZZ_SECONDS (default 30 there).
-# The longer run the README's "Fuzzing" section reports: tests/fuzz/run.sh 600
+# The longer runs the README's "Fuzzing" section reports, one target at a
+# time: PASSAGE_FUZZ_RUNS=10000000 tests/fuzz/run.sh SECONDS TARGET
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-${PASSAGE_FUZZ_SECONDS:-60}}

@@ -1,5 +1,6 @@
 #include "devices/virtio/virtio_pci.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/pci_regs.h>
@@ -321,6 +322,54 @@ TEST_F(VirtioRngTest, ResetInterruptsABlockedRead) {
   Kick();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(driver_.UsedIdx(), 0);
+}
+
+// This process's threads (/proc/self/task).
+int ThreadCount() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+TEST_F(VirtioRngTest, WorkerThreadStartsWithTheDriverNotTheDevice) {
+  // The fixture's device exists, a driver negotiated and set up a queue:
+  // no worker yet. DRIVER_OK starts one; a reset and a second DRIVER_OK
+  // keep that one.
+  const int before = ThreadCount();
+  ASSERT_GT(before, 0);
+  EnableMsix();
+  Negotiate();
+  SetUpQueue();
+  EXPECT_EQ(ThreadCount(), before);
+  DriverOk();
+  EXPECT_EQ(ThreadCount(), before + 1);
+  W(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+  Negotiate();
+  SetUpQueue();
+  DriverOk();
+  EXPECT_EQ(ThreadCount(), before + 1);
+  // And it still serves.
+  Feed(std::vector<uint8_t>(16, 7));
+  driver_.SetDesc(0, kBuffer, 16, RingDriver::kWrite);
+  driver_.Offer(0);
+  Kick();
+  EXPECT_TRUE(WaitFor([&] { return driver_.UsedIdx() == 1; }));
+  dev_.reset();
+  EXPECT_TRUE(WaitFor([&] { return ThreadCount() == before; }));  // joined (gone from /proc a moment later)
+}
+
+TEST(VirtioRngAlone, NeverStartedGoesWithoutAThread) {
+  const int before = ThreadCount();
+  auto rng = VirtioRng::Create(UniqueFd(open("/dev/zero", O_RDONLY | O_CLOEXEC)));
+  ASSERT_TRUE(rng.ok()) << rng.status();
+  EXPECT_EQ(ThreadCount(), before);
+  rng->reset();  // returns: nothing to join
+  EXPECT_EQ(ThreadCount(), before);
 }
 
 TEST_F(VirtioRngTest, PciConfigAccessCapabilityReachesTheBar) {
