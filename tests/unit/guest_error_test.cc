@@ -142,6 +142,18 @@ class DetectionTest : public GuestErrorCapture {
     return v;
   }
 
+  // A 64 KiB memory BAR 0 placed by "firmware" at `base`, decoding on,
+  // the device attached to the mapper.
+  void AttachBar0At(uint64_t base) {
+    PciBarSpec bar;
+    bar.kind = PciBarKind::kMem32;
+    bar.size = 0x10000;
+    ASSERT_TRUE(dev_.DeclareBar(0, bar).ok());
+    dev_.SetBarAddress(0, base);
+    dev_.EnableDecoding(false, true);
+    ASSERT_TRUE(dev_.Attach(&mapper_, {}).ok());
+  }
+
   testing::FakeInterruptController irq_;
   HostileTarget dev_;
   MsixBarHandler table_;
@@ -153,13 +165,7 @@ class DetectionTest : public GuestErrorCapture {
 TEST_F(DetectionTest, AWellBehavedDriverLogsNothing) {
   // Firmware placement, then what Linux does: size BARs with decoding off,
   // program and unmask MSI-X vectors, enable MSI.
-  PciBarSpec bar;
-  bar.kind = PciBarKind::kMem32;
-  bar.size = 0x10000;
-  ASSERT_TRUE(dev_.DeclareBar(0, bar).ok());
-  dev_.SetBarAddress(0, 0xc0000000);
-  dev_.EnableDecoding(false, true);
-  ASSERT_TRUE(dev_.Attach(&mapper_, {}).ok());
+  ASSERT_NO_FATAL_FAILURE(AttachBar0At(0xc0000000));
   dev_.ConfigWrite(PCI_COMMAND, 2, 0);
   for (uint32_t reg = PCI_BASE_ADDRESS_0; reg <= PCI_BASE_ADDRESS_5; reg += 4) {
     dev_.ConfigWrite(reg, 4, 0xffffffff);
@@ -211,13 +217,7 @@ TEST_F(DetectionTest, PbaWritesAreLoggedAndTheStormIsRateLimited) {
 TEST_F(DetectionTest, BarPlacedOverRamOrAnotherBarIsLoggedAndLeftUndecoded) {
   auto other = std::make_shared<NullHandler>();
   ASSERT_TRUE(mmio_.Register(0xc0100000, 0x1000, other, "other BAR").ok());
-  PciBarSpec bar;
-  bar.kind = PciBarKind::kMem32;
-  bar.size = 0x10000;
-  ASSERT_TRUE(dev_.DeclareBar(0, bar).ok());
-  dev_.SetBarAddress(0, 0xc0000000);
-  dev_.EnableDecoding(false, true);
-  ASSERT_TRUE(dev_.Attach(&mapper_, {}).ok());
+  ASSERT_NO_FATAL_FAILURE(AttachBar0At(0xc0000000));
   ASSERT_TRUE(lines_.empty());
   dev_.ConfigWrite(PCI_BASE_ADDRESS_0, 4, 0x100000);  // onto RAM
   EXPECT_FALSE(dev_.BarMapped(0));
