@@ -271,6 +271,22 @@ std::string Table(const nlohmann::json& report) {
         1e3 * Median(r, map ? "map_s" : "setup_s"), 1e3 * Median(r, map ? "unmap_s" : "teardown_s"),
         map ? absl::StrCat(static_cast<int64_t>(pins.at("median").get<double>())) : "-");
   }
+  // Where each set-up went: its steps, longest first (passage-bench's
+  // TimedSys; "passage" is the time between calls).
+  for (const nlohmann::json& r : report.at("records")) {
+    if (r.at("kind") != "setup" || !r.contains("setup_steps")) continue;
+    std::vector<std::pair<double, std::string>> steps;
+    for (const auto& [name, step] : r.at("setup_steps").items()) {
+      steps.emplace_back(step.at("median_s").get<double>(), name);
+    }
+    std::sort(steps.rbegin(), steps.rend());
+    for (const auto& [seconds, name] : steps) {
+      out += absl::StrFormat("step   %-8s %-14s %-32s %9.3f ms x%d\n",
+                             r.at("method").get<std::string>(), r.at("device").get<std::string>(),
+                             name, 1e3 * seconds,
+                             r.at("setup_steps").at(name).at("calls").get<int>());
+    }
+  }
   for (const nlohmann::json& s : report.at("skipped")) {
     out += absl::StrCat("skipped: ", s.at("what").get<std::string>(), ": ",
                         s.at("reason").get<std::string>(), "\n");

@@ -108,6 +108,19 @@ def main(argv):
                     errs.append("%s: no %s" % (where, field))
                 else:
                     errs += stats_errors("%s.%s" % (where, field), r[field], reps, True)
+            # Where the set-up went (TimedSys): the device's own open or
+            # group fd among the steps, and passage's time between calls.
+            for field, want in (("setup_steps", {"cdev": "VFIO_DEVICE_BIND_IOMMUFD",
+                                                 "legacy": "VFIO_GROUP_GET_DEVICE_FD"}),
+                                ("teardown_steps", {"cdev": "close", "legacy": "close"})):
+                steps = r.get(field)
+                if not isinstance(steps, dict) or "passage" not in steps or \
+                        want.get(r.get("method")) not in steps:
+                    errs.append("%s: %s lacks %s or passage" % (where, field, want.get(r.get("method"))))
+                    continue
+                for name, st in steps.items():
+                    if not isinstance(st.get("median_s"), (int, float)) or not isinstance(st.get("calls"), int):
+                        errs.append("%s: %s[%s] %s" % (where, field, name, st))
             if r.get("method") not in ("cdev", "legacy") or not r.get("device"):
                 errs.append("%s: setup method/device %s/%s" % (where, r.get("method"), r.get("device")))
             seen.add((r.get("method"), "setup", 0))

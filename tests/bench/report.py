@@ -282,6 +282,9 @@ def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed, runs=()
             else:
                 out.append("  %-7s %-17s %-8s %-9s %12.4f %12.4f" % (
                     "setup", r["method"], "-", r["device"][-7:], r["setup_s"]["median"], r["teardown_s"]["median"]))
+                steps = sorted(r.get("setup_steps", {}).items(), key=lambda kv: -kv[1]["median_s"])
+                for name, st in steps:
+                    out.append("  %-7s %-17s %-30s %10.4f s x%d" % ("  step", r["method"], name, st["median_s"], st["calls"]))
         for t in b.get("targets", []):
             out.append("  target: %s: %s (%s)" % (t["name"], verdict(t), t.get("detail", "")))
     if vm_recs:

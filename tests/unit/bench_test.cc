@@ -164,5 +164,24 @@ TEST(BenchTable, PrintsRecordsRatiosAndVerdicts) {
   EXPECT_NE(t.find("target: cdev setup <= 0.5x legacy: not measured"), std::string::npos) << t;
 }
 
+TEST(BenchTable, PrintsSetUpStepsLongestFirst) {
+  nlohmann::json r = SetupRecord(kCdev, 0.010);
+  r["setup_steps"] = {{"VFIO_DEVICE_BIND_IOMMUFD", {{"median_s", 0.002}, {"calls", 1}}},
+                      {"VFIO_DEVICE_ATTACH_IOMMUFD_PT", {{"median_s", 0.006}, {"calls", 1}}},
+                      {"passage", {{"median_s", 0.001}, {"calls", 0}}}};
+  nlohmann::json report = {
+      {"records", {r}}, {"skipped", nlohmann::json::array()}, {"ratios", nlohmann::json::array()}};
+  report["targets"] = Targets(report["ratios"]);
+  const std::string t = Table(report);
+  const size_t attach = t.find("VFIO_DEVICE_ATTACH_IOMMUFD_PT"), bind = t.find("VFIO_DEVICE_BIND_IOMMUFD"),
+               own = t.find("step   cdev     0000:00:03.0   passage");
+  ASSERT_NE(attach, std::string::npos) << t;
+  ASSERT_NE(bind, std::string::npos) << t;
+  ASSERT_NE(own, std::string::npos) << t;
+  EXPECT_LT(attach, bind) << t;
+  EXPECT_LT(bind, own) << t;
+  EXPECT_NE(t.find("6.000 ms x1"), std::string::npos) << t;
+}
+
 }  // namespace
 }  // namespace passage::bench

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "iommu/dma_space.h"
+#include "iommu/ioctl_names.h"
 #include "iommu/sys.h"
 #include "tests/unit/fault_plan.h"
 
@@ -325,52 +326,8 @@ class FakeKernel : public Sys {
   }
 
  private:
-  // The macro's name for the requests the fake serves.
-  // VFIO reuses numbers across fd kinds (VFIO_IOMMU_MAP_DMA on a container
-  // is VFIO_DEVICE_PCI_HOT_RESET on a device), so the kind decides.
   static std::string IoctlName(Kind kind, unsigned long request) {
-#define PASSAGE_FAKE_IOCTL(r) \
-  case r: return #r;
-    if (kind == Kind::kContainer) {
-      switch (request) {
-        PASSAGE_FAKE_IOCTL(VFIO_IOMMU_GET_INFO)
-        PASSAGE_FAKE_IOCTL(VFIO_IOMMU_MAP_DMA)
-      }
-    }
-    switch (request) {
-      PASSAGE_FAKE_IOCTL(IOMMU_GET_HW_INFO)
-      PASSAGE_FAKE_IOCTL(IOMMU_HWPT_ALLOC)
-      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_ALLOC)
-      PASSAGE_FAKE_IOCTL(IOMMU_DESTROY)
-      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_IOVA_RANGES)
-      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_MAP)
-      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_MAP_FILE)
-      PASSAGE_FAKE_IOCTL(IOMMU_IOAS_UNMAP)
-      PASSAGE_FAKE_IOCTL(VFIO_GET_API_VERSION)
-      PASSAGE_FAKE_IOCTL(VFIO_CHECK_EXTENSION)
-      PASSAGE_FAKE_IOCTL(VFIO_SET_IOMMU)
-      PASSAGE_FAKE_IOCTL(VFIO_IOMMU_UNMAP_DMA)
-      PASSAGE_FAKE_IOCTL(VFIO_GROUP_GET_STATUS)
-      PASSAGE_FAKE_IOCTL(VFIO_GROUP_SET_CONTAINER)
-      PASSAGE_FAKE_IOCTL(VFIO_GROUP_UNSET_CONTAINER)
-      PASSAGE_FAKE_IOCTL(VFIO_GROUP_GET_DEVICE_FD)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_BIND_IOMMUFD)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_ATTACH_IOMMUFD_PT)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_DETACH_IOMMUFD_PT)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_INFO)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_REGION_INFO)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_IRQ_INFO)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_SET_IRQS)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_RESET)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO)
-      PASSAGE_FAKE_IOCTL(VFIO_DEVICE_PCI_HOT_RESET)
-      PASSAGE_FAKE_IOCTL(KVM_CREATE_DEVICE)
-      PASSAGE_FAKE_IOCTL(KVM_SET_DEVICE_ATTR)
-#undef PASSAGE_FAKE_IOCTL
-    }
-    char hex[32];
-    std::snprintf(hex, sizeof(hex), "ioctl_%#lx", request);
-    return hex;
+    return passage::IoctlName(request, kind == Kind::kContainer);
   }
   static int Fail(int err) {
     errno = err;

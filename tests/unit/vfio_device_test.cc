@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "iommu/vfio_info.h"
+#include "tests/bench/timed_sys.h"
 #include "tests/unit/fake_kernel.h"
 
 namespace passage {
@@ -74,6 +76,35 @@ TEST_F(VfioDeviceTest, CdevIsFoundThroughSysfsBoundAndAttached) {
   EXPECT_EQ(dev_.bound_iommufd, -1);
   EXPECT_EQ(dev_.attached_pt, 0u);
   EXPECT_EQ(kernel_.open_fds(), 1u);  // just the iommufd
+}
+
+// passage-bench's per-step account (tests/bench/timed_sys.h): every call a
+// cdev set-up makes lands on its step, by the ioctl's uAPI name, and Take()
+// starts afresh.
+TEST_F(VfioDeviceTest, TimedSysNamesEachStepOfACdevSetUp) {
+  bench::TimedSys timed(&kernel_);
+  {
+    auto dev = VfioDevice::OpenWithIommufd(Opts(), *iommufd_, &timed);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    std::map<std::string, bench::TimedSys::Step> steps = timed.Take();
+    for (const char* want : {"open /dev/vfio/devices/vfioN", "VFIO_DEVICE_BIND_IOMMUFD",
+                             "VFIO_DEVICE_ATTACH_IOMMUFD_PT", "VFIO_DEVICE_GET_INFO"}) {
+      ASSERT_TRUE(steps.count(want)) << want;
+      EXPECT_EQ(steps[want].calls, 1) << want;
+      EXPECT_GE(steps[want].seconds, 0) << want;
+    }
+    EXPECT_EQ(steps.count("close"), 0u);
+    EXPECT_TRUE(timed.Take().empty());
+  }
+  std::map<std::string, bench::TimedSys::Step> teardown = timed.Take();
+  EXPECT_EQ(teardown["VFIO_DEVICE_DETACH_IOMMUFD_PT"].calls, 1);
+  EXPECT_EQ(teardown["close"].calls, 1);
+}
+
+TEST(TimedSys, OpenKeysFoldDigits) {
+  EXPECT_EQ(bench::StepKeyForOpen("/dev/vfio/devices/vfio12"), "open /dev/vfio/devices/vfioN");
+  EXPECT_EQ(bench::StepKeyForOpen("/dev/vfio/7"), "open /dev/vfio/N");
+  EXPECT_EQ(bench::StepKeyForOpen("/dev/iommu"), "open /dev/iommu");
 }
 
 TEST_F(VfioDeviceTest, PassedCdevFdOpensNothing) {
