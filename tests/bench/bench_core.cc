@@ -259,8 +259,9 @@ nlohmann::json Targets(const nlohmann::json& ratios) {
 }
 
 std::string Table(const nlohmann::json& report) {
-  std::string out = absl::StrFormat("%-6s %-17s %-8s %9s %12s %12s %10s\n", "kind", "method",
-                                    "page", "size_MiB", "time_med_ms", "undo_med_ms", "pinned");
+  std::string out = absl::StrFormat("%-6s %-17s %-8s %9s %12s %12s %10s %s\n", "kind", "method",
+                                    "page", "size_MiB", "time_med_ms", "undo_med_ms", "pinned",
+                                    "in_ioctl");
   for (const nlohmann::json& r : report.at("records")) {
     const bool map = r.at("kind") == "map";
     const nlohmann::json& pins = map ? r.at("pinned_after_map") : nlohmann::json();
@@ -270,6 +271,11 @@ std::string Table(const nlohmann::json& report) {
         map ? absl::StrCat(r.at("size").get<uint64_t>() >> 20) : r.at("device").get<std::string>(),
         1e3 * Median(r, map ? "map_s" : "setup_s"), 1e3 * Median(r, map ? "unmap_s" : "teardown_s"),
         map ? absl::StrCat(static_cast<int64_t>(pins.at("median").get<double>())) : "-");
+    // The share of the map time spent inside the kernel's map ioctl.
+    if (map && r.contains("map_ioctl_s") && Median(r, "map_s") > 0) {
+      out.pop_back();
+      out += absl::StrFormat(" %7.1f%%\n", 100 * Median(r, "map_ioctl_s") / Median(r, "map_s"));
+    }
   }
   // Where each set-up went: its steps, longest first (passage-bench's
   // TimedSys; "passage" is the time between calls).

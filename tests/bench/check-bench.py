@@ -10,7 +10,7 @@ import sys
 
 MAP_METHODS = ("iommufd_map", "iommufd_map_file", "type1", "populate")
 PAGES = ("4k", "thp", "hugetlb")
-MAP_FIELDS = ("map_s", "unmap_s", "pinned_after_map", "pinned_after_unmap", "huge_kb_after_map")
+MAP_FIELDS = ("map_s", "map_ioctl_s", "unmap_s", "pinned_after_map", "pinned_after_unmap", "huge_kb_after_map")
 
 
 def usage():

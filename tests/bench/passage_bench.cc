@@ -128,6 +128,7 @@ struct Context {
   nlohmann::json records = nlohmann::json::array();
   nlohmann::json skipped = nlohmann::json::array();
   int failures = 0;
+  TimedSys sys{&Sys::Real()};  // every DMA space and device of the run goes through it
 
   void Skip(const std::string& what, const std::string& reason) {
     skipped.push_back({{"what", what}, {"reason", reason}});
@@ -174,15 +175,18 @@ absl::StatusOr<std::unique_ptr<Held<Space>>> Attach(
 // One map/unmap sample through SPACE (null: the bare populate).
 struct MapSample {
   double map_s, unmap_s;
+  double map_ioctl_s;  // of map_s, the time inside the kernel's map ioctl(s)
   int64_t pinned_after_map, pinned_after_unmap, huge_kb;
 };
 
+// SYS: the TimedSys SPACE's ioctls go through (unused for the populate).
 absl::StatusOr<MapSample> SampleMap(const std::string& method, const std::string& page,
-                                    uint64_t size, DmaSpace* space) {
+                                    uint64_t size, DmaSpace* space, TimedSys& sys) {
   absl::StatusOr<std::unique_ptr<Buffer>> buf = MakeBuffer(page, size);
   if (!buf.ok()) return buf.status();
   const int64_t pins0 = Pinned(), huge0 = HugeKb();
   MapSample s{};
+  sys.Take();
   double t0 = Now();
   if (space == nullptr) {
     if (madvise((*buf)->addr, size, MADV_POPULATE_WRITE) != 0)
@@ -197,6 +201,12 @@ absl::StatusOr<MapSample> SampleMap(const std::string& method, const std::string
     }
   }
   s.map_s = Now() - t0;
+  // The populate is the kernel's alone (one madvise).
+  s.map_ioctl_s = space == nullptr ? s.map_s : 0;
+  std::map<std::string, TimedSys::Step> steps = sys.Take();
+  for (const char* ioctl : {"IOMMU_IOAS_MAP", "IOMMU_IOAS_MAP_FILE", "VFIO_IOMMU_MAP_DMA"}) {
+    s.map_ioctl_s += steps[ioctl].seconds;
+  }
   s.pinned_after_map = Pinned() - pins0;
   s.huge_kb = HugeKb() - huge0;
   t0 = Now();
@@ -225,15 +235,16 @@ void MeasureMap(Context& c, const std::string& method, DmaSpace* space,
           continue;
         }
       }
-      std::vector<double> map_s, unmap_s, after_map, after_unmap, huge;
+      std::vector<double> map_s, unmap_s, map_ioctl_s, after_map, after_unmap, huge;
       absl::Status error;
       for (int r = 0; r < c.flags.repetitions && error.ok(); ++r) {
-        absl::StatusOr<MapSample> s = SampleMap(method, page, size, space);
+        absl::StatusOr<MapSample> s = SampleMap(method, page, size, space, c.sys);
         if (!s.ok()) {
           error = s.status();
           break;
         }
         map_s.push_back(s->map_s);
+        map_ioctl_s.push_back(s->map_ioctl_s);
         unmap_s.push_back(s->unmap_s);
         after_map.push_back(s->pinned_after_map);
         after_unmap.push_back(s->pinned_after_unmap);
@@ -253,6 +264,7 @@ void MeasureMap(Context& c, const std::string& method, DmaSpace* space,
                 {"page", page},
                 {"size", size},
                 {"map_s", SamplesJson(map_s)},
+                {"map_ioctl_s", SamplesJson(map_ioctl_s)},
                 {"unmap_s", SamplesJson(unmap_s)},
                 {"pinned_after_map", SamplesJson(after_map)},
                 {"pinned_after_unmap", SamplesJson(after_unmap)},
@@ -287,7 +299,8 @@ void RunMap(Context& c, const std::vector<uint64_t>& sizes) {
     return;
   }
   const DeviceArg& dev = c.flags.devices.front();
-  if (auto io = Attach(Iommufd::Create({"bench", -1, true}), dev, &VfioDevice::OpenWithIommufd);
+  if (auto io = Attach(Iommufd::Create({"bench", -1, true}, &c.sys), dev,
+                       &VfioDevice::OpenWithIommufd, &c.sys);
       !io.ok()) {
     c.Fail("map iommufd", io.status());
   } else {
@@ -299,7 +312,9 @@ void RunMap(Context& c, const std::vector<uint64_t>& sizes) {
            absl::StrCat(dev.text, ": an fd names a cdev; the container needs its group"));
     return;
   }
-  if (auto ct = Attach(LegacyContainer::Create(), dev, &VfioDevice::OpenWithContainer); !ct.ok()) {
+  if (auto ct = Attach(LegacyContainer::Create(-1, &c.sys), dev, &VfioDevice::OpenWithContainer,
+                       &c.sys);
+      !ct.ok()) {
     c.Fail("map type1", ct.status());
   } else {
     MeasureMap(c, kType1, (*ct)->space.get(), sizes, pages);
@@ -363,7 +378,7 @@ void RunSetup(Context& c) {
     return;
   }
   for (const DeviceArg& dev : c.flags.devices) {
-    TimedSys sys(&Sys::Real());
+    TimedSys& sys = c.sys;
     // cdev: /dev/iommu + IOAS, then the cdev opened, bound and attached.
     auto cdev = [&]() -> absl::StatusOr<std::shared_ptr<void>> {
       return Attach(Iommufd::Create({"bench", -1, true}, &sys), dev, &VfioDevice::OpenWithIommufd,

@@ -274,11 +274,16 @@ def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed, runs=()
         out.append("")
         out.append("Mapping and set-up (passage-bench, %d repetitions, L1 kernel %s; %s)" % (
             b.get("repetitions", 0), b.get("kernel", {}).get("release"), os.path.basename(b["log"])))
-        out.append("  %-7s %-17s %-8s %-9s %12s %12s" % ("kind", "method", "page", "size", "median s", "unmap s"))
+        out.append("  %-7s %-17s %-8s %-9s %12s %12s %s" % ("kind", "method", "page", "size", "median s", "unmap s",
+                                                            "in the map ioctl"))
         for r in b.get("records", []):
             if r["kind"] == "map":
-                out.append("  %-7s %-17s %-8s %5d MiB %12.4f %12.4f" % (
-                    "map", r["method"], r["page"], r["size"] >> 20, r["map_s"]["median"], r["unmap_s"]["median"]))
+                share = ""
+                if "map_ioctl_s" in r and r["map_s"]["median"] > 0:
+                    share = "%5.1f%%" % (100 * r["map_ioctl_s"]["median"] / r["map_s"]["median"])
+                out.append("  %-7s %-17s %-8s %5d MiB %12.4f %12.4f %s" % (
+                    "map", r["method"], r["page"], r["size"] >> 20, r["map_s"]["median"], r["unmap_s"]["median"],
+                    share))
             else:
                 out.append("  %-7s %-17s %-8s %-9s %12.4f %12.4f" % (
                     "setup", r["method"], "-", r["device"][-7:], r["setup_s"]["median"], r["teardown_s"]["median"]))

@@ -150,6 +150,7 @@ TEST(BenchTargets, HugeOnlyWhereMeminfoSawHugePages) {
 TEST(BenchTable, PrintsRecordsRatiosAndVerdicts) {
   nlohmann::json records = {MapRecord(kIommufdMap, "4k", 64 << 20, 0.002),
                             MapRecord(kType1, "4k", 64 << 20, 0.004)};
+  records[1]["map_ioctl_s"] = SamplesJson({0.003});  // 3 of the 4 ms inside the ioctl
   nlohmann::json report = {{"records", records},
                            {"skipped", {{{"what", "map thp"}, {"reason", "off"}}}},
                            {"ratios", Ratios(records)}};
@@ -159,6 +160,8 @@ TEST(BenchTable, PrintsRecordsRatiosAndVerdicts) {
                    "1.000      16384"),
             std::string::npos)
       << t;
+  EXPECT_NE(t.find("4.000        2.000      16384    75.0%"), std::string::npos) << t;
+  EXPECT_EQ(t.find("%"), t.rfind("%")) << t;  // only the record that has map_ioctl_s
   EXPECT_NE(t.find("skipped: map thp: off"), std::string::npos) << t;
   EXPECT_NE(t.find("target: iommufd map <= 1.0x type1 at every size: met"), std::string::npos) << t;
   EXPECT_NE(t.find("target: cdev setup <= 0.5x legacy: not measured"), std::string::npos) << t;
