@@ -216,46 +216,48 @@ TEST_F(LinuxLoaderTest, FillsTheZeroPage) {
   EXPECT_TRUE(std::equal(loaded.begin(), loaded.end(), bz_.kernel.begin()));
 
   const boot_params bp = ZeroPage();
-  EXPECT_EQ(bp.hdr.header, 0x53726448u);  // the setup header was copied in
-  EXPECT_EQ(bp.hdr.version, 0x020f);
-  EXPECT_EQ(bp.hdr.type_of_loader, 0xff);
-  EXPECT_EQ(bp.hdr.vid_mode, 0xffff);
-  EXPECT_EQ(bp.hdr.code32_start, 0x1000000u);
-  EXPECT_EQ(bp.acpi_rsdp_addr, 0xe0000u);
-  EXPECT_EQ(bp.sentinel, 0);  // only the header was copied, not the bytes around it
+  // boot_params is packed: `+` compares a copy, since gtest would bind a
+  // reference to a misaligned field (UBSan's alignment check, clang).
+  EXPECT_EQ(+bp.hdr.header, 0x53726448u);  // the setup header was copied in
+  EXPECT_EQ(+bp.hdr.version, 0x020f);
+  EXPECT_EQ(+bp.hdr.type_of_loader, 0xff);
+  EXPECT_EQ(+bp.hdr.vid_mode, 0xffff);
+  EXPECT_EQ(+bp.hdr.code32_start, 0x1000000u);
+  EXPECT_EQ(+bp.acpi_rsdp_addr, 0xe0000u);
+  EXPECT_EQ(+bp.sentinel, 0);  // only the header was copied, not the bytes around it
 
   // The command line, NUL-terminated, where cmd_line_ptr says.
-  EXPECT_EQ(bp.hdr.cmd_line_ptr, kCmdlineAddr);
+  EXPECT_EQ(+bp.hdr.cmd_line_ptr, kCmdlineAddr);
   char cmdline[64] = {};
   ASSERT_TRUE(memory_->Read(bp.hdr.cmd_line_ptr, {reinterpret_cast<uint8_t*>(cmdline), 24}).ok());
   EXPECT_STREQ(cmdline, "console=ttyS0 panic=-1");
 
   // The initrd: page-aligned, as high as possible (the end of RAM here), intact.
-  EXPECT_EQ(bp.hdr.ramdisk_size, initrd.size());
-  EXPECT_EQ(bp.hdr.ramdisk_image % 4096, 0u);
-  EXPECT_LE(bp.hdr.ramdisk_image + initrd.size(), 256 * kMiB);
-  EXPECT_GT(bp.hdr.ramdisk_image + initrd.size(), 256 * kMiB - 4096);
-  EXPECT_GE(bp.hdr.ramdisk_image, layout->runtime_end);
+  EXPECT_EQ(+bp.hdr.ramdisk_size, initrd.size());
+  EXPECT_EQ(+bp.hdr.ramdisk_image % 4096, 0u);
+  EXPECT_LE(+bp.hdr.ramdisk_image + initrd.size(), 256 * kMiB);
+  EXPECT_GT(+bp.hdr.ramdisk_image + initrd.size(), 256 * kMiB - 4096);
+  EXPECT_GE(+bp.hdr.ramdisk_image, layout->runtime_end);
   std::vector<uint8_t> back(initrd.size());
   ASSERT_TRUE(memory_->Read(bp.hdr.ramdisk_image, back).ok());
   EXPECT_EQ(back, initrd);
 
   // e820: RAM below the hole, the hole split around the ACPI tables, RAM above.
-  ASSERT_EQ(bp.e820_entries, 5);
+  ASSERT_EQ(+bp.e820_entries, 5);
   const boot_e820_entry* e = bp.e820_table;
-  EXPECT_EQ(e[0].addr, 0u);
-  EXPECT_EQ(e[0].size, 0xa0000u);
-  EXPECT_EQ(e[0].type, 1u);
-  EXPECT_EQ(e[1].addr, 0xa0000u);
-  EXPECT_EQ(e[1].type, 2u);
-  EXPECT_EQ(e[2].addr, 0xe0000u);
-  EXPECT_EQ(e[2].size, 0x1000u);
-  EXPECT_EQ(e[2].type, 3u);
-  EXPECT_EQ(e[3].addr, 0xe1000u);
-  EXPECT_EQ(e[3].type, 2u);
-  EXPECT_EQ(e[4].addr, 0x100000u);
-  EXPECT_EQ(e[4].size, 256 * kMiB - 0x100000);
-  EXPECT_EQ(e[4].type, 1u);
+  EXPECT_EQ(+e[0].addr, 0u);
+  EXPECT_EQ(+e[0].size, 0xa0000u);
+  EXPECT_EQ(+e[0].type, 1u);
+  EXPECT_EQ(+e[1].addr, 0xa0000u);
+  EXPECT_EQ(+e[1].type, 2u);
+  EXPECT_EQ(+e[2].addr, 0xe0000u);
+  EXPECT_EQ(+e[2].size, 0x1000u);
+  EXPECT_EQ(+e[2].type, 3u);
+  EXPECT_EQ(+e[3].addr, 0xe1000u);
+  EXPECT_EQ(+e[3].type, 2u);
+  EXPECT_EQ(+e[4].addr, 0x100000u);
+  EXPECT_EQ(+e[4].size, 256 * kMiB - 0x100000);
+  EXPECT_EQ(+e[4].type, 1u);
 }
 
 TEST_F(LinuxLoaderTest, InitrdStaysBelowInitrdAddrMax) {
@@ -274,8 +276,8 @@ TEST_F(LinuxLoaderTest, InitrdStaysBelowInitrdAddrMax) {
 TEST_F(LinuxLoaderTest, NoInitrdMeansZeroRamdiskFields) {
   ASSERT_TRUE(LoadLinux(bz_, {}, "", platform_, *memory_).ok());
   const boot_params bp = ZeroPage();
-  EXPECT_EQ(bp.hdr.ramdisk_image, 0u);
-  EXPECT_EQ(bp.hdr.ramdisk_size, 0u);
+  EXPECT_EQ(+bp.hdr.ramdisk_image, 0u);
+  EXPECT_EQ(+bp.hdr.ramdisk_size, 0u);
   char c = 1;
   ASSERT_TRUE(memory_->Read(kCmdlineAddr, {reinterpret_cast<uint8_t*>(&c), 1}).ok());
   EXPECT_EQ(c, 0);  // an empty, terminated command line
@@ -293,8 +295,8 @@ TEST_F(LinuxLoaderTest, HighRamIsInTheMap) {
   EXPECT_EQ(last.type, E820Type::kRam);
   boot_params bp;
   ASSERT_TRUE((*mem)->Read(kZeroPageAddr, {reinterpret_cast<uint8_t*>(&bp), sizeof(bp)}).ok());
-  ASSERT_EQ(bp.e820_entries, layout->e820.size());
-  EXPECT_EQ(bp.e820_table[bp.e820_entries - 1].addr, kHighRamStart);
+  ASSERT_EQ(+bp.e820_entries, layout->e820.size());
+  EXPECT_EQ(+bp.e820_table[bp.e820_entries - 1].addr, kHighRamStart);
 }
 
 TEST_F(LinuxLoaderTest, RejectsTooLongCommandLine) {
