@@ -266,7 +266,8 @@ TEST_F(LinuxLoaderTest, InitrdStaysBelowInitrdAddrMax) {
   auto mem = GuestMemory::Create({2 * kGiB, false});
   ASSERT_TRUE(mem.ok());
   std::vector<uint8_t> initrd(3 * 4096 + 5, 0x5a);
-  absl::StatusOr<LinuxBootLayout> layout = LoadLinux(*bz, InitrdBytes(initrd), "", platform_, **mem);
+  absl::StatusOr<LinuxBootLayout> layout =
+      LoadLinux(*bz, InitrdBytes(initrd), "", platform_, **mem);
   ASSERT_TRUE(layout.ok()) << layout.status();
   EXPECT_LE(layout->initrd_addr + initrd.size(), 1 * kGiB);
   EXPECT_GT(layout->initrd_addr + initrd.size(), 1 * kGiB - 4096);
