@@ -31,7 +31,14 @@ uint64_t LowRamEnd(const GuestMemory& memory) {
 
 }  // namespace
 
-absl::StatusOr<LinuxBootLayout> LoadLinux(const BzImage& kernel, std::span<const uint8_t> initrd,
+InitrdSource InitrdBytes(std::span<const uint8_t> bytes) {
+  return {bytes.size(), [bytes](std::span<uint8_t> dest) {
+            std::memcpy(dest.data(), bytes.data(), std::min(bytes.size(), dest.size()));
+            return absl::OkStatus();
+          }};
+}
+
+absl::StatusOr<LinuxBootLayout> LoadLinux(const BzImage& kernel, const InitrdSource& initrd,
                                           absl::string_view cmdline,
                                           const LinuxBootPlatform& platform, GuestMemory& memory) {
   LinuxBootLayout layout;
@@ -53,7 +60,7 @@ absl::StatusOr<LinuxBootLayout> LoadLinux(const BzImage& kernel, std::span<const
     return absl::InvalidArgumentError(absl::StrCat(
         "-m: this kernel needs RAM up to ", Hex(needed), " to unpack (init_size ",
         kernel.init_size, " from ", Hex(layout.runtime_start), "); the VM has ", Hex(low_end),
-        " below the PCI hole (use at least -m ", MiBUp(needed + initrd.size()), ")"));
+        " below the PCI hole (use at least -m ", MiBUp(needed + initrd.size), ")"));
   }
   if (absl::Status s = memory.Write(layout.load_addr, kernel.kernel); !s.ok()) return s;
 
@@ -74,18 +81,24 @@ absl::StatusOr<LinuxBootLayout> LoadLinux(const BzImage& kernel, std::span<const
 
   // The initrd: as high as the kernel allows, below the end of low RAM, above
   // the kernel's init_size window.
-  if (!initrd.empty()) {
+  if (initrd.size > 0) {
     const uint64_t limit = std::min<uint64_t>(uint64_t{kernel.initrd_addr_max} + 1, low_end);
     const uint64_t floor = (needed + kPage - 1) / kPage * kPage;
-    if (initrd.size() > limit || (limit - initrd.size()) / kPage * kPage < floor) {
+    if (initrd.size > limit || (limit - initrd.size) / kPage * kPage < floor) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "-initrd: ", initrd.size(), " bytes do not fit between the kernel (up to ", Hex(floor),
+          "-initrd: ", initrd.size, " bytes do not fit between the kernel (up to ", Hex(floor),
           ") and ", Hex(limit), " (the kernel's initrd_addr_max or the end of low RAM); use a "
           "larger -m"));
     }
-    layout.initrd_addr = (limit - initrd.size()) / kPage * kPage;
-    layout.initrd_size = initrd.size();
-    if (absl::Status s = memory.Write(layout.initrd_addr, initrd); !s.ok()) return s;
+    layout.initrd_addr = (limit - initrd.size) / kPage * kPage;
+    layout.initrd_size = initrd.size;
+    uint8_t* dest = memory.HostAddress(layout.initrd_addr, initrd.size);
+    if (dest == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("-initrd: guest range ",
+                                                     Hex(layout.initrd_addr), "+",
+                                                     Hex(initrd.size), " is not RAM"));
+    }
+    if (absl::Status s = initrd.fill({dest, initrd.size}); !s.ok()) return s;
   }
 
   // The memory map.

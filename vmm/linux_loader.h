@@ -6,6 +6,7 @@
 #define PASSAGE_VMM_LINUX_LOADER_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -36,10 +37,24 @@ struct LinuxBootLayout {
   std::vector<E820Entry> e820;
 };
 
-// Puts `kernel`, `initrd` (may be empty) and `cmdline` into `memory`, writes
+// The initrd: its size, known before it is placed, and how its bytes get
+// into the guest RAM chosen for it. A file is read straight into place
+// (vmm/loader.h), with no buffer the size of the initrd.
+struct InitrdSource {
+  uint64_t size = 0;  // 0: no initrd
+  // Fills `dest`: exactly `size` bytes of guest RAM at the initrd's address.
+  // Its errors are returned by LoadLinux as they are (name -initrd in them).
+  std::function<absl::Status(std::span<uint8_t> dest)> fill;
+};
+
+// An initrd already in memory (copied into place; `bytes` must outlive the
+// LoadLinux call).
+InitrdSource InitrdBytes(std::span<const uint8_t> bytes);
+
+// Puts `kernel`, `initrd` (size 0: none) and `cmdline` into `memory`, writes
 // boot_params at kZeroPageAddr and passage's long-mode page tables and GDT.
 // Errors name the flag they are about (-m, -append, -initrd).
-absl::StatusOr<LinuxBootLayout> LoadLinux(const BzImage& kernel, std::span<const uint8_t> initrd,
+absl::StatusOr<LinuxBootLayout> LoadLinux(const BzImage& kernel, const InitrdSource& initrd,
                                           absl::string_view cmdline,
                                           const LinuxBootPlatform& platform, GuestMemory& memory);
 

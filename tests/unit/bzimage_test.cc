@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -203,7 +204,7 @@ TEST_F(LinuxLoaderTest, FillsTheZeroPage) {
   std::vector<uint8_t> initrd(100000);
   for (size_t i = 0; i < initrd.size(); ++i) initrd[i] = static_cast<uint8_t>(i * 13 + 1);
   absl::StatusOr<LinuxBootLayout> layout =
-      LoadLinux(bz_, initrd, "console=ttyS0 panic=-1", platform_, *memory_);
+      LoadLinux(bz_, InitrdBytes(initrd), "console=ttyS0 panic=-1", platform_, *memory_);
   ASSERT_TRUE(layout.ok()) << layout.status();
 
   // The 64-bit entry: startup_64 at load + 0x200, RSI = boot_params.
@@ -267,7 +268,8 @@ TEST_F(LinuxLoaderTest, InitrdStaysBelowInitrdAddrMax) {
   auto mem = GuestMemory::Create({2 * kGiB, false});
   ASSERT_TRUE(mem.ok());
   std::vector<uint8_t> initrd(3 * 4096 + 5, 0x5a);
-  absl::StatusOr<LinuxBootLayout> layout = LoadLinux(*bz, initrd, "", platform_, **mem);
+  absl::StatusOr<LinuxBootLayout> layout =
+      LoadLinux(*bz, InitrdBytes(initrd), "", platform_, **mem);
   ASSERT_TRUE(layout.ok()) << layout.status();
   EXPECT_LE(layout->initrd_addr + initrd.size(), 1 * kGiB);
   EXPECT_GT(layout->initrd_addr + initrd.size(), 1 * kGiB - 4096);
@@ -309,11 +311,47 @@ TEST_F(LinuxLoaderTest, RejectsTooLongCommandLine) {
 }
 
 TEST_F(LinuxLoaderTest, RejectsInitrdThatDoesNotFit) {
-  // 256 MiB of RAM, the kernel's window ends at 24 MiB: 240 MiB do not fit.
-  std::vector<uint8_t> initrd(240 * kMiB);
+  // 256 MiB of RAM, the kernel's window ends at 24 MiB: 240 MiB do not fit,
+  // and nothing is read for an initrd that does not fit.
+  bool filled = false;
+  InitrdSource initrd{240 * kMiB, [&filled](std::span<uint8_t>) {
+                        filled = true;
+                        return absl::OkStatus();
+                      }};
   absl::StatusOr<LinuxBootLayout> layout = LoadLinux(bz_, initrd, "", platform_, *memory_);
   ASSERT_FALSE(layout.ok());
   EXPECT_EQ(layout.status().message().substr(0, 9), "-initrd: ") << layout.status();
+  EXPECT_FALSE(filled);
+}
+
+TEST_F(LinuxLoaderTest, InitrdIsFilledInPlaceInGuestRam) {
+  // The source is handed the guest RAM at the initrd's final address, of
+  // exactly its size: no intermediate buffer.
+  uint8_t* dest_data = nullptr;
+  size_t dest_size = 0;
+  InitrdSource initrd{3 * 4096 + 17, [&](std::span<uint8_t> dest) {
+                        dest_data = dest.data();
+                        dest_size = dest.size();
+                        std::fill(dest.begin(), dest.end(), 0xa5);
+                        return absl::OkStatus();
+                      }};
+  absl::StatusOr<LinuxBootLayout> layout = LoadLinux(bz_, initrd, "", platform_, *memory_);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(dest_size, initrd.size);
+  EXPECT_EQ(dest_data, memory_->HostAddress(layout->initrd_addr, initrd.size));
+  EXPECT_EQ(ZeroPage().hdr.ramdisk_size, initrd.size);
+  uint8_t last = 0;
+  ASSERT_TRUE(memory_->Read(layout->initrd_addr + initrd.size - 1, {&last, 1}).ok());
+  EXPECT_EQ(last, 0xa5);
+}
+
+TEST_F(LinuxLoaderTest, InitrdFillErrorIsReturned) {
+  InitrdSource initrd{4096, [](std::span<uint8_t>) {
+                        return absl::DataLossError("-initrd: 'x' shrank while being read");
+                      }};
+  absl::StatusOr<LinuxBootLayout> layout = LoadLinux(bz_, initrd, "", platform_, *memory_);
+  ASSERT_FALSE(layout.ok());
+  EXPECT_EQ(layout.status().message(), "-initrd: 'x' shrank while being read");
 }
 
 TEST_F(LinuxLoaderTest, RejectsTooLittleRam) {
@@ -368,6 +406,43 @@ TEST_F(LoadKernelTest, BzImageGoesThroughTheLinuxLoader) {
   ASSERT_TRUE(loaded->linux_layout.has_value());
   EXPECT_EQ(loaded->entry.mode, BootEntry::Mode::kLong);
   EXPECT_EQ(loaded->linux_layout->initrd_size, 5000u);
+}
+
+TEST_F(LoadKernelTest, InitrdFileLandsIntactInGuestRam) {
+  std::vector<uint8_t> bytes(3 * kMiB + 123);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7 + i / 4096);
+  VmConfig config;
+  config.kernel = Write("bzImage", MakeBzImage());
+  config.initrd = Write("initrd", bytes);
+  absl::StatusOr<LoadedKernel> loaded = Load(config);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const LinuxBootLayout& layout = *loaded->linux_layout;
+  EXPECT_EQ(layout.initrd_size, bytes.size());
+  std::vector<uint8_t> back(bytes.size());
+  ASSERT_TRUE(memory_->Read(layout.initrd_addr, back).ok());
+  EXPECT_EQ(back, bytes);
+}
+
+TEST_F(LoadKernelTest, InitrdThatDoesNotFitIsAOneLineError) {
+  // A sparse 300 MiB file: rejected from its size, before anything is read.
+  VmConfig config;
+  config.kernel = Write("bzImage", MakeBzImage());
+  config.initrd = Write("initrd", {});
+  ASSERT_EQ(truncate(config.initrd.c_str(), 300 * kMiB), 0);
+  absl::StatusOr<LoadedKernel> loaded = Load(config);
+  ASSERT_FALSE(loaded.ok());
+  const std::string msg(loaded.status().message());
+  EXPECT_EQ(msg.rfind("-initrd: 314572800 bytes do not fit", 0), 0u) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
+}
+
+TEST_F(LoadKernelTest, InitrdThatIsADirectoryNamesTheFlag) {
+  VmConfig config;
+  config.kernel = Write("bzImage", MakeBzImage());
+  config.initrd = dir_;
+  absl::StatusOr<LoadedKernel> loaded = Load(config);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().message(), "-initrd: '" + dir_ + "' is not a regular file");
 }
 
 TEST_F(LoadKernelTest, CorruptBzImageIsAOneLineErrorNamingKernel) {
