@@ -60,6 +60,42 @@ absl::Status DmaSpace::CheckMappingsAfterAttach(const std::string& device) {
   return absl::OkStatus();
 }
 
+void DmaSpace::DeferMapping() {
+  absl::MutexLock lock(&mu_);
+  pending_ = true;
+  outcome_ = absl::OkStatus();
+}
+
+void DmaSpace::FinishMapping(absl::Status outcome) {
+  absl::MutexLock lock(&mu_);
+  pending_ = false;
+  outcome_ = std::move(outcome);
+}
+
+absl::Status DmaSpace::AwaitMapped() {
+  absl::MutexLock lock(&mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_ || cancelled_; };
+  mu_.Await(absl::Condition(&done));
+  if (pending_) {
+    return absl::CancelledError(
+        absl::StrCat(name(), ": guest RAM is not mapped yet and the VM is stopping"));
+  }
+  return outcome_;
+}
+
+void DmaSpace::CancelWaits() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+}
+
+absl::Status DmaSpace::MappedStatus() const {
+  absl::MutexLock lock(&mu_);
+  if (pending_) {
+    return absl::UnavailableError(absl::StrCat(name(), ": guest RAM is still being mapped"));
+  }
+  return outcome_;
+}
+
 void DmaSpace::UnmapAll() {
   const std::map<uint64_t, uint64_t> left = mappings();
   for (auto it = left.rbegin(); it != left.rend(); ++it) {
