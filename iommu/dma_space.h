@@ -65,7 +65,8 @@ class DmaSpace : public MemoryListener {
   // Mappings currently live, iova -> size.
   std::map<uint64_t, uint64_t> mappings() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Called after a device attached: every live mapping must still lie in the
+  // Called after a device attached: every live mapping (and, while the
+  // mapping is deferred, every range it will map) must still lie in the
   // allowed ranges. The error names the reserved range and `device`.
   absl::Status CheckMappingsAfterAttach(const std::string& device);
 
@@ -74,8 +75,9 @@ class DmaSpace : public MemoryListener {
 
   // Readiness. A space is "mapped" unless DeferMapping() was called and
   // FinishMapping() not yet: spaces that map as they start listening to
-  // guest memory are ready at once.
-  void DeferMapping() ABSL_LOCKS_EXCLUDED(mu_);
+  // guest memory are ready at once. `planned` (iova -> size) is what will
+  // be mapped, checked against each device that attaches meanwhile.
+  void DeferMapping(std::map<uint64_t, uint64_t> planned) ABSL_LOCKS_EXCLUDED(mu_);
   // The deferred mapping ended: OK (all RAM mapped) or why not. Wakes every
   // AwaitMapped().
   void FinishMapping(absl::Status outcome) ABSL_LOCKS_EXCLUDED(mu_);
@@ -107,6 +109,7 @@ class DmaSpace : public MemoryListener {
   mutable absl::Mutex mu_;
   std::map<uint64_t, uint64_t> mappings_ ABSL_GUARDED_BY(mu_);
   bool pending_ ABSL_GUARDED_BY(mu_) = false;     // DeferMapping'd, not finished
+  std::map<uint64_t, uint64_t> planned_ ABSL_GUARDED_BY(mu_);  // while pending_
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;   // CancelWaits()
   absl::Status outcome_ ABSL_GUARDED_BY(mu_);     // of the last FinishMapping
 };

@@ -108,8 +108,7 @@ void Passthrough::ReleaseUnused() {
 }
 
 Passthrough::~Passthrough() {
-  CancelMapping();
-  if (mapper_.joinable()) mapper_.join();
+  StopMapping();
   // Devices are gone by now (the PCI bus went first); unmap in reverse.
   if (container_listening_) memory_.RemoveListener(container_.get());
   container_.reset();
@@ -234,10 +233,17 @@ PasidSpace::Info Passthrough::DescribePasid() const {
 
 absl::Status Passthrough::MapOrDefer(DmaSpace* space, const std::string& label) {
   if (mode_ == DmaMapMode::kSync || !setting_up_) return memory_.AddListener(space);
-  space->DeferMapping();
+  std::map<uint64_t, uint64_t> planned;
+  for (const MemoryRegion& r : memory_.regions()) planned[r.gpa] = r.size;
+  space->DeferMapping(std::move(planned));
   absl::MutexLock lock(&map_mu_);
   deferred_.push_back({space, label});
   return absl::OkStatus();
+}
+
+void Passthrough::StopMapping() {
+  CancelMapping();
+  if (mapper_.joinable()) mapper_.join();
 }
 
 void Passthrough::StartMapping(std::function<void(const absl::Status&)> on_failure) {

@@ -26,6 +26,7 @@
 #ifndef PASSAGE_VMM_PASSTHROUGH_H_
 #define PASSAGE_VMM_PASSTHROUGH_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -76,6 +77,11 @@ class Passthrough {
   // The VM is stopping: whoever waits for a space (a vCPU's bus-master
   // enable) returns, and the thread maps no further space. Any thread.
   void CancelMapping() ABSL_LOCKS_EXCLUDED(map_mu_);
+  // CancelMapping, then waits for the thread (it ends the space at hand
+  // first: an ioctl in flight is not interrupted). Before the devices go:
+  // a container losing its last group under the thread's map is a mess.
+  // The thread that called StartMapping.
+  void StopMapping() ABSL_LOCKS_EXCLUDED(map_mu_);
 
   // Opens the device of a `-device vfio-pci,...` and builds its guest view.
   // A passed fd= is owned from the call on and closed on every error.
@@ -161,7 +167,8 @@ class Passthrough {
   std::vector<User> users_;
 
   const DmaMapMode mode_;
-  bool setting_up_ = true;  // until StartMapping: kBackground spaces defer
+  // Until StartMapping: kBackground spaces defer. Read on the loop thread.
+  std::atomic<bool> setting_up_ = true;
   std::thread mapper_;
   mutable absl::Mutex map_mu_;
   struct Deferred {

@@ -384,6 +384,9 @@ Vm::~Vm() {
   stopping_ = true;
   pause_.Close();
   for (auto& v : vcpus_) v->Kick();
+  // The mapping thread ends (vCPUs waiting for it return) before the
+  // devices (and the container's groups) it maps for go.
+  if (passthrough_ != nullptr) passthrough_->StopMapping();
   vcpus_.clear();  // joins the threads
   pci_.reset();          // devices stop their workers while guest memory is still there
   passthrough_.reset();  // then DMA spaces unmap guest RAM and VFIO files close

@@ -244,6 +244,21 @@ TEST_F(BackgroundMappingTest, SyncModeMapsDuringSetUpAndNothingWaits) {
   EXPECT_EQ(kernel_.map_file_calls, 1);
 }
 
+TEST_F(BackgroundMappingTest, ADeviceReservingRamIsRefusedAtAttachThoughNothingIsMappedYet) {
+  // The x86 MSI window moved into RAM (64 MiB of it at 0): as the kernel
+  // shows a device's reserved regions once it is attached.
+  edu_.reserved = {{0x1000000, 0x10fffff}};
+  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
+                               DmaMapMode::kBackground);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  ASSERT_FALSE(dev.ok());
+  const std::string msg(dev.status().message());
+  EXPECT_NE(msg.find("edu0"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("0x1000000-0x10fffff"), std::string::npos) << msg;
+  EXPECT_EQ(edu_.attached_pt, 0u) << "left detached";
+}
+
 TEST_F(BackgroundMappingTest, HotplugAfterTheMappingMapsSynchronously) {
   auto p = Passthrough::Create({}, *memory_, loop_, -1, &kernel_, DmaMapMode::kBackground);
   ASSERT_TRUE(p.ok()) << p.status();
