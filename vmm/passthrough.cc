@@ -166,8 +166,8 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
   if (!dev.ok()) return dev.status();
   // A container whose groups all left (a device closed late, after
   // ReleaseUnused looked) lost its IOMMU and with it every mapping: map
-  // guest RAM again.
-  if (container_listening_ && container_->mappings().empty()) {
+  // guest RAM again. (One whose mapping is deferred has none yet.)
+  if (container_listening_ && container_->MappedStatus().ok() && container_->mappings().empty()) {
     memory_.RemoveListener(container_.get());
     container_listening_ = false;
   }

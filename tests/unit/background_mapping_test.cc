@@ -223,6 +223,28 @@ TEST_F(BackgroundMappingTest, TheLegacyContainerMapsAfterSetIommuInTheBackground
   EXPECT_EQ(kernel_.open_fds(), 0u) << kernel_.Describe();
 }
 
+TEST_F(BackgroundMappingTest, TwoLegacyGroupsShareTheContainersOneDeferredMapping) {
+  FakeVfioPci nvme = edu_;
+  kernel_.AddVfioPciSysfs("0000:00:04.0", "vfio1", "4", &nvme);
+  auto p = Passthrough::Create({}, *memory_, loop_, -1, &kernel_, DmaMapMode::kBackground);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}}), irq_);
+  ASSERT_TRUE(edu.ok()) << edu.status();
+  DeviceConfig second = Vfio({{"host", "00:04.0"}});
+  second.id = "nvme0";
+  auto dev = (*p)->CreateVfioPci(second, irq_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  std::vector<std::string> stops;
+  (*p)->StartMapping([&](const absl::Status& s) { stops.emplace_back(s.message()); });
+  // The second device's bus-master enable returns once the one mapping ended.
+  (*dev)->ConfigWrite(PCI_COMMAND, 2, PCI_COMMAND_MASTER);
+  (*p)->StopMapping();  // the thread has ended: a failure was reported by now
+  EXPECT_TRUE(stops.empty()) << stops[0];
+  EXPECT_EQ(kernel_.map_calls, 1) << "RAM goes into the container once";
+  EXPECT_EQ(kernel_.mapped.size(), 1u);
+  EXPECT_NE(nvme.config[PCI_COMMAND] & PCI_COMMAND_MASTER, 0);
+}
+
 TEST_F(BackgroundMappingTest, SyncModeMapsDuringSetUpAndNothingWaits) {
   auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
                                DmaMapMode::kSync);
