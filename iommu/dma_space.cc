@@ -47,7 +47,12 @@ std::map<uint64_t, uint64_t> DmaSpace::mappings() const {
 }
 
 absl::Status DmaSpace::CheckMappingsAfterAttach(const std::string& device) {
-  const std::map<uint64_t, uint64_t> live = mappings();
+  std::map<uint64_t, uint64_t> live;
+  {
+    absl::MutexLock lock(&mu_);
+    live = mappings_;
+    if (pending_) live.insert(planned_.begin(), planned_.end());
+  }
   if (live.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<IovaRange>> allowed = AllowedRanges();
   if (!allowed.ok()) return allowed.status();
@@ -58,6 +63,44 @@ absl::Status DmaSpace::CheckMappingsAfterAttach(const std::string& device) {
     }
   }
   return absl::OkStatus();
+}
+
+void DmaSpace::DeferMapping(std::map<uint64_t, uint64_t> planned) {
+  absl::MutexLock lock(&mu_);
+  pending_ = true;
+  planned_ = std::move(planned);
+  outcome_ = absl::OkStatus();
+}
+
+void DmaSpace::FinishMapping(absl::Status outcome) {
+  absl::MutexLock lock(&mu_);
+  pending_ = false;
+  planned_.clear();
+  outcome_ = std::move(outcome);
+}
+
+absl::Status DmaSpace::AwaitMapped() {
+  absl::MutexLock lock(&mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_ || cancelled_; };
+  mu_.Await(absl::Condition(&done));
+  if (pending_) {
+    return absl::CancelledError(
+        absl::StrCat(name(), ": guest RAM is not mapped yet and the VM is stopping"));
+  }
+  return outcome_;
+}
+
+void DmaSpace::CancelWaits() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+}
+
+absl::Status DmaSpace::MappedStatus() const {
+  absl::MutexLock lock(&mu_);
+  if (pending_) {
+    return absl::UnavailableError(absl::StrCat(name(), ": guest RAM is still being mapped"));
+  }
+  return outcome_;
 }
 
 void DmaSpace::UnmapAll() {

@@ -6,6 +6,14 @@
 // The base owns what both backends share: the table of live mappings, the
 // reserved-range checks, and unmapping on destruction. A backend only issues
 // its ioctls (MapIoctl/UnmapIoctl/AllowedRanges), like rust-vmm's VfioOps.
+//
+// It also owns the space's readiness (issue 14): whether all guest RAM is
+// mapped, i.e. whether a device translating through it may do DMA. Pinning
+// RAM is most of a VM's set-up, so the VM may attach devices to a space
+// first and map RAM on a background thread while the guest boots: the owner
+// calls DeferMapping() before the first device attaches and FinishMapping()
+// with the outcome; whatever lets a device DMA (its bus-master enable) or
+// binds a PASID waits in AwaitMapped() until then.
 #ifndef PASSAGE_IOMMU_DMA_SPACE_H_
 #define PASSAGE_IOMMU_DMA_SPACE_H_
 
@@ -57,12 +65,32 @@ class DmaSpace : public MemoryListener {
   // Mappings currently live, iova -> size.
   std::map<uint64_t, uint64_t> mappings() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Called after a device attached: every live mapping must still lie in the
+  // Called after a device attached: every live mapping (and, while the
+  // mapping is deferred, every range it will map) must still lie in the
   // allowed ranges. The error names the reserved range and `device`.
   absl::Status CheckMappingsAfterAttach(const std::string& device);
 
   absl::Status OnRegionAdded(const MemoryRegion& region) override;
   void OnRegionRemoved(const MemoryRegion& region) override;
+
+  // Readiness. A space is "mapped" unless DeferMapping() was called and
+  // FinishMapping() not yet: spaces that map as they start listening to
+  // guest memory are ready at once. `planned` (iova -> size) is what will
+  // be mapped, checked against each device that attaches meanwhile.
+  void DeferMapping(std::map<uint64_t, uint64_t> planned) ABSL_LOCKS_EXCLUDED(mu_);
+  // The deferred mapping ended: OK (all RAM mapped) or why not. Wakes every
+  // AwaitMapped().
+  void FinishMapping(absl::Status outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until no mapping is pending and returns its outcome (OK: mapped;
+  // at once when none was deferred). Ends early with kCancelled once
+  // CancelWaits() was called. Holds no lock while it waits but mu_, which
+  // FinishMapping and CancelWaits take only briefly. Any thread.
+  absl::Status AwaitMapped() ABSL_LOCKS_EXCLUDED(mu_);
+  // The VM is stopping: every AwaitMapped(), now and later, returns
+  // kCancelled unless the space is mapped already. Any thread.
+  void CancelWaits() ABSL_LOCKS_EXCLUDED(mu_);
+  // Not blocking: the outcome so far (kUnavailable while pending).
+  absl::Status MappedStatus() const ABSL_LOCKS_EXCLUDED(mu_);
 
  protected:
   // The backend's ioctls; the base holds no lock while calling them.
@@ -80,6 +108,10 @@ class DmaSpace : public MemoryListener {
  private:
   mutable absl::Mutex mu_;
   std::map<uint64_t, uint64_t> mappings_ ABSL_GUARDED_BY(mu_);
+  bool pending_ ABSL_GUARDED_BY(mu_) = false;     // DeferMapping'd, not finished
+  std::map<uint64_t, uint64_t> planned_ ABSL_GUARDED_BY(mu_);  // while pending_
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;   // CancelWaits()
+  absl::Status outcome_ ABSL_GUARDED_BY(mu_);     // of the last FinishMapping
 };
 
 // When the kernel refuses a device or group whose reserved regions overlap

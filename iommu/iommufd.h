@@ -4,6 +4,7 @@
 #ifndef PASSAGE_IOMMU_IOMMUFD_H_
 #define PASSAGE_IOMMU_IOMMUFD_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,7 +52,7 @@ class Iommufd : public DmaSpace {
   absl::Status DestroyObject(uint32_t id);
 
   // How the last mapping was made (for reports and tests).
-  bool used_map_file() const { return used_map_file_; }
+  bool used_map_file() const { return used_map_file_.load(); }
 
  protected:
   absl::Status MapIoctl(const DmaMapping& mapping) override;
@@ -65,8 +66,9 @@ class Iommufd : public DmaSpace {
   const std::string id_;
   SysFd fd_;
   uint32_t ioas_id_ = 0;
-  bool map_file_;
-  bool used_map_file_ = false;
+  bool map_file_;  // MapIoctl's: one mapping at a time
+  // Written by the mapping thread, read by query-iommufd.
+  std::atomic<bool> used_map_file_ = false;
 };
 
 }  // namespace passage

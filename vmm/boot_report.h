@@ -16,7 +16,10 @@
 //   phases           when each step of passage's own set-up ended
 //                    (MarkBootPhase, in order: "kvm", "memory",
 //                    "passthrough", "pci", "acpi", "kernel", "vcpus", "run"):
-//                    where the time before the guest's first instruction goes
+//                    where the time before the guest's first instruction goes;
+//                    and "dma_mapped", when guest RAM was all in the DMA
+//                    spaces of passed-through devices (-dma-map: before
+//                    "run" with sync, by the mapping thread with background)
 // Memory at exit: VmRSS, VmHWM, RssAnon/RssFile/RssShmem from
 // /proc/self/status; guest_ram_kib, the guest RAM actually backed (mincore()
 // over the guest RAM mapping: the pages the guest touched, which VmRSS

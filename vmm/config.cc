@@ -283,6 +283,17 @@ absl::Status ResolveMonitors(VmConfig& c) {
   return absl::OkStatus();
 }
 
+absl::Status SetDmaMap(absl::string_view v, VmConfig& c) {
+  if (v == "background") {
+    c.dma_map = DmaMapMode::kBackground;
+  } else if (v == "sync") {
+    c.dma_map = DmaMapMode::kSync;
+  } else {
+    return Bad("-dma-map", absl::StrCat("'", absl::CEscape(v), "': use background or sync"));
+  }
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Option, std::less<>>& Options() {
   static const auto* options = new std::map<std::string, Option, std::less<>>{
       {"m", {true, SetMemory, "SIZE      guest RAM, e.g. 512M, 2G (default 128M)"}},
@@ -315,6 +326,9 @@ const std::map<std::string, Option, std::less<>>& Options() {
                    "on|off[,open=auto|allow|deny]  seccomp filter after set-up (default off); open=: may\n"
                    "                       passage open files after set-up (auto: only with a QMP monitor\n"
                    "                       and a path on the command line)"}},
+      {"dma-map", {true, SetDmaMap,
+                   "background|sync  when guest RAM is pinned for passthrough: while the guest boots,\n"
+                   "                       bus mastering held until done (default), or during set-up"}},
       {"report-resources", {false, [](auto, VmConfig& c) { c.report_resources = true; return absl::OkStatus(); },
                             "  print open fds and locked/pinned memory at exit (stderr)"}},
       {"report-timing", {false, [](auto, VmConfig& c) { c.report_timing = true; return absl::OkStatus(); },

@@ -36,6 +36,12 @@ enum class EntryMode { kAuto, kReal, kLong };
 // (vmm/sandbox.h; kAuto decides from the command line: SandboxAllowsOpen).
 enum class SandboxOpen { kAuto, kAllow, kDeny };
 
+// -dma-map: when guest RAM is mapped (pinned) into the DMA spaces of
+// passed-through devices (vmm/passthrough.h). kBackground: on one thread
+// while the guest boots, each device's bus-master enable held until its
+// space is mapped; kSync: during set-up, before the first guest instruction.
+enum class DmaMapMode { kBackground, kSync };
+
 struct VmConfig {
   uint64_t ram_size = 128ull << 20;  // QEMU's default
   int cpus = 1;
@@ -60,6 +66,7 @@ struct VmConfig {
   std::vector<std::string> mons;  // raw -mon arguments
   bool sandbox = false;  // -sandbox on: the seccomp filter after set-up (vmm/sandbox.h)
   SandboxOpen sandbox_open = SandboxOpen::kAuto;
+  DmaMapMode dma_map = DmaMapMode::kBackground;
 };
 
 struct CommandLine {

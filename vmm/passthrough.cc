@@ -1,22 +1,25 @@
 #include "vmm/passthrough.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "devices/vfio/vfio_pci.h"
+#include "vmm/boot_report.h"
 
 namespace passage {
 
 absl::StatusOr<std::unique_ptr<Passthrough>> Passthrough::Create(
     const std::vector<ObjectConfig>& objects, GuestMemory& memory, EventLoop& loop, int vm_fd,
-    Sys* sys) {
+    Sys* sys, DmaMapMode mode) {
   // Own every passed fd before anything can fail, so an error at one object
   // still closes the fds of the objects after it.
   std::vector<SysFd> passed;
   for (const ObjectConfig& o : objects) passed.emplace_back(sys, o.fd);
-  std::unique_ptr<Passthrough> p(new Passthrough(memory, loop, vm_fd, sys));
+  std::unique_ptr<Passthrough> p(new Passthrough(memory, loop, vm_fd, sys, mode));
   for (size_t i = 0; i < objects.size(); ++i) {
     const ObjectConfig& o = objects[i];
     if (o.type != "iommufd") continue;
@@ -32,7 +35,7 @@ absl::Status Passthrough::AddObjectOwned(const ObjectConfig& o, SysFd fd) {
   absl::StatusOr<std::unique_ptr<Iommufd>> iommufd = Iommufd::Create({o.id, fd.release()}, sys_);
   if (!iommufd.ok()) return iommufd.status();
   // On an error AddListener unmaps what it mapped; the object then closes.
-  if (absl::Status s = memory_.AddListener(iommufd->get()); !s.ok()) return s;
+  if (absl::Status s = MapOrDefer(iommufd->get(), o.Label()); !s.ok()) return s;
   iommufds_.push_back(std::move(*iommufd));
   passed_fd_.push_back(passed);
   return absl::OkStatus();
@@ -41,6 +44,7 @@ absl::Status Passthrough::AddObjectOwned(const ObjectConfig& o, SysFd fd) {
 absl::Status Passthrough::AddObject(const ObjectConfig& config, int fd) {
   SysFd owned;
   if (fd >= 0) owned = SysFd(sys_, fd);  // closed on every early return
+  if (absl::Status s = AwaitMappingThread("object-add"); !s.ok()) return s;
   const std::string where = absl::StrCat("object-add: id '", config.id, "'");
   if (config.type != "iommufd") {
     return absl::InvalidArgumentError(
@@ -57,6 +61,7 @@ absl::Status Passthrough::AddObject(const ObjectConfig& config, int fd) {
 }
 
 absl::Status Passthrough::RemoveObject(const std::string& id) {
+  if (absl::Status s = AwaitMappingThread("object-del"); !s.ok()) return s;
   auto it = std::find_if(iommufds_.begin(), iommufds_.end(),
                          [&id](const std::unique_ptr<Iommufd>& o) { return o->name() == id; });
   if (it == iommufds_.end()) {
@@ -83,6 +88,8 @@ std::vector<std::string> Passthrough::Users(const std::string& object) const {
 }
 
 void Passthrough::ReleaseUnused() {
+  // The container may be on the mapping thread's list: not while it runs.
+  (void)AwaitMappingThread("");
   std::erase_if(users_, [](const User& u) { return u.vfio.expired(); });
   // Pairs with the release of the last reference to each expired device:
   // its teardown (group released) happened before what follows.
@@ -92,10 +99,16 @@ void Passthrough::ReleaseUnused() {
   // which case the kernel dropped the mappings and this only forgets).
   if (container_listening_) memory_.RemoveListener(container_.get());
   container_listening_ = false;
+  {
+    // A failed start's container, deferred and never mapped.
+    absl::MutexLock lock(&map_mu_);
+    std::erase_if(deferred_, [this](const Deferred& d) { return d.space == container_.get(); });
+  }
   container_.reset();
 }
 
 Passthrough::~Passthrough() {
+  StopMapping();
   // Devices are gone by now (the PCI bus went first); unmap in reverse.
   if (container_listening_) memory_.RemoveListener(container_.get());
   container_.reset();
@@ -153,14 +166,15 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
   if (!dev.ok()) return dev.status();
   // A container whose groups all left (a device closed late, after
   // ReleaseUnused looked) lost its IOMMU and with it every mapping: map
-  // guest RAM again.
-  if (container_listening_ && container_->mappings().empty()) {
+  // guest RAM again. (One whose mapping is deferred has none yet.)
+  if (container_listening_ && container_->MappedStatus().ok() && container_->mappings().empty()) {
     memory_.RemoveListener(container_.get());
     container_listening_ = false;
   }
-  // The container has an IOMMU now; from here it follows guest memory.
+  // The container has an IOMMU now; from here it follows guest memory
+  // (or will, once the mapping thread maps it).
   if (!container_listening_) {
-    if (absl::Status s = memory_.AddListener(container_.get()); !s.ok()) {
+    if (absl::Status s = MapOrDefer(container_.get(), ""); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat(label, ": ", s.message()));
     }
     container_listening_ = true;
@@ -171,6 +185,12 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
 absl::StatusOr<std::shared_ptr<PciDevice>> Passthrough::CreateVfioPci(const DeviceConfig& config,
                                                                       InterruptController& irq) {
   const std::string label = config.Label().substr(std::string("-device ").size());
+  if (!setting_up_) {
+    if (absl::Status s = AwaitMappingThread(label); !s.ok()) {
+      if (config.fd >= 0) sys_->Close(config.fd);  // ours from the call on
+      return s;
+    }
+  }
   absl::StatusOr<std::shared_ptr<VfioDevice>> vfio = Open(config, label);
   if (!vfio.ok()) return vfio.status();
   std::weak_ptr<VfioDevice> weak = *vfio;
@@ -184,6 +204,8 @@ absl::StatusOr<std::shared_ptr<PciDevice>> Passthrough::CreateVfioPci(const Devi
 }
 
 absl::Status Passthrough::PasidBind(uint32_t pasid, const std::string& object) {
+  // A PASID bound now would translate through a space still filling up.
+  if (absl::Status s = AwaitMappingThread("x-passage-pasid-bind"); !s.ok()) return s;
   for (auto& o : iommufds_) {
     if (o->name() == object) return pasid_->Bind(pasid, o.get());
   }
@@ -207,6 +229,97 @@ PasidSpace::Info Passthrough::DescribePasid() const {
     for (PasidSpace::AttachmentInfo& a : b.attachments) name(a.device);
   }
   return info;
+}
+
+absl::Status Passthrough::MapOrDefer(DmaSpace* space, const std::string& label) {
+  if (mode_ == DmaMapMode::kSync || !setting_up_) return memory_.AddListener(space);
+  std::map<uint64_t, uint64_t> planned;
+  for (const MemoryRegion& r : memory_.regions()) planned[r.gpa] = r.size;
+  space->DeferMapping(std::move(planned));
+  absl::MutexLock lock(&map_mu_);
+  deferred_.push_back({space, label});
+  return absl::OkStatus();
+}
+
+void Passthrough::StopMapping() {
+  CancelMapping();
+  if (mapper_.joinable()) mapper_.join();
+}
+
+void Passthrough::StartMapping(std::function<void(const absl::Status&)> on_failure) {
+  setting_up_ = false;
+  absl::MutexLock lock(&map_mu_);
+  if (deferred_.empty()) {
+    MarkBootPhase("dma_mapped");  // sync: all mapped during set-up
+    return;
+  }
+  mapper_running_ = true;
+  mapper_ = std::thread([this, on_failure = std::move(on_failure)] { MapDeferred(on_failure); });
+}
+
+void Passthrough::MapDeferred(std::function<void(const absl::Status&)> on_failure) {
+  pthread_setname_np(pthread_self(), "passage-dmamap");
+  absl::Status failed;
+  for (;;) {
+    Deferred next;
+    bool cancelled;
+    {
+      absl::MutexLock lock(&map_mu_);
+      if (deferred_.empty()) break;
+      next = deferred_.front();
+      deferred_.erase(deferred_.begin());
+      cancelled = map_cancelled_;
+      mapping_now_ = next.space;
+    }
+    absl::Status s;
+    if (cancelled) {
+      s = absl::CancelledError(absl::StrCat(next.space->name(), ": not mapped: the VM is stopping"));
+    } else if (!failed.ok()) {
+      s = absl::AbortedError(absl::StrCat(next.space->name(), ": not mapped: ", failed.message()));
+    } else {
+      // On an error AddListener unmaps what it mapped of this space.
+      s = memory_.AddListener(next.space);
+      if (!s.ok()) {
+        failed = next.label.empty()
+                     ? s
+                     : absl::Status(s.code(), absl::StrCat(next.label, ": ", s.message()));
+      }
+    }
+    absl::MutexLock lock(&map_mu_);
+    next.space->FinishMapping(s);
+    mapping_now_ = nullptr;
+  }
+  bool cancelled;
+  {
+    absl::MutexLock lock(&map_mu_);
+    cancelled = map_cancelled_;
+    map_outcome_ = !failed.ok() ? failed
+                   : cancelled  ? absl::CancelledError("guest RAM mapping: the VM is stopping")
+                                : absl::OkStatus();
+  }
+  if (!failed.ok()) {
+    on_failure(failed);
+  } else if (!cancelled) {
+    MarkBootPhase("dma_mapped");
+  }
+  absl::MutexLock lock(&map_mu_);
+  mapper_running_ = false;
+}
+
+void Passthrough::CancelMapping() {
+  absl::MutexLock lock(&map_mu_);
+  map_cancelled_ = true;
+  for (const Deferred& d : deferred_) d.space->CancelWaits();
+  if (mapping_now_ != nullptr) mapping_now_->CancelWaits();
+}
+
+absl::Status Passthrough::AwaitMappingThread(const std::string& what) {
+  absl::MutexLock lock(&map_mu_);
+  map_mu_.Await(absl::Condition(
+      +[](bool* running) { return !*running; }, &mapper_running_));
+  if (map_outcome_.ok() || what.empty()) return absl::OkStatus();
+  return absl::Status(map_outcome_.code(),
+                      absl::StrCat(what, ": guest RAM was not mapped (", map_outcome_.message(), ")"));
 }
 
 std::vector<Passthrough::ObjectInfo> Passthrough::DescribeObjects() const {

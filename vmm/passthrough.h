@@ -10,17 +10,33 @@
 // At run time (object-add/object-del, device_add/device_del) the same
 // order holds per object: an object goes only once no device uses it, and
 // the legacy container closes with its last device (ReleaseUnused).
-// Threads: one caller at a time (the VM's creation, then its event loop).
+// Background mapping (issue 14, -dma-map background, the default): pinning
+// guest RAM is most of a VM's set-up, so spaces made during set-up defer it
+// (DmaSpace::DeferMapping): devices attach to spaces with nothing mapped
+// (nothing pinned), and StartMapping(), right before the vCPUs start, maps
+// guest RAM into each on one thread (iommufd: the IOAS map then pins for
+// the attached domains; the container: VFIO_IOMMU_MAP_DMA after
+// VFIO_SET_IOMMU). A device's bus-master enable waits for its space
+// (VfioPciDevice). Run-time changes (object-add/-del, device_add/-del,
+// PASID binds) first wait for the mapping thread to end, then map
+// synchronously. -dma-map sync: every space maps as it is made.
+//
+// Threads: one caller at a time (the VM's creation, then its event loop),
+// except CancelMapping (any thread) and the mapping thread.
 #ifndef PASSAGE_VMM_PASSTHROUGH_H_
 #define PASSAGE_VMM_PASSTHROUGH_H_
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "devices/event_loop.h"
 #include "devices/irq.h"
 #include "devices/pci/pci_device.h"
@@ -30,6 +46,7 @@
 #include "iommu/pasid_space.h"
 #include "memory/guest_memory.h"
 #include "memory/unique_fd.h"
+#include "vmm/config.h"
 #include "vmm/device_config.h"
 #include "vmm/object_config.h"
 
@@ -41,10 +58,30 @@ class Passthrough {
   // `vm_fd` < 0: no KVM (unit tests). passage owns every passed fd=: on an
   // error, the fds of all objects are closed, also those after the one that
   // failed.
+  // `mode` kBackground: the objects (and the container, once made) defer
+  // their mapping to StartMapping().
   static absl::StatusOr<std::unique_ptr<Passthrough>> Create(
       const std::vector<ObjectConfig>& objects, GuestMemory& memory, EventLoop& loop,
-      int vm_fd, Sys* sys = &Sys::Real());
+      int vm_fd, Sys* sys = &Sys::Real(), DmaMapMode mode = DmaMapMode::kSync);
+  // Stops and joins the mapping thread first.
   ~Passthrough();
+
+  // Set-up is over (call once, before the vCPUs start): maps guest RAM into
+  // every deferred space on a new thread, and marks the boot phase
+  // "dma_mapped" when all are (at once when nothing was deferred). A space
+  // that fails is left unmapped, the spaces after it are not mapped, and
+  // `on_failure` runs once on that thread with one line naming the space
+  // and the cause; the VM must then stop (teardown unmaps the rest).
+  void StartMapping(std::function<void(const absl::Status&)> on_failure)
+      ABSL_LOCKS_EXCLUDED(map_mu_);
+  // The VM is stopping: whoever waits for a space (a vCPU's bus-master
+  // enable) returns, and the thread maps no further space. Any thread.
+  void CancelMapping() ABSL_LOCKS_EXCLUDED(map_mu_);
+  // CancelMapping, then waits for the thread (it ends the space at hand
+  // first: an ioctl in flight is not interrupted). Before the devices go:
+  // a container losing its last group under the thread's map is a mess.
+  // The thread that called StartMapping.
+  void StopMapping() ABSL_LOCKS_EXCLUDED(map_mu_);
 
   // Opens the device of a `-device vfio-pci,...` and builds its guest view.
   // A passed fd= is owned from the call on and closed on every error.
@@ -88,14 +125,22 @@ class Passthrough {
   std::optional<ContainerInfo> DescribeContainer() const;
 
  private:
-  Passthrough(GuestMemory& memory, EventLoop& loop, int vm_fd, Sys* sys)
-      : memory_(memory), sys_(sys), loop_(loop), kvm_vfio_(vm_fd, sys) {}
+  Passthrough(GuestMemory& memory, EventLoop& loop, int vm_fd, Sys* sys, DmaMapMode mode)
+      : memory_(memory), sys_(sys), loop_(loop), kvm_vfio_(vm_fd, sys), mode_(mode) {}
   absl::StatusOr<std::shared_ptr<VfioDevice>> Open(const DeviceConfig& config,
                                                    const std::string& label);
   // One object: its fd (owned, -1: open /dev/iommu), IOAS, RAM mapped.
   absl::Status AddObjectOwned(const ObjectConfig& config, SysFd fd);
   // The devices (ids) using `object` ("": the legacy container) now.
   std::vector<std::string> Users(const std::string& object) const;
+  // A space made during set-up: deferred (background mode) or mapped now.
+  // `label` prefixes a background failure ("-object iommufd,id=i0").
+  absl::Status MapOrDefer(DmaSpace* space, const std::string& label) ABSL_LOCKS_EXCLUDED(map_mu_);
+  // The mapping thread's body.
+  void MapDeferred(std::function<void(const absl::Status&)> on_failure) ABSL_LOCKS_EXCLUDED(map_mu_);
+  // Run-time changes wait here for the mapping thread to end; an error
+  // (prefixed `what`) when it did not map everything.
+  absl::Status AwaitMappingThread(const std::string& what) ABSL_LOCKS_EXCLUDED(map_mu_);
 
   // A device opened through an object or the container, for counting its
   // users: it is gone once `vfio` expired (the VFIO file closed).
@@ -118,8 +163,25 @@ class Passthrough {
   std::unique_ptr<PasidSpace> pasid_ = std::make_unique<PasidSpace>();
   std::vector<bool> passed_fd_;
   std::unique_ptr<LegacyContainer> container_;  // owns the VFIO groups too
-  bool container_listening_ = false;
+  bool container_listening_ = false;  // or deferred to the mapping thread
   std::vector<User> users_;
+
+  const DmaMapMode mode_;
+  // Until StartMapping: kBackground spaces defer. Read on the loop thread.
+  std::atomic<bool> setting_up_ = true;
+  std::thread mapper_;
+  mutable absl::Mutex map_mu_;
+  struct Deferred {
+    DmaSpace* space;
+    std::string label;
+  };
+  // Spaces still to be mapped by (or before) the mapping thread; emptied
+  // when it ends, so no later-destroyed space is left here.
+  std::vector<Deferred> deferred_ ABSL_GUARDED_BY(map_mu_);
+  DmaSpace* mapping_now_ ABSL_GUARDED_BY(map_mu_) = nullptr;  // the thread's current space
+  bool map_cancelled_ ABSL_GUARDED_BY(map_mu_) = false;
+  bool mapper_running_ ABSL_GUARDED_BY(map_mu_) = false;
+  absl::Status map_outcome_ ABSL_GUARDED_BY(map_mu_);
 };
 
 }  // namespace passage

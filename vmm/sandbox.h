@@ -1,5 +1,6 @@
 // -sandbox on: the seccomp filter passage puts on itself once the VM is set
-// up (RAM mapped, devices opened and attached, QMP sockets bound), before
+// up (RAM mapped or, with -dma-map background, being mapped on its own
+// thread; devices opened and attached, QMP sockets bound), before
 // the first vCPU runs. It allows only the system calls the run loop, the
 // vCPUs, QMP and hotplug make, on every thread (SECCOMP_FILTER_FLAG_TSYNC),
 // and turns any other call into SIGSYS: passage writes one line

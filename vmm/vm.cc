@@ -242,17 +242,19 @@ absl::Status Vm::CreatePci(const VmConfig& config, PassedFds& fds) {
     }
     // Passthrough::Create owns the object fds from here, also when it fails.
     for (UniqueFd& fd : object_fds) (void)fd.release();
-    absl::StatusOr<std::unique_ptr<Passthrough>> p =
-        Passthrough::Create(config.object_configs, *memory_, *loop_, vm_fd());
+    absl::StatusOr<std::unique_ptr<Passthrough>> p = Passthrough::Create(
+        config.object_configs, *memory_, *loop_, vm_fd(), &Sys::Real(), config.dma_map);
     if (!p.ok()) return p.status();
     passthrough_ = std::move(*p);
   }
-  MarkBootPhase("passthrough");  // iommufd objects made; pinning waits for the first attach
+  // iommufd objects made; -dma-map sync: RAM mapped, pinning waits for the
+  // first attach; background: nothing mapped until Run().
+  MarkBootPhase("passthrough");
   absl::StatusOr<std::unique_ptr<PciPlatform>> pci = PciPlatform::Create(
       config, {memory_.get(), &pio_, &mmio_, irq_.get(), memslots_.get(), passthrough_.get(), &fds});
   if (!pci.ok()) return pci.status();
   pci_ = std::move(*pci);
-  MarkBootPhase("pci");  // every device opened, bound, attached (legacy: container maps)
+  MarkBootPhase("pci");  // every device opened, bound, attached (sync: pinned)
   // An interrupt a device cannot wire at run time stops the VM with that error.
   pci_->irq().SetFatalHandler([this](const absl::Status& s) {
     RequestStop({StopRequest::Reason::kError, 0, std::string(s.message())});
@@ -382,6 +384,9 @@ Vm::~Vm() {
   stopping_ = true;
   pause_.Close();
   for (auto& v : vcpus_) v->Kick();
+  // The mapping thread ends (vCPUs waiting for it return) before the
+  // devices (and the container's groups) it maps for go.
+  if (passthrough_ != nullptr) passthrough_->StopMapping();
   vcpus_.clear();  // joins the threads
   pci_.reset();          // devices stop their workers while guest memory is still there
   passthrough_.reset();  // then DMA spaces unmap guest RAM and VFIO files close
@@ -420,7 +425,18 @@ absl::StatusOr<int> Vm::Run() {
   std::optional<TerminalMode> terminal;
   if (serial_stdio_) terminal.emplace();
 
-  // Set-up is over: the filter goes on before any guest code runs.
+  // Set-up is over. Guest RAM goes into the DMA spaces now, on a thread of
+  // its own (-dma-map background), while the guest boots; a failure there
+  // stops the VM with its one line. Only a VM made with passthrough can
+  // have deferred spaces, and hotplug makes none (QMP starts below).
+  Passthrough* const boot_passthrough = passthrough_.get();
+  if (boot_passthrough != nullptr) {
+    boot_passthrough->StartMapping([this](const absl::Status& s) {
+      RequestStop({StopRequest::Reason::kError, 0, std::string(s.message())});
+    });
+  }
+  // The filter goes on before any guest code runs (TSYNC: the mapping
+  // thread's ioctls are VFIO/iommufd ones, which it allows).
   if (absl::Status s = EnterSandbox(); !s.ok()) {
     terminal.reset();
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -478,6 +494,8 @@ absl::StatusOr<int> Vm::Run() {
   }
   EmitStopEvents(stop);
   pause_.Close();  // parked vCPUs (QMP stop) end too
+  // vCPUs waiting for guest RAM to be mapped (a bus-master enable) end too.
+  if (boot_passthrough != nullptr) boot_passthrough->CancelMapping();
   for (auto& v : vcpus_) v->Kick();
   for (auto& v : vcpus_) v->Join();
   terminal.reset();

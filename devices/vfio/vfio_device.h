@@ -108,6 +108,11 @@ class VfioDevice : public PasidDevice {
   uint32_t num_irqs() const { return num_irqs_; }
   bool can_reset() const { return can_reset_; }
   bool uses_iommufd() const { return iommufd_ != nullptr; }
+  // The space the device translates through: its iommufd object's IOAS, or
+  // the container. Its readiness (DmaSpace::AwaitMapped) gates the device's DMA.
+  DmaSpace* dma_space() const {
+    return iommufd_ != nullptr ? static_cast<DmaSpace*>(iommufd_) : container_;
+  }
   uint32_t iommufd_devid() const override { return devid_; }
 
   // PasidDevice (cdev path only; the legacy path has no PASID).

@@ -407,10 +407,19 @@ void VfioPciDevice::ConfigWrite(uint32_t offset, uint32_t size, uint32_t value) 
   if (Overlaps(offset, size, PCI_COMMAND, 2)) {
     // Decoding and bus mastering must be on in the real device too.
     const uint16_t guest = static_cast<uint16_t>(PciDevice::ConfigRead(PCI_COMMAND, 2));
+    uint16_t forward = guest & kCommandPassthrough;
+    // Bus mastering only once guest RAM is in the device's DMA space (it
+    // may still be being mapped in the background, vmm/passthrough.h):
+    // this vCPU waits here, holding no lock. If the mapping failed or the
+    // VM stops first, the device stays without it.
+    DmaSpace* space = device_->dma_space();
+    if ((forward & PCI_COMMAND_MASTER) && space != nullptr && !space->AwaitMapped().ok()) {
+      forward &= static_cast<uint16_t>(~PCI_COMMAND_MASTER);
+    }
     uint16_t real = 0;
     if (device_->ReadRegion(config_region_, PCI_COMMAND, {reinterpret_cast<uint8_t*>(&real), 2})
             .ok()) {
-      real = static_cast<uint16_t>((real & ~kCommandPassthrough) | (guest & kCommandPassthrough));
+      real = static_cast<uint16_t>((real & ~kCommandPassthrough) | forward);
       (void)device_->WriteRegion(config_region_, PCI_COMMAND,
                                  {reinterpret_cast<uint8_t*>(&real), 2});
     }

@@ -120,6 +120,9 @@ def vm_figures(run):
         "l2_kernel_s": up,
         "before_kernel_s": round(m["init_s"] - up, 3) if m.get("init_s") is not None and up is not None else None,
         "vmm_setup_s": phases["run"] / 1000 if phases.get("run") is not None else None,
+        # When guest RAM was all mapped into the DMA spaces: during set-up
+        # (-dma-map sync) or on its own thread while L2 boots (background).
+        "dma_mapped_s": phases["dma_mapped"] / 1000 if phases.get("dma_mapped") is not None else None,
     }
 
 
@@ -202,7 +205,9 @@ def vm_ratios(records):
     pairs = [(("passage", "iommufd"), ("qemu10", "q35")), (("passage", "iommufd"), ("qemu10", "microvm")),
              (("passage", "legacy"), ("qemu72", "legacy")), (("passage", "legacy"), ("qemu10", "q35")),
              (("passage", "iommufd"), ("passage", "legacy")), (("qemu10", "q35"), ("qemu72", "legacy")),
-             (("passage", "iommufd-huge"), ("qemu10", "q35")), (("passage", "iommufd-huge"), ("passage", "iommufd"))]
+             (("passage", "iommufd-huge"), ("qemu10", "q35")), (("passage", "iommufd-huge"), ("passage", "iommufd")),
+             (("passage", "iommufd"), ("passage", "iommufd-sync")), (("passage", "legacy"), ("passage", "legacy-sync")),
+             (("passage", "iommufd-sync"), ("qemu10", "q35"))]
     out = []
     for (mem, smp) in sorted({(k[2], k[3]) for k in by}, key=lambda x: (mem_mib(x[0]), x[1])):
         for num, den in pairs:
@@ -310,13 +315,15 @@ def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed, runs=()
         if split:
             out.append("")
             out.append("Where start->init goes (medians): before L2's clock started (VMM set-up, firmware,")
-            out.append("decompression), L2's kernel to init (its own clock), and passage's set-up to vCPU start")
-            out.append("  %-8s %-8s %-5s %-3s %-20s %-20s %-20s %s" % (
-                "vmm", "config", "-m", "smp", "start->init s", "before kernel s", "L2 kernel s", "VMM set-up s"))
+            out.append("decompression), L2's kernel to init (its own clock), passage's set-up to vCPU start,")
+            out.append("and when passage had guest RAM mapped for DMA (-dma-map: sync in set-up, else while L2 boots)")
+            out.append("  %-8s %-12s %-5s %-3s %-20s %-20s %-20s %-17s %s" % (
+                "vmm", "config", "-m", "smp", "start->init s", "before kernel s", "L2 kernel s", "VMM set-up s",
+                "RAM mapped s"))
             for r in split:
-                out.append("  %-8s %-8s %-5s %-3d %-20s %-20s %-20s %s" % (
+                out.append("  %-8s %-12s %-5s %-3d %-20s %-20s %-20s %-17s %s" % (
                     r["vmm"], r["config"], r["mem"], r["smp"], fmt(r, "init_s"), fmt(r, "before_kernel_s"),
-                    fmt(r, "l2_kernel_s"), fmt(r, "vmm_setup_s", 1, 2)))
+                    fmt(r, "l2_kernel_s"), fmt(r, "vmm_setup_s", 1, 2), fmt(r, "dma_mapped_s", 1, 2)))
         gaps = {}
         for run in runs:
             if (run["mem"], run["smp"]) == BASE and (run.get("l2_boot") or {}).get("gaps"):

@@ -31,7 +31,8 @@ def vm_line(vmm, config, init, exit_s, own_kib, rep, mem="512M", smp=1, rc=0, dd
            "irq": {"n": 200, "ok": 200, "median_us": 100.0 + rep, "min_us": 50.0, "max_us": 900.0},
            "passage_timing": None}
     if vmm == "passage":  # passage's own phases, L2's clock at init and its dmesg gaps
-        run["passage_timing"] = {"marker_ms": init * 1000, "phases": {"kvm": 100.0, "run": 1500.0 + rep}}
+        run["passage_timing"] = {"marker_ms": init * 1000, "phases": {"kvm": 100.0, "run": 1500.0 + rep,
+                                                                     "dma_mapped": 3000.0 + rep}}
         run["l2_uptime_at_init"] = "%.2f" % (init - 4.0)
         run["l2_boot"] = {"lines": 300, "last_s": init - 4.0, "marks": {},
                           "gaps": [{"s": 1.25, "at": 0.5, "after": "PCI: Using configuration type 1",
@@ -95,6 +96,7 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(it["before_kernel_s"]["samples"], [4.0, 4.0, 4.0])
         self.assertEqual(it["l2_kernel_s"]["median"], 8.0)
         self.assertEqual(it["vmm_setup_s"]["samples"], [1.501, 1.502, 1.503])
+        self.assertEqual(it["dma_mapped_s"]["samples"], [3.001, 3.002, 3.003])
         self.assertNotIn("l2_kernel_s", {k for k, v in by[("qemu10", "q35", "512M", 1)].items() if v})
         # A failed run is counted, not measured.
         q72 = by[("qemu72", "legacy", "512M", 1)]

@@ -44,6 +44,7 @@ inline const std::vector<BadInput>& BadInputs() {
       {"SmpZero", "-kernel bzImage -smp 0", {}, "-smp"},
       {"SerialKind", "-kernel bzImage -serial tcp:1", {}, "-serial"},
       {"SandboxValue", "-kernel bzImage -sandbox maybe", {}, "-sandbox"},
+      {"DmaMapValue", "-kernel bzImage -dma-map later", {}, "-dma-map"},
       {"QmpNotUnix", "-kernel bzImage -qmp tcp:localhost:4444,server=on", {}, "-qmp"},
       {"UnknownDevice", "-kernel bzImage -device foo", {}, "foo"},
       {"VfioPciWithoutHost", "-kernel bzImage -device vfio-pci", {}, "vfio-pci"},

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <sys/mman.h>
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -122,6 +123,11 @@ class FakeKernel : public Sys {
   // "pread_config", "pread_rom", "pwrite_config", "pwrite_bar", "mmap_bar",
   // "readlink", "listdir", "readfile". Close and munmap never fail.
   FaultPlan faults;
+  // Called with the ioctl's name before the fake serves it (fault check
+  // included): a test can hold one call there (e.g. a background map) while
+  // other threads run. Nothing else in the fake is thread-safe: a test lets
+  // one thread at a time into it.
+  std::function<void(const std::string&)> before_ioctl;
   // Whether ATTACH refuses a device whose reserved regions overlap a mapping
   // (the kernel does, with EADDRINUSE); off to test passage's own check.
   bool attach_checks_reserved = true;
@@ -312,7 +318,9 @@ class FakeKernel : public Sys {
   int Ioctl(int fd, unsigned long request, void* arg) override {
     auto it = fds_.find(fd);
     if (it == fds_.end()) return Fail(EBADF);
-    if (int err = faults.Check(IoctlName(it->second, request))) return Fail(err);
+    const std::string name = IoctlName(it->second, request);
+    if (before_ioctl) before_ioctl(name);
+    if (int err = faults.Check(name)) return Fail(err);
     switch (it->second) {
       case Kind::kIommufd: return IommufdIoctl(fd, request, arg);
       case Kind::kContainer: return ContainerIoctl(request, arg);

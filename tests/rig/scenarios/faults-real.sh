@@ -24,7 +24,10 @@
 #                          user); passage undoes the first (exit 1, one
 #                          line, pins back, no holders, devices usable);
 #                          the legacy container (type1 charges the same
-#                          limit) under half of guest RAM likewise
+#                          limit) under half of guest RAM likewise. Each
+#                          with -dma-map background (the refusal comes after
+#                          the vCPUs started: .after_start) and sync (.-sync,
+#                          refused in set-up: .before_start)
 #   flt.hotplug.BACKEND.kK  passage up with a QMP socket (and for iommufd an
 #                          -object with no device) under RLIMIT_NOFILE = K,
 #                          K rising from where it boots: QMP device_add of
@@ -60,9 +63,13 @@
 # rig: expect=flt.nofile.legacy.k*.exit,flt.nofile.legacy.k*.teardown.pins,flt.nofile.legacy.k*.teardown.holders
 # rig: expect=flt.nofile.legacy.k*.reuse.edu.*,flt.nofile.legacy.k*.reuse.nvme.*
 # rig: expect=flt.memlock.iommufd.exit,flt.memlock.iommufd.teardown.pins,flt.memlock.iommufd.teardown.holders
-# rig: expect=flt.memlock.iommufd.reuse.edu.*,flt.memlock.iommufd.reuse.nvme.*,flt.memlock.iommufd.pinned_first
+# rig: expect=flt.memlock.iommufd.reuse.edu.*,flt.memlock.iommufd.reuse.nvme.*,flt.memlock.iommufd.pinned_first,flt.memlock.iommufd.after_start
+# rig: expect=flt.memlock.iommufd-sync.exit,flt.memlock.iommufd-sync.teardown.pins,flt.memlock.iommufd-sync.teardown.holders
+# rig: expect=flt.memlock.iommufd-sync.reuse.edu.*,flt.memlock.iommufd-sync.reuse.nvme.*,flt.memlock.iommufd-sync.pinned_first,flt.memlock.iommufd-sync.before_start
 # rig: expect=flt.memlock.legacy.exit,flt.memlock.legacy.teardown.pins,flt.memlock.legacy.teardown.holders
-# rig: expect=flt.memlock.legacy.reuse.edu.*
+# rig: expect=flt.memlock.legacy.reuse.edu.*,flt.memlock.legacy.after_start
+# rig: expect=flt.memlock.legacy-sync.exit,flt.memlock.legacy-sync.teardown.pins,flt.memlock.legacy-sync.teardown.holders
+# rig: expect=flt.memlock.legacy-sync.reuse.edu.*,flt.memlock.legacy-sync.before_start
 # rig: expect=flt.hotplug.iommufd,flt.hotplug.iommufd.k*.added,flt.hotplug.iommufd.k*.refused,flt.hotplug.iommufd.k*.teardown.pins,flt.hotplug.iommufd.k*.teardown.holders
 # rig: expect=flt.hotplug.legacy,flt.hotplug.legacy.k*.added,flt.hotplug.legacy.k*.refused,flt.hotplug.legacy.k*.teardown.pins,flt.hotplug.legacy.k*.teardown.holders
 . /rig/lib.sh
@@ -141,56 +148,97 @@ DEV_BE=legacy
 sweep legacy -device vfio-pci,host=$EDU -device vfio-pci,host=$NVME
 
 # 2. RLIMIT_MEMLOCK as an unprivileged user: the second IOAS's pin refused.
+# With -dma-map background (the default) guest RAM is pinned after the vCPUs
+# start, so the guest idles (guests/tiny/idle16.bin): only the refusal can
+# end the run. -dma-map sync refuses during set-up, before any vCPU runs.
+IDLE=/rig/tiny/idle16.bin
 mem_kb=$(rig_mem_kb $MEM)
-pins0=$(pins_settled)
-(
-  ulimit -l $((mem_kb * 3 / 2))
-  exec $AS_NOBODY passage -m $MEM -kernel $TINY -serial none -accel kvm,fd=5 \
+
+# memlock_run TAG LIMIT_KB ARGS: passage ARGS (fd redirections allowed) as
+# uid $NOBODY under RLIMIT_MEMLOCK LIMIT_KB, stopped (SIGTERM) after 120 s. Sets
+# ml_rc, ml_peak (the most pages seen pinned above pins0) and ml_vcpu (1:
+# a vCPU thread was seen before it exited).
+memlock_run() {
+  _ml_tag=$1 _ml_limit=$2
+  shift 2
+  (
+    ulimit -l $_ml_limit
+    eval "exec $AS_NOBODY passage -m $MEM -kernel $IDLE -serial none $*" \
+      > "/tmp/$_ml_tag.out" 2> "/tmp/$_ml_tag.err" &
+    pid=$!
+    # Ends with passage (a pid is never killed once reaped and reusable).
+    (
+      _ml_n=0
+      while alive $pid && [ $_ml_n -lt 1200 ]; do sleep 0.1; _ml_n=$((_ml_n + 1)); done
+      alive $pid && kill -TERM $pid
+    ) &
+    watchdog=$!
+    # The first space's pins must be seen while the run lives: the undo is
+    # only a test when there was something to undo.
+    peak=0 vcpu=0
+    while alive $pid; do
+      now=$(( $(pinned) - pins0 ))
+      [ $now -gt $peak ] && peak=$now
+      [ $vcpu = 0 ] && [ "$(vcpus $pid)" != 0 ] && vcpu=1
+    done
+    wait $pid
+    echo "rc=$? peak=$peak vcpu=$vcpu" > "/tmp/$_ml_tag.rc"
+    wait $watchdog
+  )
+  eval "$(tr ' ' '\n' < "/tmp/$_ml_tag.rc" | sed 's/^/ml_/')"
+}
+
+# when_checks TAG MODE: the refusal came after the vCPUs started
+# (background) or before any did (sync).
+when_checks() {
+  if [ "$2" = sync ]; then
+    result "$1.before_start" "$([ "$ml_vcpu" = 0 ]; echo $?)" \
+      "-dma-map sync: a vCPU thread seen before the refusal: $ml_vcpu (want 0: refused in set-up)"
+  else
+    result "$1.after_start" "$([ "$ml_vcpu" = 1 ]; echo $?)" \
+      "-dma-map background: a vCPU thread seen before the refusal: $ml_vcpu (want 1: pinned while the guest runs)"
+  fi
+}
+
+for mode in background sync; do
+  tag=flt.memlock.iommufd
+  [ $mode = sync ] && tag=flt.memlock.iommufd-sync
+  pins0=$(pins_settled)
+  memlock_run $tag $((mem_kb * 3 / 2)) -dma-map $mode -accel kvm,fd=5 \
     -object iommufd,id=i0,fd=3 -device vfio-pci,fd=4,iommufd=i0 \
     -object iommufd,id=i1,fd=6 -device vfio-pci,fd=7,iommufd=i1 \
-    3<>/dev/iommu 4<>"$EDU_CDEV" 5<>/dev/kvm 6<>/dev/iommu 7<>"$NVME_CDEV" \
-    > /tmp/flt.memlock.iommufd.out 2> /tmp/flt.memlock.iommufd.err &
-  pid=$!
-  # The first IOAS's pins must be seen while the run lives: the undo is
-  # only a test when there was something to undo.
-  peak=0
-  while alive $pid; do
-    now=$(( $(pinned) - pins0 ))
-    [ $now -gt $peak ] && peak=$now
-  done
-  wait $pid
-  echo "rc=$? peak=$peak" > /tmp/flt.memlock.iommufd.rc
-)
-eval "$(tr ' ' '\n' < /tmp/flt.memlock.iommufd.rc | sed 's/^/ml_/')"
-err=$(errors /tmp/flt.memlock.iommufd.err)
-n=$(echo "$err" | grep -c .)
-result flt.memlock.iommufd.exit "$([ "$ml_rc" = 1 ] && [ "$n" = 1 ]; echo $?)" \
-  "RLIMIT_MEMLOCK 1.5 x RAM, two IOASes, as uid $NOBODY: exit $ml_rc (want 1), $n line(s): $err"
-# edu's DMA is 28-bit and passage maps all of RAM; the first attach pins it
-# (4 KiB pages): at least most of RAM must have been seen pinned.
-result flt.memlock.iommufd.pinned_first "$([ "$ml_peak" -ge $((mem_kb / 4 / 2)) ]; echo $?)" \
-  "peak pinned pages above the baseline during the run: $ml_peak (guest RAM: $((mem_kb / 4)) pages)"
-L2_DEVICES=$(printf '%s iommufd:i0\n%s iommufd:i1\n' "$EDU" "$NVME")
-teardown_checks flt.memlock.iommufd "$pins0"
+    '3<>/dev/iommu 4<>"$EDU_CDEV" 5<>/dev/kvm 6<>/dev/iommu 7<>"$NVME_CDEV"'
+  err=$(errors /tmp/$tag.err)
+  n=$(echo "$err" | grep -c .)
+  result $tag.exit "$([ "$ml_rc" = 1 ] && [ "$n" = 1 ]; echo $?)" \
+    "RLIMIT_MEMLOCK 1.5 x RAM, two IOASes, -dma-map $mode, as uid $NOBODY: exit $ml_rc (want 1), $n line(s): $err"
+  # edu's DMA is 28-bit and passage maps all of RAM; the first space pins it
+  # (4 KiB pages): at least most of RAM must have been seen pinned.
+  result $tag.pinned_first "$([ "$ml_peak" -ge $((mem_kb / 4 / 2)) ]; echo $?)" \
+    "peak pinned pages above the baseline during the run: $ml_peak (guest RAM: $((mem_kb / 4)) pages)"
+  when_checks $tag $mode
+  L2_DEVICES=$(printf '%s iommufd:i0\n%s iommufd:i1\n' "$EDU" "$NVME")
+  teardown_checks $tag "$pins0"
+done
 
 # The legacy container, edu only, under half of RAM: group and container by
 # path, so L1 lends the unprivileged user these two files for the run.
 group=/dev/vfio/$(pci_group "$EDU")
-chmod 0666 /dev/vfio/vfio "$group"
-pins0=$(pins_settled)
-(
-  ulimit -l $((mem_kb / 2))
-  exec $AS_NOBODY passage -m $MEM -kernel $TINY -serial none -accel kvm,fd=5 \
-    -device vfio-pci,host=$EDU 5<>/dev/kvm > /tmp/flt.memlock.legacy.out 2> /tmp/flt.memlock.legacy.err
-)
-rc=$?
-chmod 0600 /dev/vfio/vfio "$group"
-err=$(errors /tmp/flt.memlock.legacy.err)
-n=$(echo "$err" | grep -c .)
-result flt.memlock.legacy.exit "$([ "$rc" = 1 ] && [ "$n" = 1 ]; echo $?)" \
-  "RLIMIT_MEMLOCK RAM/2, container, as uid $NOBODY: exit $rc (want 1), $n line(s): $err"
-L2_DEVICES="$EDU legacy"
-teardown_checks flt.memlock.legacy "$pins0"
+for mode in background sync; do
+  tag=flt.memlock.legacy
+  [ $mode = sync ] && tag=flt.memlock.legacy-sync
+  chmod 0666 /dev/vfio/vfio "$group"
+  pins0=$(pins_settled)
+  memlock_run $tag $((mem_kb / 2)) -dma-map $mode -accel kvm,fd=5 -device vfio-pci,host=$EDU '5<>/dev/kvm'
+  chmod 0600 /dev/vfio/vfio "$group"
+  err=$(errors /tmp/$tag.err)
+  n=$(echo "$err" | grep -c .)
+  result $tag.exit "$([ "$ml_rc" = 1 ] && [ "$n" = 1 ]; echo $?)" \
+    "RLIMIT_MEMLOCK RAM/2, container, -dma-map $mode, as uid $NOBODY: exit $ml_rc (want 1), $n line(s): $err"
+  when_checks $tag $mode
+  L2_DEVICES="$EDU legacy"
+  teardown_checks $tag "$pins0"
+done
 
 # 3. Hotplug under RLIMIT_NOFILE: device_add refused at each step, the VM
 # unharmed. The guest idles (guests/tiny/idle16.bin) until QMP quit.

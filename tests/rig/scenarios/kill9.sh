@@ -4,10 +4,13 @@
 # alternating every kill (edu by iommufd cdev / by the legacy container) and
 # the aimed phase every two kills:
 #   map      -m $MAP_MEM (1G): killed once the pinned pages have grown by a
-#            random fraction of guest RAM (mapping into the IOAS/container)
-#   setup    -m 64M: killed a random 0..R ms after guest RAM was pinned
-#            (the rest of device set-up: BARs, interrupts, memslots, ACPI,
-#            vCPU creation); R adapts so kills land before the vCPU starts
+#            random fraction of guest RAM (mapping into the IOAS/container;
+#            with -dma-map background, the default, on passage's mapping
+#            thread while L2 boots, a vCPU perhaps waiting for it)
+#   setup    -m 64M, -dma-map sync: killed a random 0..R ms after guest RAM
+#            was pinned (the rest of device set-up: BARs, interrupts,
+#            memslots, ACPI, vCPU creation); R adapts so kills land before
+#            the vCPU starts
 #   dma      L2 (200M) runs edu-test in a loop (MMIO, MSI, DMA into and out
 #            of guest RAM); once the first edu-test passed, killed a random
 #            0..3 s later
@@ -19,7 +22,8 @@
 #            take turns on each backend
 # The phase a kill is counted in is what L1 saw just before the kill, not the
 # aim: vCPU threads started (comm "passage" besides the main thread) means
-# set-up was over; pins between none and all of RAM means mapping; the
+# set-up was over (unless pins are still growing: background mapping); pins
+# between none and all of RAM means mapping; the
 # client still waiting means hotplug in flight; anything else counts as
 # "other" (and the count line names it).
 # After every kill (and every graceful stop), from outside:
@@ -173,13 +177,14 @@ sample() {
   SAMPLE="pins +$SAMPLE_PINS, vCPU threads $SAMPLE_VCPUS, /dev/iommu+/dev/vfio fds $SAMPLE_FDS, alive $SAMPLE_ALIVE"
 }
 
-# setup_phase RAM_PAGES: the set-up phase from the sample: vCPUs running (or
-# passage gone) -> other; pins between none and RAM -> map; else setup.
+# setup_phase RAM_PAGES: the set-up phase from the sample: pins between none
+# and RAM -> map (in set-up, or on the mapping thread with vCPUs running);
+# else vCPUs running (or passage gone) -> other; else setup.
 # /proc/vmstat lags the per-CPU counts by a few dozen pages: 128 pages short
 # of RAM count as all.
 setup_phase() {
-  if [ "$SAMPLE_VCPUS" -gt 0 ] || [ "$SAMPLE_ALIVE" = no ]; then echo other
-  elif [ "$SAMPLE_PINS" -gt 0 ] && [ "$SAMPLE_PINS" -lt $(($1 - 128)) ]; then echo map
+  if [ "$SAMPLE_ALIVE" = yes ] && [ "$SAMPLE_PINS" -gt 0 ] && [ "$SAMPLE_PINS" -lt $(($1 - 128)) ]; then echo map
+  elif [ "$SAMPLE_VCPUS" -gt 0 ] || [ "$SAMPLE_ALIVE" = no ]; then echo other
   else echo setup
   fi
 }
@@ -199,7 +204,8 @@ kill_map() {
   pct=$(( $(rnd 98) + 1 ))
   target=$((MAP_PAGES * pct / 100))
   _n=0
-  while kill -0 $PID 2> /dev/null && [ $(( $(pinned) - BASE )) -lt $target ] && [ "$(vcpus $PID)" = 0 ] && [ $_n -lt 2400 ]; do
+  # Background mapping pins after the vCPUs start: wait on the pins alone.
+  while kill -0 $PID 2> /dev/null && [ $(( $(pinned) - BASE )) -lt $target ] && [ $_n -lt 2400 ]; do
     sleep 0.05
     _n=$((_n + 1))
   done
@@ -210,7 +216,8 @@ kill_map() {
 }
 
 kill_setup() {
-  start k9 $SETUP_MEM /tmp/l2.img $(device_args $1)
+  # Set-up after the pinning and before the vCPUs exists with sync only.
+  start k9 $SETUP_MEM /tmp/l2.img -dma-map sync $(device_args $1)
   # Under nested TCG the map takes most of set-up (64M: ~0.5 s): aim after
   # it, at the rest (BARs, interrupts, memslots, ACPI, vCPUs).
   _n=0
