@@ -327,8 +327,8 @@ const std::map<std::string, Option, std::less<>>& Options() {
                    "                       passage open files after set-up (auto: only with a QMP monitor\n"
                    "                       and a path on the command line)"}},
       {"dma-map", {true, SetDmaMap,
-                   "background|sync  when guest RAM is pinned for passthrough: while the guest boots,\n"
-                   "                       bus mastering held until done (default), or during set-up"}},
+                   "sync|background  when guest RAM is pinned for passthrough: during set-up (default),\n"
+                   "                       or while the guest boots, bus mastering held until done"}},
       {"report-resources", {false, [](auto, VmConfig& c) { c.report_resources = true; return absl::OkStatus(); },
                             "  print open fds and locked/pinned memory at exit (stderr)"}},
       {"report-timing", {false, [](auto, VmConfig& c) { c.report_timing = true; return absl::OkStatus(); },

@@ -206,8 +206,8 @@ def vm_ratios(records):
              (("passage", "legacy"), ("qemu72", "legacy")), (("passage", "legacy"), ("qemu10", "q35")),
              (("passage", "iommufd"), ("passage", "legacy")), (("qemu10", "q35"), ("qemu72", "legacy")),
              (("passage", "iommufd-huge"), ("qemu10", "q35")), (("passage", "iommufd-huge"), ("passage", "iommufd")),
-             (("passage", "iommufd"), ("passage", "iommufd-sync")), (("passage", "legacy"), ("passage", "legacy-sync")),
-             (("passage", "iommufd-sync"), ("qemu10", "q35"))]
+             (("passage", "iommufd-bg"), ("passage", "iommufd")), (("passage", "legacy-bg"), ("passage", "legacy")),
+             (("passage", "iommufd-bg"), ("qemu10", "q35")), (("passage", "legacy-bg"), ("qemu10", "q35"))]
     out = []
     for (mem, smp) in sorted({(k[2], k[3]) for k in by}, key=lambda x: (mem_mib(x[0]), x[1])):
         for num, den in pairs:
@@ -316,7 +316,7 @@ def summary_text(rig, benches, vm_recs, ratios, targets, host, unparsed, runs=()
             out.append("")
             out.append("Where start->init goes (medians): before L2's clock started (VMM set-up, firmware,")
             out.append("decompression), L2's kernel to init (its own clock), passage's set-up to vCPU start,")
-            out.append("and when passage had guest RAM mapped for DMA (-dma-map: sync in set-up, else while L2 boots)")
+            out.append("and when passage had guest RAM mapped for DMA (-dma-map: sync in set-up, background (-bg) while L2 boots)")
             out.append("  %-8s %-12s %-5s %-3s %-20s %-20s %-20s %-17s %s" % (
                 "vmm", "config", "-m", "smp", "start->init s", "before kernel s", "L2 kernel s", "VMM set-up s",
                 "RAM mapped s"))

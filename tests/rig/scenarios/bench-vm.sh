@@ -39,8 +39,8 @@ if [ -f /rig/bench-plan ]; then
   grep -v '^#' /rig/bench-plan > /tmp/bench-plan
 else
   # Both -dma-map settings, so one run shows what background mapping saves.
-  printf '%s\n' "passage iommufd 512M 1 1" "passage iommufd-sync 512M 1 1" "passage legacy 512M 1 1" \
-    "passage legacy-sync 512M 1 1" "qemu10 q35 512M 1 1" > /tmp/bench-plan
+  printf '%s\n' "passage iommufd 512M 1 1" "passage iommufd-bg 512M 1 1" "passage legacy 512M 1 1" \
+    "passage legacy-bg 512M 1 1" "qemu10 q35 512M 1 1" > /tmp/bench-plan
 fi
 # The plan on fd 9: nothing in a run reads it by accident.
 while read -r vmm config mem smp rep <&9; do

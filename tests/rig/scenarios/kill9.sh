@@ -4,9 +4,10 @@
 # alternating every kill (edu by iommufd cdev / by the legacy container) and
 # the aimed phase every two kills:
 #   map      -m $MAP_MEM (1G): killed once the pinned pages have grown by a
-#            random fraction of guest RAM (mapping into the IOAS/container;
-#            with -dma-map background, the default, on passage's mapping
-#            thread while L2 boots, a vCPU perhaps waiting for it)
+#            random fraction of guest RAM (mapping into the IOAS/container),
+#            -dma-map sync (the default: in set-up) and background (on
+#            passage's mapping thread while L2 boots, a vCPU perhaps waiting
+#            for it) taking turns
 #   setup    -m 64M, -dma-map sync: killed a random 0..R ms after guest RAM
 #            was pinned (the rest of device set-up: BARs, interrupts,
 #            memslots, ACPI, vCPU creation); R adapts so kills land before
@@ -199,8 +200,13 @@ HOT_N=0
 # kill_map / kill_setup / kill_dma / kill_hotplug BACKEND: one passage run,
 # ended by SIGKILL; set PHASE (observed), AT (what L1 saw, the aim) and OK_PRE
 # (1 when the run failed before the kill, with WHY).
+MAP_N=0
 kill_map() {
-  start k9 $MAP_MEM /tmp/l2.img $(device_args $1)
+  MAP_N=$((MAP_N + 1))
+  _mode=sync
+  # (MAP_N / 2) % 2: with the backends alternating, all four pairs come
+  [ $(( (MAP_N / 2) % 2 )) = 1 ] && _mode=background
+  start k9 $MAP_MEM /tmp/l2.img -dma-map $_mode $(device_args $1)
   pct=$(( $(rnd 98) + 1 ))
   target=$((MAP_PAGES * pct / 100))
   _n=0
@@ -212,7 +218,7 @@ kill_map() {
   sample $PID
   kill -KILL $PID 2> /dev/null
   PHASE=$(setup_phase $MAP_PAGES)
-  AT="aimed at ${pct}% of $MAP_PAGES pages pinned; $SAMPLE"
+  AT="-dma-map $_mode, aimed at ${pct}% of $MAP_PAGES pages pinned; $SAMPLE"
 }
 
 kill_setup() {

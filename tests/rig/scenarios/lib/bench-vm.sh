@@ -18,10 +18,11 @@
 # Configurations (VMM CONFIG):
 #   passage iommufd   -object iommufd + vfio-pci,iommufd= (cdev, IOAS_MAP_FILE)
 #   passage legacy    vfio-pci on the VFIO type1 container
-#   passage iommufd-sync, legacy-sync  as iommufd and legacy with
-#                     -dma-map sync: guest RAM pinned during set-up, before
-#                     the first guest instruction (the default, background,
-#                     pins while L2 boots; README "Passthrough")
+#   passage iommufd-bg, legacy-bg  as iommufd and legacy with
+#                     -dma-map background: guest RAM pinned on a thread of
+#                     its own while L2 boots, bus mastering held until then
+#                     (the default, sync, pins during set-up, before the
+#                     first guest instruction; README "Passthrough")
 #   passage iommufd-huge  as iommufd, guest RAM on hugetlb pages
 #                     (-mem-hugepages; vm_run reserves MEM/2 MiB of them
 #                     first and gives them back after): what huge pages do
@@ -117,16 +118,16 @@ cpio_append /tmp/bvm.img /tmp/bvm rig usr
 vm_cmd() {
   _common="-m $3 -smp $4 -kernel $K -initrd /tmp/bvm.img"
   case $1.$2 in
-    passage.iommufd|passage.iommufd-sync)
+    passage.iommufd|passage.iommufd-bg)
       echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
-        "$([ $2 = iommufd-sync ] && echo -dma-map sync)" \
+        "$([ $2 = iommufd-bg ] && echo -dma-map background)" \
         "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
     passage.iommufd-huge)  # guest RAM on 2 MiB hugetlb pages (vm_run reserves them)
       echo "passage -cpu $CPU $_common -mem-hugepages -serial stdio --report-timing -timing-marker RIG-BOOT" \
         "-object iommufd,id=i0 -device vfio-pci,host=$EDU,iommufd=i0 -device vfio-pci,host=$NVME,iommufd=i0" ;;
-    passage.legacy|passage.legacy-sync)
+    passage.legacy|passage.legacy-bg)
       echo "passage -cpu $CPU $_common -serial stdio --report-timing -timing-marker RIG-BOOT" \
-        "$([ $2 = legacy-sync ] && echo -dma-map sync)" \
+        "$([ $2 = legacy-bg ] && echo -dma-map background)" \
         "-device vfio-pci,host=$EDU -device vfio-pci,host=$NVME" ;;
     qemu10.q35)
       echo "$QEMU10 $QEMU10_DATA -machine q35 -accel kvm -cpu $CPU $_common" \
