@@ -59,7 +59,9 @@ bool LooksLikeLinuxKernel(std::span<const uint8_t> image) {
 
 absl::StatusOr<BzImage> ParseBzImage(std::span<const uint8_t> image) {
   const uint64_t size = image.size();
-  if (size < kHdrSOffset + 4) {
+  // Up to the version field: everything read before the header's own length
+  // (the jump at 0x200) is known.
+  if (size < kVersion + 2) {
     return Bad(absl::StrCat("truncated: ", size, " bytes, too short for a Linux setup header"));
   }
   if (Get<uint32_t>(image, kHdrSOffset) != kHdrS) {

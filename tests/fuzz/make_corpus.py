@@ -161,6 +161,9 @@ def bzimage():
         "bzimage-huge-init-size": params(112, 4096) + bzimage_image(init_size=0xfffff000),
         "flat-real-mode": params(0, 0, entry=1, append_61=0) + b"\xf4" * 64,
         "boot-sector-no-hdrs": params(0, 0) + b"\0" * 0x1fe + u16(0xaa55) + b"\0" * 16,
+        # The fuzzer's find: an image that ends right after "HdrS" (the
+        # version at 0x206 was read past the end).
+        "hdrs-cut-before-version": params(112, 0, append_61=200) + img[:0x206],
     }
 
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "memory/guest_memory.h"
 #include "vmm/linux_loader.h"
 #include "vmm/loader.h"
@@ -120,6 +121,17 @@ TEST(BzImage, RejectsTruncatedImages) {
   cut.assign(full.begin(), full.begin() + 0x100);
   EXPECT_FALSE(LooksLikeLinuxKernel(cut));
   EXPECT_NE(ParseError(cut).find("truncated"), std::string::npos) << ParseError(cut);
+  // Cut right after "HdrS" or inside the version field (the fuzzer's find:
+  // the version was read past the end). resize() keeps the bytes beyond the
+  // end in place, so a read past it would see the real header and give
+  // another message.
+  for (size_t len : {0x206, 0x207}) {
+    cut = full;
+    cut.resize(len);
+    ASSERT_TRUE(LooksLikeLinuxKernel(cut));
+    EXPECT_EQ(ParseError(cut),
+              absl::StrCat("truncated: ", len, " bytes, too short for a Linux setup header"));
+  }
 }
 
 TEST(BzImage, RejectsOldProtocols) {
