@@ -265,17 +265,17 @@ std::string Table(const nlohmann::json& report) {
   for (const nlohmann::json& r : report.at("records")) {
     const bool map = r.at("kind") == "map";
     const nlohmann::json& pins = map ? r.at("pinned_after_map") : nlohmann::json();
+    // The share of the map time spent inside the kernel's map ioctl.
+    std::string in_ioctl;
+    if (map && r.contains("map_ioctl_s") && Median(r, "map_s") > 0) {
+      in_ioctl = absl::StrFormat(" %7.1f%%", 100 * Median(r, "map_ioctl_s") / Median(r, "map_s"));
+    }
     out += absl::StrFormat(
-        "%-6s %-17s %-8s %9s %12.3f %12.3f %10s\n", r.at("kind").get<std::string>(),
+        "%-6s %-17s %-8s %9s %12.3f %12.3f %10s%s\n", r.at("kind").get<std::string>(),
         r.at("method").get<std::string>(), map ? r.at("page").get<std::string>() : "-",
         map ? absl::StrCat(r.at("size").get<uint64_t>() >> 20) : r.at("device").get<std::string>(),
         1e3 * Median(r, map ? "map_s" : "setup_s"), 1e3 * Median(r, map ? "unmap_s" : "teardown_s"),
-        map ? absl::StrCat(static_cast<int64_t>(pins.at("median").get<double>())) : "-");
-    // The share of the map time spent inside the kernel's map ioctl.
-    if (map && r.contains("map_ioctl_s") && Median(r, "map_s") > 0) {
-      out.pop_back();
-      out += absl::StrFormat(" %7.1f%%\n", 100 * Median(r, "map_ioctl_s") / Median(r, "map_s"));
-    }
+        map ? absl::StrCat(static_cast<int64_t>(pins.at("median").get<double>())) : "-", in_ioctl);
   }
   // Where each set-up went: its steps, longest first (passage-bench's
   // TimedSys; "passage" is the time between calls).
