@@ -50,8 +50,13 @@ echo "== all tiers: unit, kvm, rig"
 cd "$root/build"
 # -LE stress: rig.console_flood, ~13 min of console flood (tests/rig/README.md).
 # -LE bench: rig.bench_full, the long passage-bench run (README "passage-bench").
-tiers_rc=0
-ctest -j1 --output-on-failure -LE "stress|bench" "$@" || tiers_rc=$?
+# Kept whole in build/tiers.log; what failed is summed up at the very end,
+# where a reader of a truncated CI log still sees it.
+tiers_log=$root/build/tiers.log
+set +e
+ctest -j1 --output-on-failure -LE "stress|bench" "$@" 2>&1 | tee "$tiers_log"
+tiers_rc=${PIPESTATUS[0]}
+set -e
 
 echo "== fuzz (ran beside the tiers)"
 fuzz_rc=0
@@ -59,5 +64,12 @@ wait "$fuzz_pid" || fuzz_rc=$?
 grep -v '^\[[0-9]*/[0-9]*\]' "$fuzz_log" || true
 if ((fuzz_rc != 0)); then
   echo "fuzz: FAILED (exit $fuzz_rc): $fuzz_log" >&2
+fi
+if ((tiers_rc != 0)); then
+  # Each failing result line of a rig scenario, each scenario's verdict, each
+  # failed gtest, and ctest's list (full output: build/tiers.log).
+  echo "== what failed in the tiers (exit $tiers_rc; whole output: $tiers_log)"
+  grep -E '^ +(FAIL|MISS) |^rig: [^ ]+: FAIL|^\[  FAILED  \] [A-Za-z]|^[[:space:]]+[0-9]+ - ' "$tiers_log" |
+    cut -c1-300 | head -n 40 || true
 fi
 ((tiers_rc == 0 && fuzz_rc == 0))

@@ -143,7 +143,9 @@ rig_import() {
   _i_done=$(tr -d '\r' < "$2" | sed -n 's/^.*RIG-DONE //p' | tail -n 1)
   case $_i_done in
     *'"rc":0,'*'"results":'$_i_n','*) result "$1.done" true "imported $_i_n results; $_i_done" ;;
-    '') result "$1.done" false "imported $_i_n results; no RIG-DONE line in $2" ;;
+    '') # The guest's last words say why (a panic, a triple fault, a hang).
+        _i_tail=$(tr -d '\r' < "$2" | grep -v '^[[:space:]]*$' | tail -n 3 | tr '\n' '|' | cut -c1-400)
+        result "$1.done" false "imported $_i_n results; no RIG-DONE line in $2; its last lines: ${_i_tail:-(empty)}" ;;
     *) result "$1.done" false "imported $_i_n results; $_i_done" ;;
   esac
 }
