@@ -1,6 +1,7 @@
 #!/bin/bash
 # Install dependencies and build passage into build/ (warnings are errors).
-# Prints the build directory as its last line.
+# Prints the build directory as its last line. PASSAGE_UNIT_TESTS=OFF leaves
+# the unit tests out (tests/run-all.sh: they run from the ASan build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 uapi=$("$root/tests/install-deps.sh" | tail -1)
@@ -11,6 +12,7 @@ test_headers=$("$root/guests/kernel/test-headers.sh" | tail -1)
 # and cached on first use).
 qemu10=$("$root/tests/bench/qemu10.sh" | tail -1)
 cmake -S "$root" -B "$root/build" -G Ninja -DPASSAGE_UAPI_DIR="$uapi" \
-  -DPASSAGE_KERNEL_TEST_HEADERS="$test_headers" -DPASSAGE_QEMU10_DIR="$qemu10" -DPASSAGE_WERROR=ON >&2
+  -DPASSAGE_KERNEL_TEST_HEADERS="$test_headers" -DPASSAGE_QEMU10_DIR="$qemu10" -DPASSAGE_WERROR=ON \
+  -DPASSAGE_UNIT_TESTS="${PASSAGE_UNIT_TESTS:-ON}" >&2
 ninja -C "$root/build" >&2
 echo "$root/build"
