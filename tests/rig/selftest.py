@@ -558,6 +558,74 @@ class StuckL2(unittest.TestCase):
         self.assertIn("rc=1 passage exited before L2 printed /READY/; stderr: passage: -kernel: bad", out)
         self.assertIn("last 5 lines: last", out)
 
+    # A passage stand-in stuck in L2's timer deadlock: rip and stack words
+    # that the map below names as run.py's L2_TIMER_DEADLOCK_RE wants.
+    DEADLOCK_MAP = ("ffffffff81000000 T _text\nffffffff81000400 T queued_spin_lock_slowpath\n"
+                    "ffffffff81000500 T _raw_spin_lock_irqsave\nffffffff81000600 T hrtimer_interrupt\n"
+                    "ffffffff81000700 T asm_sysvec_apic_timer_interrupt\nffffffff81000800 T _etext\n")
+    STUCK = ("trap 'printf \"passage: state dump (SIGUSR1)\\npassage: vCPU 0: rip=0xffffffff81000485 rsp=0x1 "
+             "rflags=0x2(IF=0) lapic: tpr=0x0 stack=[0xffffffff8100052d 0xffffffff8100065c 0xffffffff8100071a "
+             "0xffffffff8100060c]\\npassage: uart COM1: ier=0x0\\npassage: ioapic pin 4: vector=0x24\\n\" >&2' USR1; "
+             "while :; do sleep 0.1; done")
+
+    def stuck_setup(self):
+        with open(self.map, "w") as f:
+            f.write(self.DEADLOCK_MAP)
+        with open(os.path.join(self.d, "stuck.sh"), "w") as f:
+            f.write(self.STUCK)
+
+    def test_timer_deadlock_names(self):
+        # The line CI printed (Console.L2_DEADLOCK) matches; a spinlock hang
+        # elsewhere, or the stack one frame short, does not.
+        good = Console.L2_DEADLOCK.replace("L2 kernel:", "")
+        short = good.replace(" ktime_get_update_offsets_now+0x2c hrtimer_interrupt+0x10c", "")
+        other = good.replace("hrtimer_interrupt+0x5c", "uart_write+0x40")
+        out, err = self.run_sh(f"for n in '{good}' '{short}' '{other}'; do l2_timer_deadlock \"$n\"; echo $?; done")
+        self.assertEqual((out.split(), err), (["0", "1", "1"], ""))
+
+    def test_deadlocked_wants_silence_and_the_stack_twice(self):
+        self.stuck_setup()
+        # First look notes the serial's size; the second, with nothing new
+        # on it, takes two dumps 3 s apart, both in the deadlock: 0. New
+        # serial output: 1 (and no dump taken).
+        out, err = self.run_sh("echo boot > s; sh stuck.sh -append nokaslr 2> e & p=$!; sleep 0.3\n"
+                               "l2_deadlocked t $p s e; echo a=$?; l2_deadlocked t $p s e; echo b=$?\n"
+                               "echo more >> s; l2_deadlocked t $p s e; echo c=$?; grep -c 'state dump' e; kill $p")
+        self.assertEqual((out.split(), err), (["a=1", "b=0", "c=1", "2"], ""))
+        # The same silence with passage idling elsewhere (fake.sh: default_idle): 1.
+        out, err = self.run_sh("echo boot > s; sh fake.sh -append nokaslr 2> e & p=$!; sleep 0.3\n"
+                               "l2_deadlocked u $p s e; l2_deadlocked u $p s e; echo d=$?; kill $p")
+        self.assertEqual((out.split(), err), (["d=1"], ""))
+        # A kernel moved by KASLR: the map names nothing, so nothing is called stuck.
+        out, err = self.run_sh("echo boot > s; sh stuck.sh 2> e & p=$!; sleep 0.3\n"
+                               "l2_deadlocked v $p s e; l2_deadlocked v $p s e; echo e=$?; kill $p")
+        self.assertEqual((out.split(), err), (["e=1"], ""))
+
+    def test_bounded_ends_at_the_probe(self):
+        self.stuck_setup()
+        # l2_probe's files are /tmp/TAG.*: a tag of this test's own.
+        tag = "selftest%d" % os.getpid()
+        for ext in (".serial", ".err", ".diag"):
+            self.addCleanup(lambda p="/tmp/" + tag + ext: os.path.exists(p) and os.unlink(p))
+        self.addCleanup(lambda p="/tmp/.l2probe." + tag: os.path.exists(p) and os.unlink(p))
+        t0 = time.monotonic()
+        out, err = self.run_sh(f"echo boot > /tmp/{tag}.serial; rm -f /tmp/.l2probe.{tag}\n"
+                               f"RIG_BOUNDED_TICK=1 RIG_BOUNDED_PROBE='l2_probe {tag}' "
+                               f"RIG_BOUNDED_HOOK='l2_diag_quiet {tag}' bounded 120 sh stuck.sh nokaslr 2> /tmp/{tag}.err\n"
+                               "echo rc=$?")
+        took = time.monotonic() - t0
+        self.assertEqual((out.strip(), err), ("rc=124", ""))
+        self.assertLess(took, 60, "ended by the probe, not at the 120-s deadline")
+        # The deadline's account (l2_diag, /tmp/TAG.diag) has the line run.py
+        # retries on, and passage was asked for 4 dumps: 2 by the probe, 2 by it.
+        with open(f"/tmp/{tag}.diag") as f:
+            diag = f.read()
+        self.assertRegex(diag, r"L2 kernel: vCPU 0 rip 0xffffffff81000485 = queued_spin_lock_slowpath\+0x85; "
+                               r"stack: _raw_spin_lock_irqsave\+0x2d hrtimer_interrupt\+0x5c "
+                               r"asm_sysvec_apic_timer_interrupt\+0x1a hrtimer_interrupt\+0xc;")
+        with open(f"/tmp/{tag}.err") as f:
+            self.assertEqual(f.read().count("state dump (SIGUSR1)"), 4)
+
 
 class QmpClient(unittest.TestCase):
     """tests/qmp/qmp-client.py against a fake QMP server (a thread here): the

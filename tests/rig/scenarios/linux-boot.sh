@@ -44,7 +44,8 @@ show_log() {
 run() {
   tag=$1
   shift
-  RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 300 passage "$@" -serial "file:/tmp/$tag.serial" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
+  rm -f "/tmp/.l2probe.$tag"
+  RIG_BOUNDED_PROBE="l2_probe $tag" RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 300 passage "$@" -serial "file:/tmp/$tag.serial" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
 }
 

@@ -161,15 +161,17 @@ initrd_with l2pci /tmp/l2pci
 run() {
   tag=$1
   shift
-  RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 400 passage "$@" -serial "file:/tmp/$tag.serial" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
+  rm -f "/tmp/.l2probe.$tag"
+  RIG_BOUNDED_PROBE="l2_probe $tag" RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 400 passage "$@" -serial "file:/tmp/$tag.serial" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
 }
 
 # --- MSI-X, two devices, one fed through a passed fd ----------------------------
 # (A pipeline: passage runs in this shell's child, so no run() here; the
 # deadline hook still names where L2 is stuck.)
+rm -f /tmp/.l2probe.msix
 yes $PATTERN 2>/dev/null |
-  RIG_BOUNDED_HOOK="l2_diag_quiet msix" bounded 400 passage -cpu $CPU -m 512M -smp 1 -kernel $K -initrd /tmp/l2pci.img \
+  RIG_BOUNDED_PROBE="l2_probe msix" RIG_BOUNDED_HOOK="l2_diag_quiet msix" bounded 400 passage -cpu $CPU -m 512M -smp 1 -kernel $K -initrd /tmp/l2pci.img \
     -append "$APPEND rig.cpus=1 rig.mem=512M rig.pci=00:00.0=8086:29c0,00:03.0=1af4:1044,00:01.0=1af4:1044" \
     -device virtio-rng-pci,id=rng0,addr=3 -device virtio-rng-pci,id=rng1,fd=0 \
     -serial file:/tmp/msix.serial > /tmp/msix.out 2> /tmp/msix.err

@@ -189,9 +189,12 @@ rig_done() {
 # of each of CMD's threads on the console, SIGTERM, and 15 s later SIGKILL
 # with a second dump if it is still there. Returns CMD's status, or 124 when
 # the deadline ended it. RIG_BOUNDED_HOOK, when set, runs (with CMD's pid
-# appended) at the deadline before the dump. The caller's redirections apply to CMD; these lines
-# go to $RIG_CONSOLE (default /dev/console). The shell just waits; a watchdog
-# subshell wakes once a minute (no fork and exec every second in L1).
+# appended) at the deadline before the dump. RIG_BOUNDED_PROBE, when set, runs
+# the same way at each minute's wake-up: when it returns 0 (CMD is stuck in a
+# way it recognises, e.g. l2_probe), the deadline comes now. The caller's
+# redirections apply to CMD; these lines go to $RIG_CONSOLE (default
+# /dev/console). The shell just waits; a watchdog subshell wakes once a
+# minute (RIG_BOUNDED_TICK seconds; no fork and exec every second in L1).
 bounded() {
   _b_secs=$1
   shift
@@ -211,17 +214,23 @@ bounded() {
     _w_sleep=
     trap '[ -n "$_w_sleep" ] && kill $_w_sleep 2>/dev/null; exit 0' TERM
     _w_t=0
+    _w_tick=${RIG_BOUNDED_TICK:-60}
     while [ $_w_t -lt $_b_secs ]; do
       _w_step=$((_b_secs - _w_t))
-      [ $_w_step -gt 60 ] && _w_step=60
+      [ $_w_step -gt $_w_tick ] && _w_step=$_w_tick
       sleep $_w_step &
       _w_sleep=$!
       wait $_w_sleep
       _w_sleep=
       _w_t=$((_w_t + _w_step))
       kill -0 $_b_pid 2>/dev/null || exit 0
-      [ $_w_t -lt $_b_secs ] &&
-        echo "rig: still running: $1 (pid $_b_pid), $_w_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
+      [ $_w_t -lt $_b_secs ] || break
+      if [ -n "${RIG_BOUNDED_PROBE:-}" ] && $RIG_BOUNDED_PROBE $_b_pid; then
+        echo "rig: $1 (pid $_b_pid) stuck at $_w_t s of $_b_secs (${RIG_BOUNDED_PROBE%% *}): the deadline comes now" \
+          > "${RIG_CONSOLE:-/dev/console}"
+        break
+      fi
+      echo "rig: still running: $1 (pid $_b_pid), $_w_t s of $_b_secs" > "${RIG_CONSOLE:-/dev/console}"
     done
     : > "$_b_mark"
     # The caller's own look first, while CMD still runs (e.g. l2_diag: a
@@ -517,6 +526,12 @@ l2_names() {
   done
 }
 
+# l2_kaslr PID: "yes" unless passage PID's command line has nokaslr (the
+# map names addresses of a kernel that was not moved), else nothing.
+l2_kaslr() {
+  case " $(tr '\0' ' ' < "/proc/$1/cmdline" 2> /dev/null) " in *' nokaslr '*) ;; *) echo yes ;; esac
+}
+
 # l2_diag TAG PID SERIAL ERR: what a stuck L2 was doing, for a result's
 # detail (stdout) and on L1's console ("rig: TAG stuck| ..." lines): the last
 # 5 lines of L2's serial and two of passage's SIGUSR1 state dumps 3 s apart
@@ -530,9 +545,7 @@ l2_diag() {
   _g_pid=$(passage_of "$2")
   _g_dump=$(l2_dump "$_g_pid" "$4")
   [ -n "$_g_dump" ] && sleep 3 && _g_dump2=$(l2_dump "$_g_pid" "$4")
-  # The map names addresses of a kernel that was not moved (nokaslr).
-  _g_kaslr=$(tr '\0' ' ' < "/proc/$_g_pid/cmdline" 2> /dev/null)
-  case " $_g_kaslr " in *' nokaslr '*) _g_kaslr= ;; *) _g_kaslr=yes ;; esac
+  _g_kaslr=$(l2_kaslr "$_g_pid")
   {
     echo "L2 serial, last 5 lines (each cut at 300 characters):"
     tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | cut -c1-300 | sed 's/RIG-/rig-/; s/^/  /'
@@ -557,6 +570,37 @@ l2_diag() {
 # files; the account goes to the console and /tmp/TAG.diag).
 l2_diag_quiet() { l2_diag "$1" "$2" "/tmp/$1.serial" "/tmp/$1.err" > /dev/null; }
 
+# l2_timer_deadlock NAMES: NAMES (l2_names' output) shows a vCPU in L2's
+# nested hrtimer_interrupt deadlock, the emulator's fault that run.py retries
+# (its L2_TIMER_DEADLOCK_RE; tests/rig/README.md, "Known limits").
+l2_timer_deadlock() {
+  echo "$1" | grep -qE 'rip 0x[0-9a-f]+ = queued_spin_lock_slowpath\+0x[0-9a-f]+; stack: _raw_spin_lock_irqsave\+0x[0-9a-f]+ hrtimer_interrupt\+0x[0-9a-f]+ .*asm_sysvec_apic_timer_interrupt\+0x[0-9a-f]+ .*hrtimer_interrupt\+0x[0-9a-f]+'
+}
+
+# l2_deadlocked TAG PID SERIAL ERR: true when L2's serial (SERIAL) has not
+# grown since this was last asked for TAG (the first call only notes its
+# size) and passage's state dump (PID, its stderr ERR), twice 3 s apart,
+# shows L2's timer deadlock: such a run never ends, and waiting for its
+# deadline costs minutes (300 s in l2_boot) before run.py retries it. Each
+# dump adds its lines to ERR, as at the deadline.
+l2_deadlocked() {
+  _k_size=$(wc -c < "$3" 2> /dev/null || echo 0)
+  _k_prev=$(cat "/tmp/.l2probe.$1" 2> /dev/null || echo none)
+  echo "$_k_size" > "/tmp/.l2probe.$1"
+  [ "$_k_size" = "$_k_prev" ] || return 1
+  _k_pid=$(passage_of "$2")
+  _k_kaslr=$(l2_kaslr "$_k_pid")
+  _k_dump=$(l2_dump "$_k_pid" "$4")
+  l2_timer_deadlock "$(l2_names "$_k_dump" "$_k_kaslr")" || return 1
+  sleep 3
+  _k_dump=$(l2_dump "$_k_pid" "$4")
+  l2_timer_deadlock "$(l2_names "$_k_dump" "$_k_kaslr")"
+}
+
+# l2_probe TAG PID: l2_deadlocked for bounded's RIG_BOUNDED_PROBE (l2_boot's
+# files, as l2_diag_quiet).
+l2_probe() { l2_deadlocked "$1" "$2" "/tmp/$1.serial" "/tmp/$1.err"; }
+
 # wait_l2 TAG PID SERIAL ERR PATTERN SECS: waits until L2's serial (SERIAL)
 # has a line matching PATTERN (grep -E; SERIAL's lines end in \r, so do not
 # anchor with $), while PID (passage) runs, at most SECS s of L1's clock, with
@@ -566,6 +610,7 @@ l2_diag_quiet() { l2_diag "$1" "$2" "/tmp/$1.serial" "/tmp/$1.err" > /dev/null; 
 # first, the tails of SERIAL and ERR). Returns 0 when PATTERN came.
 wait_l2() {
   WAITED=0 L2_DIAG=
+  rm -f "/tmp/.l2probe.$1"
   read -r _w_t0 _ < /proc/uptime
   _w_t0=${_w_t0%.*} _w_said=0
   while ! grep -qE "$5" "$3" 2> /dev/null; do
@@ -583,6 +628,13 @@ L2 serial, last 5 lines: $(tr -d '\r' < "$3" 2> /dev/null | tail -n 5 | sed 's/R
     WAITED=$((${_w_now%.*} - _w_t0))
     if [ $((WAITED - _w_said)) -ge 30 ]; then
       _w_said=$WAITED
+      # Every 60 s: L2 silent since the last look and in its timer
+      # deadlock: PATTERN never comes.
+      if [ $((WAITED / 30 % 2)) = 0 ] && l2_deadlocked "$1" "$2" "$3" "$4"; then
+        echo "rig: $1: L2 stuck in its timer deadlock after $WAITED s of $6" > "${RIG_CONSOLE:-/dev/console}"
+        L2_DIAG=$(l2_diag "$1" "$2" "$3" "$4")
+        return 1
+      fi
       echo "rig: $1: waiting for L2 (/$5/), $WAITED s of $6" > "${RIG_CONSOLE:-/dev/console}"
     fi
   done

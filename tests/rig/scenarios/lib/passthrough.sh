@@ -205,8 +205,10 @@ l2_boot() {
   watch_run "$tag" "$mem" "$@" &
   watcher=$!
   # At the deadline, L2's state before bounded's thread dump (TAG.exit's detail).
-  rm -f "/tmp/$tag.diag"
-  RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd "${L2_IMG:-/tmp/l2.img}" \
+  rm -f "/tmp/$tag.diag" "/tmp/.l2probe.$tag"
+  # L2's timer deadlock (an emulator fault, retried by run.py) ends the run
+  # when it is seen, not at the deadline.
+  RIG_BOUNDED_PROBE="l2_probe $tag" RIG_BOUNDED_HOOK="l2_diag_quiet $tag" bounded 300 env $envs passage -cpu $CPU -m "$mem" -smp 1 -kernel $K -initrd "${L2_IMG:-/tmp/l2.img}" \
     -append "$APPEND rig.cpus=1 rig.mem=$mem rig.pci=$L2_EXPECT" \
     -serial "file:/tmp/$tag.serial" --report-resources "$@" > "/tmp/$tag.out" 2> "/tmp/$tag.err"
   rc=$?
