@@ -199,12 +199,24 @@ class Console(unittest.TestCase):
                    "__sysvec_apic_timer_interrupt+0x50 sysvec_apic_timer_interrupt+0x39 "
                    "asm_sysvec_apic_timer_interrupt+0x1a ktime_get_update_offsets_now+0x2c hrtimer_interrupt+0x10c;\n")
 
+    # The early-boot variant (periodic tick), as a cold run's rig.sandbox
+    # printed it (2026-12-03).
+    L2_DEADLOCK_TICK = ("L2 kernel: vCPU 0 rip 0xffffffff81ea2445 = queued_spin_lock_slowpath+0x85; stack: "
+                        "_raw_spin_lock_irqsave+0x2d hrtimer_run_queues+0x48 update_process_times+0x2f "
+                        "update_wall_time+0x2d tick_periodic+0x24 tick_handle_periodic+0x26 "
+                        "__sysvec_apic_timer_interrupt+0x50 sysvec_apic_timer_interrupt+0x39 "
+                        "asm_sysvec_apic_timer_interrupt+0x1a ktime_get_update_offsets_now+0x2c "
+                        "__timekeeping_advance.constprop.0+0x3a9 hrtimer_run_queues+0x69 update_process_times+0x2f "
+                        "update_wall_time+0x2d;\n")
+
     def test_l2_timer_deadlock_is_a_known_flake(self):
         import contextlib
-        with contextlib.redirect_stdout(io.StringIO()):
-            s, _ = self.parse("  FAIL hotfds.watching: after 180 s:\n" + self.L2_DEADLOCK)
-        self.assertIsNotNone(s.flake)
-        self.assertIn("IF=0", s.flake)
+        for line, fn in ((self.L2_DEADLOCK, "hrtimer_interrupt"), (self.L2_DEADLOCK_TICK, "hrtimer_run_queues")):
+            with self.subTest(fn=fn), contextlib.redirect_stdout(io.StringIO()):
+                s, _ = self.parse("  FAIL hotfds.watching: after 180 s:\n" + line)
+                self.assertIsNotNone(s.flake)
+                self.assertIn("IF=0", s.flake)
+                self.assertIn(fn, s.flake)
 
     def test_other_l2_spinlock_hangs_are_not(self):
         # A spinlock hang without the nested timer interrupt is not the known
@@ -213,6 +225,8 @@ class Console(unittest.TestCase):
         for line in ("L2 kernel: vCPU 0 rip 0xffffffff81ea2445 = queued_spin_lock_slowpath+0x85; stack: "
                      "_raw_spin_lock_irqsave+0x2d uart_write+0x40 n_tty_write+0x100;\n",
                      self.L2_DEADLOCK.replace(" ktime_get_update_offsets_now+0x2c hrtimer_interrupt+0x10c", ""),
+                     # the lock taken by one function, the other under the frame
+                     self.L2_DEADLOCK_TICK.replace("hrtimer_run_queues+0x69", "hrtimer_interrupt+0x69"),
                      self.L2_DEADLOCK.replace("queued_spin_lock_slowpath", "default_idle")):
             with self.subTest(line=line[:90]), contextlib.redirect_stdout(io.StringIO()):
                 s, _ = self.parse(line)
@@ -578,10 +592,13 @@ class StuckL2(unittest.TestCase):
         # The line CI printed (Console.L2_DEADLOCK) matches; a spinlock hang
         # elsewhere, or the stack one frame short, does not.
         good = Console.L2_DEADLOCK.replace("L2 kernel:", "")
+        tick = Console.L2_DEADLOCK_TICK.replace("L2 kernel:", "")
         short = good.replace(" ktime_get_update_offsets_now+0x2c hrtimer_interrupt+0x10c", "")
         other = good.replace("hrtimer_interrupt+0x5c", "uart_write+0x40")
-        out, err = self.run_sh(f"for n in '{good}' '{short}' '{other}'; do l2_timer_deadlock \"$n\"; echo $?; done")
-        self.assertEqual((out.split(), err), (["0", "1", "1"], ""))
+        mixed = tick.replace("hrtimer_run_queues+0x69", "hrtimer_interrupt+0x69")
+        out, err = self.run_sh(f"for n in '{good}' '{tick}' '{short}' '{other}' '{mixed}'; do\n"
+                               "  l2_timer_deadlock \"$n\"; echo $?; done")
+        self.assertEqual((out.split(), err), (["0", "0", "1", "1", "1"], ""))
 
     def test_deadlocked_wants_silence_and_the_stack_twice(self):
         self.stuck_setup()
