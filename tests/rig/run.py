@@ -99,8 +99,19 @@ L2_TIMER_DEADLOCK_RE = re.compile(
     r"L2 kernel: vCPU \d+ rip 0x[0-9a-f]+ = queued_spin_lock_slowpath\+0x[0-9a-f]+; "
     r"stack: _raw_spin_lock_irqsave\+0x[0-9a-f]+ (hrtimer_interrupt|hrtimer_run_queues)\+0x[0-9a-f]+ "
     r".*asm_sysvec_apic_timer_interrupt\+0x[0-9a-f]+ .*\1\+0x[0-9a-f]+")
+# A third form (2026-12-03, the same cold run's rig.pci): the scheduler's
+# hrtick, run by hrtimer_interrupt from the local APIC timer interrupt,
+# spinning on its runqueue lock. The interrupted frame is past the six stack
+# words passage's dump shows, but every rig L2 runs one vCPU (-smp 1): only
+# the interrupted context can hold that lock, which is taken with interrupts
+# off, so again an interrupt taken with IF=0.
+L2_HRTICK_DEADLOCK_RE = re.compile(
+    r"L2 kernel: vCPU 0 rip 0x[0-9a-f]+ = queued_spin_lock_slowpath\+0x[0-9a-f]+; "
+    r"stack: hrtick\+0x[0-9a-f]+ .*__hrtimer_run_queues\+0x[0-9a-f]+ hrtimer_interrupt\+0x[0-9a-f]+ "
+    r"__sysvec_apic_timer_interrupt\+0x[0-9a-f]+")
 FLAKES = ((FLAKE_RE, lambda m: m.group(0)),
-          (L2_TIMER_DEADLOCK_RE, lambda m: f"L2 timer interrupt taken with IF=0 (nested {m.group(1)} deadlock)"))
+          (L2_TIMER_DEADLOCK_RE, lambda m: f"L2 timer interrupt taken with IF=0 (nested {m.group(1)} deadlock)"),
+          (L2_HRTICK_DEADLOCK_RE, lambda m: "L2 timer interrupt taken with IF=0 (hrtick's runqueue lock, one vCPU)"))
 
 # Seconds of console silence between key presses (--stall-nudge key).
 NUDGE_S = 20

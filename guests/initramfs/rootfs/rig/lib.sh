@@ -579,7 +579,8 @@ l2_timer_deadlock() {
   for _t_f in hrtimer_interrupt hrtimer_run_queues; do
     echo "$1" | grep -qE "rip 0x[0-9a-f]+ = queued_spin_lock_slowpath\\+0x[0-9a-f]+; stack: _raw_spin_lock_irqsave\\+0x[0-9a-f]+ $_t_f\\+0x[0-9a-f]+ .*asm_sysvec_apic_timer_interrupt\\+0x[0-9a-f]+ .*$_t_f\\+0x[0-9a-f]+" && return 0
   done
-  return 1
+  # hrtick's runqueue lock (one L2 vCPU: run.py's L2_HRTICK_DEADLOCK_RE).
+  echo "$1" | grep -qE 'vCPU 0 rip 0x[0-9a-f]+ = queued_spin_lock_slowpath\+0x[0-9a-f]+; stack: hrtick\+0x[0-9a-f]+ .*__hrtimer_run_queues\+0x[0-9a-f]+ hrtimer_interrupt\+0x[0-9a-f]+ __sysvec_apic_timer_interrupt\+0x[0-9a-f]+'
 }
 
 # l2_deadlocked TAG PID SERIAL ERR: true when L2's serial (SERIAL) has not
