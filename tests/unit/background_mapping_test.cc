@@ -148,7 +148,8 @@ TEST_F(BackgroundMappingTest, BusMasterWaitsForTheAttachAfterTheMap) {
   ASSERT_TRUE(dev.ok()) << dev.status();
   HoldIoctl("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
   (*p)->StartMapping([](const absl::Status&) {});
-  reached_.WaitForNotification();
+  ASSERT_TRUE(reached_.WaitForNotificationWithTimeout(absl::Seconds(10)))
+      << "the mapping thread attached nothing";
   EXPECT_EQ(kernel_.mapped.size(), 1u) << "RAM is in the IOAS before the attach";
   EnableBusMaster(**dev);
   absl::SleepFor(kWouldHaveForwarded);
