@@ -146,10 +146,23 @@ absl::StatusOr<std::shared_ptr<VfioDevice>> Passthrough::Open(const DeviceConfig
           label, ": iommufd=", it->second, ": no -object iommufd with that id"));
     }
     options.fd = passed.release();  // OpenWithIommufd owns it on every path
+    // A space still to be mapped by the thread: the thread attaches too.
+    options.defer_attach = mode_ == DmaMapMode::kBackground && setting_up_;
     absl::StatusOr<std::unique_ptr<VfioDevice>> dev =
         VfioDevice::OpenWithIommufd(options, *iommufd, sys_);
     if (!dev.ok()) return dev.status();
-    return std::shared_ptr<VfioDevice>(std::move(*dev));
+    std::shared_ptr<VfioDevice> shared(std::move(*dev));
+    if (options.defer_attach) {
+      absl::MutexLock lock(&map_mu_);
+      auto d = std::find_if(deferred_.begin(), deferred_.end(),
+                            [iommufd](const Deferred& d) { return d.space == iommufd; });
+      if (d == deferred_.end()) {
+        return absl::InternalError(absl::StrCat(label, ": ", iommufd->name(),
+                                                " is not waiting for the mapping thread"));
+      }
+      d->attach.push_back(shared);
+    }
+    return shared;
   }
   if (passed.valid()) {  // `passed` closes it
     return absl::InternalError(
@@ -237,7 +250,7 @@ absl::Status Passthrough::MapOrDefer(DmaSpace* space, const std::string& label) 
   for (const MemoryRegion& r : memory_.regions()) planned[r.gpa] = r.size;
   space->DeferMapping(std::move(planned));
   absl::MutexLock lock(&map_mu_);
-  deferred_.push_back({space, label});
+  deferred_.push_back({space, label, {}});
   return absl::OkStatus();
 }
 
@@ -283,6 +296,11 @@ void Passthrough::MapDeferred(std::function<void(const absl::Status&)> on_failur
         failed = next.label.empty()
                      ? s
                      : absl::Status(s.code(), absl::StrCat(next.label, ": ", s.message()));
+      } else {
+        // RAM is in the IOAS: each attach now fills its domain from it.
+        // The error names the device; the devices after it stay unattached.
+        s = AttachDeferred(next.attach);
+        if (!s.ok() && !absl::IsCancelled(s)) failed = s;
       }
     }
     absl::MutexLock lock(&map_mu_);
@@ -304,6 +322,22 @@ void Passthrough::MapDeferred(std::function<void(const absl::Status&)> on_failur
   }
   absl::MutexLock lock(&map_mu_);
   mapper_running_ = false;
+}
+
+absl::Status Passthrough::AttachDeferred(const std::vector<std::weak_ptr<VfioDevice>>& devices) {
+  for (const std::weak_ptr<VfioDevice>& weak : devices) {
+    {
+      absl::MutexLock lock(&map_mu_);
+      if (map_cancelled_) {
+        return absl::CancelledError("guest RAM mapping: the VM is stopping");
+      }
+    }
+    // Held while attaching: a device_del meanwhile closes it after this.
+    std::shared_ptr<VfioDevice> device = weak.lock();
+    if (device == nullptr) continue;  // went before it was attached
+    if (absl::Status s = device->AttachDeferred(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 void Passthrough::CancelMapping() {

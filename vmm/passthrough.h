@@ -10,16 +10,27 @@
 // At run time (object-add/object-del, device_add/device_del) the same
 // order holds per object: an object goes only once no device uses it, and
 // the legacy container closes with its last device (ReleaseUnused).
-// Background mapping (issue 14, -dma-map background, the default): pinning
-// guest RAM is most of a VM's set-up, so spaces made during set-up defer it
-// (DmaSpace::DeferMapping): devices attach to spaces with nothing mapped
-// (nothing pinned), and StartMapping(), right before the vCPUs start, maps
-// guest RAM into each on one thread (iommufd: the IOAS map then pins for
-// the attached domains; the container: VFIO_IOMMU_MAP_DMA after
-// VFIO_SET_IOMMU). A device's bus-master enable waits for its space
-// (VfioPciDevice). Run-time changes (object-add/-del, device_add/-del,
-// PASID binds) first wait for the mapping thread to end, then map
-// synchronously. -dma-map sync: every space maps as it is made.
+// Background mapping (issue 14, -dma-map background; sync is the default):
+// pinning guest RAM is most of a VM's set-up, so spaces made during set-up
+// defer it (DmaSpace::DeferMapping), and StartMapping(), right before the
+// vCPUs start, maps guest RAM into each on one thread (passage-dmamap)
+// while the guest boots. The order on that thread follows what is cheap
+// for each backend:
+// - iommufd: a cdev device made during set-up is only bound there
+//   (VfioDevice::Options::defer_attach). The thread maps RAM into the
+//   still domain-less IOAS (nothing pinned yet), then attaches the
+//   object's devices: the first attach fills its domain from the IOAS
+//   (the "fill path", as sync's attach does, rather than IOAS_MAP_FILE
+//   into a domain), then FinishMapping.
+// - the container: devices join it during set-up (type1 has no
+//   attach-after-map order); the thread's VFIO_IOMMU_MAP_DMA pins after
+//   VFIO_SET_IOMMU.
+// A device's bus-master enable waits for its space's FinishMapping
+// (VfioPciDevice), which comes after its attach. A failed map or attach
+// stops the VM like a failure in set-up. Run-time changes
+// (object-add/-del, device_add/-del, PASID binds) first wait for the
+// mapping thread to end, then map (and attach) synchronously.
+// -dma-map sync: every space maps as it is made; devices attach at once.
 //
 // Threads: one caller at a time (the VM's creation, then its event loop),
 // except CancelMapping (any thread) and the mapping thread.
@@ -67,11 +78,13 @@ class Passthrough {
   ~Passthrough();
 
   // Set-up is over (call once, before the vCPUs start): maps guest RAM into
-  // every deferred space on a new thread, and marks the boot phase
-  // "dma_mapped" when all are (at once when nothing was deferred). A space
-  // that fails is left unmapped, the spaces after it are not mapped, and
+  // every deferred space on a new thread, then attaches that space's
+  // deferred devices (iommufd), and marks the boot phase "dma_mapped" when
+  // all are done (at once when nothing was deferred). A space whose map
+  // fails is left unmapped, the spaces after it are not mapped, and
   // `on_failure` runs once on that thread with one line naming the space
-  // and the cause; the VM must then stop (teardown unmaps the rest).
+  // (or the device whose attach failed) and the cause; the VM must then
+  // stop (teardown unmaps and closes the rest).
   void StartMapping(std::function<void(const absl::Status&)> on_failure)
       ABSL_LOCKS_EXCLUDED(map_mu_);
   // The VM is stopping: whoever waits for a space (a vCPU's bus-master
@@ -138,6 +151,10 @@ class Passthrough {
   absl::Status MapOrDefer(DmaSpace* space, const std::string& label) ABSL_LOCKS_EXCLUDED(map_mu_);
   // The mapping thread's body.
   void MapDeferred(std::function<void(const absl::Status&)> on_failure) ABSL_LOCKS_EXCLUDED(map_mu_);
+  // The thread's attaches of one mapped space's devices, in order; stops at
+  // the first error (naming the device) or a cancel (kCancelled).
+  absl::Status AttachDeferred(const std::vector<std::weak_ptr<VfioDevice>>& devices)
+      ABSL_LOCKS_EXCLUDED(map_mu_);
   // Run-time changes wait here for the mapping thread to end; an error
   // (prefixed `what`) when it did not map everything.
   absl::Status AwaitMappingThread(const std::string& what) ABSL_LOCKS_EXCLUDED(map_mu_);
@@ -174,6 +191,9 @@ class Passthrough {
   struct Deferred {
     DmaSpace* space;
     std::string label;
+    // iommufd: its devices bound during set-up, attached by the thread
+    // after the map (expired: the device went meanwhile).
+    std::vector<std::weak_ptr<VfioDevice>> attach;
   };
   // Spaces still to be mapped by (or before) the mapping thread; emptied
   // when it ends, so no later-destroyed space is left here.

@@ -187,55 +187,84 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithIommufd(const Op
     return ErrnoError(absl::StrCat(o.id, ": VFIO_DEVICE_BIND_IOMMUFD to ", iommufd.name()), err);
   }
   dev->devid_ = bind.out_devid;
-  absl::StatusOr<Iommufd::HwInfo> hw = iommufd.GetHwInfo(dev->devid_, o.id);
+  dev->iommufd_ = &iommufd;
+  dev->sysfs_path_ = o.sysfs_path;
+  dev->join_pasid_space_ = o.pasid_space;
+  if (o.defer_attach) {
+    // Access is granted at bind: the caller reads regions, sets up
+    // interrupts and resets meanwhile; DMA stays blocked until attached.
+    dev->attach_pending_ = true;
+    if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
+    return dev;
+  }
+  if (absl::Status s = dev->AttachToIoas(); !s.ok()) return s;
+  if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
+  if (absl::Status s = dev->JoinPasidSpace(); !s.ok()) return s;
+  return dev;
+}
+
+absl::Status VfioDevice::AttachDeferred() {
+  if (!attach_pending_) {
+    return absl::FailedPreconditionError(absl::StrCat(id_, ": no deferred attach"));
+  }
+  attach_pending_ = false;
+  if (absl::Status s = AttachToIoas(); !s.ok()) return s;
+  return JoinPasidSpace();
+}
+
+absl::Status VfioDevice::AttachToIoas() {
+  Iommufd& iommufd = *iommufd_;
+  absl::StatusOr<Iommufd::HwInfo> hw = iommufd.GetHwInfo(devid_, id_);
   if (!hw.ok()) return hw.status();
   if (hw->max_pasid_log2 != 0) {
-    absl::StatusOr<uint32_t> hwpt = iommufd.AllocHwpt(dev->devid_, IOMMU_HWPT_ALLOC_PASID, o.id);
+    absl::StatusOr<uint32_t> hwpt = iommufd.AllocHwpt(devid_, IOMMU_HWPT_ALLOC_PASID, id_);
     if (hwpt.ok()) {
-      dev->hw_info_ = *hw;
-      dev->hwpt_owner_ = &iommufd;  // from here the destructor destroys it
-      dev->main_hwpt_ = *hwpt;
+      hw_info_ = *hw;
+      hwpt_owner_ = &iommufd;  // from here the destructor destroys it
+      main_hwpt_ = *hwpt;
     } else {
       std::fprintf(stderr,
                    "passage: %s: the device has %u PASID bits but no PASID-compatible domain (%s); "
                    "it works without PASID\n",
-                   o.id.c_str(), hw->max_pasid_log2, std::string(hwpt.status().message()).c_str());
+                   id_.c_str(), hw->max_pasid_log2, std::string(hwpt.status().message()).c_str());
     }
   }
   vfio_device_attach_iommufd_pt attach{};
   attach.argsz = sizeof(attach);
-  attach.pt_id = dev->main_hwpt_ != 0 ? dev->main_hwpt_ : iommufd.ioas_id();
-  if (sys->Ioctl(dev->fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) != 0) {
+  attach.pt_id = main_hwpt_ != 0 ? main_hwpt_ : iommufd.ioas_id();
+  if (sys_->Ioctl(fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) != 0) {
     const int err = errno;
     if (err == EADDRINUSE) {
       // iommufd refuses a device whose reserved regions overlap a mapping.
       const std::string range = DescribeReservedOverlap(
-          sys, o.sysfs_path.empty() ? "" : o.sysfs_path + "/iommu_group/reserved_regions",
+          sys_, sysfs_path_.empty() ? "" : sysfs_path_ + "/iommu_group/reserved_regions",
           iommufd.mappings());
       return absl::FailedPreconditionError(
-          absl::StrCat(o.id, ": guest RAM mapped in ", iommufd.name(),
+          absl::StrCat(id_, ": guest RAM mapped in ", iommufd.name(),
                        " overlaps the device's ", range, " (", std::strerror(err), ")"));
     }
-    return ErrnoError(absl::StrCat(o.id, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS of ",
+    return ErrnoError(absl::StrCat(id_, ": VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS of ",
                                  iommufd.name()), err);
   }
-  dev->iommufd_ = &iommufd;  // from here the destructor detaches
+  attached_ = true;  // from here the destructor detaches
   // The device's reserved regions show in the IOAS only now: RAM mapped
   // before must not sit in them.
-  if (absl::Status s = iommufd.CheckMappingsAfterAttach(o.id); !s.ok()) {
+  if (absl::Status s = iommufd.CheckMappingsAfterAttach(id_); !s.ok()) {
     // A refusal names the device already; a failed query names only the object.
-    if (absl::StrContains(s.message(), o.id)) return s;
-    return absl::Status(s.code(), absl::StrCat(o.id, ": ", s.message()));
+    if (absl::StrContains(s.message(), id_)) return s;
+    return absl::Status(s.code(), absl::StrCat(id_, ": ", s.message()));
   }
-  if (absl::Status s = dev->ReadInfo(); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+absl::Status VfioDevice::JoinPasidSpace() {
   // Last: the device is complete when it takes the live PASIDs.
-  if (o.pasid_space != nullptr) {
-    absl::StatusOr<std::unique_ptr<PasidSpace::Registration>> r = o.pasid_space->AddDevice(dev.get());
-    if (!r.ok()) return r.status();
-    dev->pasid_space_ = o.pasid_space;
-    dev->pasid_registration_ = std::move(*r);
-  }
-  return dev;
+  if (join_pasid_space_ == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<PasidSpace::Registration>> r = join_pasid_space_->AddDevice(this);
+  if (!r.ok()) return r.status();
+  pasid_space_ = join_pasid_space_;
+  pasid_registration_ = std::move(*r);
+  return absl::OkStatus();
 }
 
 absl::Status VfioDevice::AttachPasid(uint32_t pasid, uint32_t hwpt_id) {
@@ -301,7 +330,7 @@ absl::StatusOr<std::unique_ptr<VfioDevice>> VfioDevice::OpenWithContainer(
 VfioDevice::~VfioDevice() {
   // PASIDs first: they hang off the whole-device attachment.
   pasid_registration_.reset();
-  if (fd_.valid() && iommufd_ != nullptr) {
+  if (fd_.valid() && attached_) {
     vfio_device_detach_iommufd_pt detach{};
     detach.argsz = sizeof(detach);
     sys_->Ioctl(fd_.get(), VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);

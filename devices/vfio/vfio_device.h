@@ -77,6 +77,10 @@ class VfioDevice : public PasidDevice {
     // cdev path: the VM's PASID space, which the device joins once attached
     // (receiving every live binding); null: no PASID space (tests).
     PasidSpace* pasid_space = nullptr;
+    // cdev path: bind only; the caller attaches later with AttachDeferred()
+    // (-dma-map background: on the mapping thread, once guest RAM is in
+    // the IOAS, so the attach fills the domain from it; vmm/passthrough.h).
+    bool defer_attach = false;
   };
 
   // cdev path: add to KVM-VFIO, bind to `iommufd`, attach to its IOAS, and
@@ -88,9 +92,19 @@ class VfioDevice : public PasidDevice {
   // domain is PASID-compatible, and the IOAS's auto domain is not. If the
   // IOMMU cannot give one, the device works without PASID (width 0, one
   // line on stderr). Then it joins `pasid_space`.
+  // With `defer_attach` it stops after the bind (and the device info): the
+  // device's regions, interrupts and reset work (the kernel grants access
+  // at bind), its DMA is blocked until AttachDeferred().
   static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithIommufd(const Options& options,
                                                                      Iommufd& iommufd,
                                                                      Sys* sys = &Sys::Real());
+  // The rest of OpenWithIommufd for a device opened with `defer_attach`:
+  // the attach (PASID HWPT, reserved-range check) and the PASID space.
+  // Once; on an error the device stays bound and unattached (or attached,
+  // when the check after the attach refused it) and its destructor undoes
+  // what was done. Any one thread at a time (the mapping thread); the
+  // device's users learn it is done through its DmaSpace's FinishMapping.
+  absl::Status AttachDeferred();
   // Legacy path: the device's group joins the container (and KVM-VFIO),
   // then the device fd comes from the group.
   static absl::StatusOr<std::unique_ptr<VfioDevice>> OpenWithContainer(const Options& options,
@@ -109,7 +123,8 @@ class VfioDevice : public PasidDevice {
   bool can_reset() const { return can_reset_; }
   bool uses_iommufd() const { return iommufd_ != nullptr; }
   // The space the device translates through: its iommufd object's IOAS, or
-  // the container. Its readiness (DmaSpace::AwaitMapped) gates the device's DMA.
+  // the container. Its readiness (DmaSpace::AwaitMapped) gates the device's
+  // DMA, also the deferred attach to it (which ends before FinishMapping).
   DmaSpace* dma_space() const {
     return iommufd_ != nullptr ? static_cast<DmaSpace*>(iommufd_) : container_;
   }
@@ -150,6 +165,11 @@ class VfioDevice : public PasidDevice {
  private:
   VfioDevice(Sys* sys, std::string id) : sys_(sys), id_(std::move(id)) {}
   absl::Status ReadInfo();
+  // OpenWithIommufd's steps after the bind: attach to the IOAS (or a
+  // PASID-compatible HWPT over it) and check its reserved ranges; join
+  // the PASID space.
+  absl::Status AttachToIoas();
+  absl::Status JoinPasidSpace();
   absl::Status HotReset() const;
   // Pread/Pwrite of [offset, offset+size) in `region`, range-checked first.
   absl::Status RegionIo(const VfioRegionInfo& region, uint64_t offset, void* data, size_t size,
@@ -158,7 +178,14 @@ class VfioDevice : public PasidDevice {
   Sys* const sys_;
   const std::string id_;
   SysFd fd_;
-  Iommufd* iommufd_ = nullptr;  // cdev path, set once attached
+  Iommufd* iommufd_ = nullptr;  // cdev path, set once bound
+  std::string sysfs_path_;      // cdev path: for naming a reserved range
+  // Written by AttachToIoas/JoinPasidSpace (perhaps on the mapping thread),
+  // read by the destructor and PasidSpace after that thread ended or
+  // finished this device's space (its mutex orders them).
+  bool attached_ = false;       // the destructor detaches
+  bool attach_pending_ = false;  // opened with defer_attach, not yet attached
+  PasidSpace* join_pasid_space_ = nullptr;  // Options::pasid_space, until joined
   uint32_t devid_ = 0;
   Iommufd::HwInfo hw_info_;
   Iommufd* hwpt_owner_ = nullptr;  // where main_hwpt_ was allocated

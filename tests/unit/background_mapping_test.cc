@@ -1,9 +1,11 @@
-// -dma-map background (issue 14) over the fake kernel: devices attach to
-// DMA spaces with nothing mapped, one thread maps guest RAM after set-up,
-// and a device's bus-master enable waits (in the writing vCPU's thread)
-// until its space is mapped; a stop releases the wait, a failed mapping
-// stops the VM with one line and leaves nothing mapped. -dma-map sync keeps
-// today's order: RAM mapped during set-up, nothing waits.
+// -dma-map background (issue 14) over the fake kernel: iommufd devices are
+// bound in set-up and attached by the mapping thread after it mapped guest
+// RAM into their IOAS (the legacy container's groups join in set-up and the
+// thread maps after), and a device's bus-master enable waits (in the
+// writing vCPU's thread) until its space is mapped and attached; a stop
+// releases the wait, a failed mapping or attach stops the VM with one line
+// and leaves nothing mapped. -dma-map sync keeps today's order: RAM mapped
+// during set-up, devices attached there, nothing waits.
 #include <gtest/gtest.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -97,14 +99,16 @@ class BackgroundMappingTest : public ::testing::Test {
   std::atomic<bool> vcpu_done_{false};
 };
 
-TEST_F(BackgroundMappingTest, AttachComesFirstAndBusMasterWaitsUntilMapped) {
+TEST_F(BackgroundMappingTest, BindInSetUpThenMapThenAttachOnTheThreadAndBusMasterWaits) {
   auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
                                DmaMapMode::kBackground);
   ASSERT_TRUE(p.ok()) << p.status();
   auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
   ASSERT_TRUE(dev.ok()) << dev.status();
   EXPECT_EQ(kernel_.map_file_calls + kernel_.map_calls, 0) << "set-up maps nothing";
-  EXPECT_NE(edu_.attached_pt, 0u);
+  EXPECT_GE(edu_.bound_iommufd, 0) << "bound in set-up";
+  EXPECT_EQ(edu_.attached_pt, 0u) << "attached by the mapping thread, not in set-up";
+  EXPECT_EQ(Position("VFIO_DEVICE_ATTACH_IOMMUFD_PT"), kernel_.faults.trace().size());
 
   HoldIoctl("IOMMU_IOAS_MAP_FILE");
   int failures = 0;
@@ -119,15 +123,95 @@ TEST_F(BackgroundMappingTest, AttachComesFirstAndBusMasterWaitsUntilMapped) {
 
   release_.Notify();
   vcpu_.join();
-  EXPECT_NE(RealCommand() & PCI_COMMAND_MASTER, 0) << "forwarded once mapped";
+  EXPECT_NE(RealCommand() & PCI_COMMAND_MASTER, 0) << "forwarded once mapped and attached";
   EXPECT_NE(RealCommand() & PCI_COMMAND_MEMORY, 0);
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(kernel_.mapped.size(), 1u) << "all of guest RAM mapped";
-  EXPECT_LT(Position("VFIO_DEVICE_ATTACH_IOMMUFD_PT"), Position("IOMMU_IOAS_MAP_FILE"))
-      << "the device attaches before RAM goes in (the map then pins)";
+  EXPECT_NE(edu_.attached_pt, 0u);
+  EXPECT_LT(Position("VFIO_DEVICE_BIND_IOMMUFD"), Position("IOMMU_IOAS_MAP_FILE"));
+  EXPECT_LT(Position("IOMMU_IOAS_MAP_FILE"), Position("VFIO_DEVICE_ATTACH_IOMMUFD_PT"))
+      << "RAM goes in first; the attach then fills the domain from the IOAS";
   bool marked = false;
   for (const auto& [name, ns] : BootPhases()) marked |= name == "dma_mapped";
   EXPECT_TRUE(marked) << "--report-timing's phase";
+  dev->reset();
+  p->reset();
+  EXPECT_TRUE(kernel_.mapped.empty()) << kernel_.Describe();
+  EXPECT_EQ(kernel_.open_fds(), 0u) << kernel_.Describe();
+}
+
+TEST_F(BackgroundMappingTest, BusMasterWaitsForTheAttachAfterTheMap) {
+  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
+                               DmaMapMode::kBackground);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  HoldIoctl("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+  (*p)->StartMapping([](const absl::Status&) {});
+  ASSERT_TRUE(reached_.WaitForNotificationWithTimeout(absl::Seconds(10)))
+      << "the mapping thread attached nothing";
+  EXPECT_EQ(kernel_.mapped.size(), 1u) << "RAM is in the IOAS before the attach";
+  EnableBusMaster(**dev);
+  absl::SleepFor(kWouldHaveForwarded);
+  EXPECT_FALSE(vcpu_done_) << "the vCPU went on before the device was attached";
+  EXPECT_EQ(RealCommand() & PCI_COMMAND_MASTER, 0) << "bus mastering before the attach";
+  release_.Notify();
+  vcpu_.join();
+  EXPECT_NE(edu_.attached_pt, 0u);
+  EXPECT_NE(RealCommand() & PCI_COMMAND_MASTER, 0) << "forwarded once attached";
+}
+
+TEST_F(BackgroundMappingTest, AFailedAttachOnTheThreadStopsTheVmWithOneLineAndLeavesNothing) {
+  FakeVfioPci nvme = edu_;
+  kernel_.AddVfioPciSysfs("0000:00:04.0", "vfio1", "4", &nvme);
+  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
+                               DmaMapMode::kBackground);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  ASSERT_TRUE(edu.ok()) << edu.status();
+  DeviceConfig second = Vfio({{"host", "00:04.0"}, {"iommufd", "i0"}});
+  second.id = "nvme0";
+  auto dev = (*p)->CreateVfioPci(second, irq_);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  // The first attach (edu's, after the map) is refused as the kernel
+  // refuses a pin over RLIMIT_MEMLOCK when it fills the domain.
+  kernel_.faults.FailNth("VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, ENOMEM);
+  absl::Mutex mu;
+  std::vector<std::string> stops;
+  absl::Notification failed;
+  (*p)->StartMapping([&](const absl::Status& s) {
+    {
+      absl::MutexLock lock(&mu);
+      stops.emplace_back(s.message());
+    }
+    failed.Notify();
+  });
+  ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  (*p)->StopMapping();  // the thread has ended: every report is in
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(stops.size(), 1u);
+    const std::string& line = stops[0];
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+    EXPECT_NE(line.find("id=edu0"), std::string::npos) << line;
+    EXPECT_NE(line.find("VFIO_DEVICE_ATTACH_IOMMUFD_PT"), std::string::npos) << line;
+    EXPECT_NE(line.find(std::strerror(ENOMEM)), std::string::npos) << line;
+  }
+  EXPECT_TRUE(kernel_.faults.fired());
+  EXPECT_EQ(edu_.attached_pt, 0u);
+  EXPECT_EQ(nvme.attached_pt, 0u) << "the devices after the failed one are not attached";
+  // The guest's bus-master enable is refused, not held.
+  (*dev)->ConfigWrite(PCI_COMMAND, 2, PCI_COMMAND_MASTER);
+  EXPECT_EQ(nvme.config[PCI_COMMAND] & PCI_COMMAND_MASTER, 0);
+  absl::Status add = (*p)->AddObject(*ParseObjectConfig("iommufd,id=i2"), -1);
+  EXPECT_FALSE(add.ok());
+
+  edu->reset();
+  dev->reset();
+  p->reset();  // the VM's teardown after the stop
+  EXPECT_TRUE(kernel_.mapped.empty()) << kernel_.Describe();
+  EXPECT_EQ(kernel_.open_fds(), 0u) << kernel_.Describe();
+  EXPECT_EQ(edu_.bound_iommufd, -1) << "unbound (closed)";
 }
 
 TEST_F(BackgroundMappingTest, AStopReleasesAVcpuWaitingForTheMapping) {
@@ -266,19 +350,54 @@ TEST_F(BackgroundMappingTest, SyncModeMapsDuringSetUpAndNothingWaits) {
   EXPECT_EQ(kernel_.map_file_calls, 1);
 }
 
-TEST_F(BackgroundMappingTest, ADeviceReservingRamIsRefusedAtAttachThoughNothingIsMappedYet) {
+TEST_F(BackgroundMappingTest, ADeviceReservingRamIsRefusedAtItsAttachOnTheThread) {
   // The x86 MSI window moved into RAM (64 MiB of it at 0): as the kernel
-  // shows a device's reserved regions once it is attached.
-  edu_.reserved = {{0x1000000, 0x10fffff}};
+  // shows a device's reserved regions once it is attached. Both guards:
+  // the kernel's refusal at attach, and passage's own check after it.
+  for (bool kernel_checks : {true, false}) {
+    SCOPED_TRACE(kernel_checks ? "the kernel refuses the attach" : "passage's check after it");
+    FakeKernel kernel;
+    FakeVfioPci edu = edu_;
+    edu.reserved = {{0x1000000, 0x10fffff}};
+    kernel.AddVfioPciSysfs("0000:00:03.0", "vfio0", "3", &edu);
+    kernel.files["/sys/bus/pci/devices/0000:00:03.0/iommu_group/reserved_regions"] =
+        "0x0000000001000000 0x00000000010fffff msi\n";
+    kernel.attach_checks_reserved = kernel_checks;
+    auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1,
+                                 &kernel, DmaMapMode::kBackground);
+    ASSERT_TRUE(p.ok()) << p.status();
+    auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+    ASSERT_TRUE(dev.ok()) << dev.status() << ": bound only, nothing to check yet";
+    std::vector<std::string> stops;
+    absl::Notification failed;
+    (*p)->StartMapping([&](const absl::Status& s) {
+      stops.emplace_back(s.message());
+      failed.Notify();
+    });
+    ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    (*p)->StopMapping();  // the thread ended: read `stops` here
+    ASSERT_EQ(stops.size(), 1u);
+    EXPECT_NE(stops[0].find("edu0"), std::string::npos) << stops[0];
+    EXPECT_NE(stops[0].find("0x1000000-0x10fffff"), std::string::npos) << stops[0];
+    dev->reset();
+    p->reset();
+    EXPECT_EQ(edu.attached_pt, 0u) << "left detached";
+    EXPECT_TRUE(kernel.mapped.empty()) << kernel.Describe();
+    EXPECT_EQ(kernel.open_fds(), 0u) << kernel.Describe();
+  }
+}
+
+TEST_F(BackgroundMappingTest, SyncModeAttachesInSetUpAfterTheMap) {
   auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kBackground);
+                               DmaMapMode::kSync);
   ASSERT_TRUE(p.ok()) << p.status();
   auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
-  ASSERT_FALSE(dev.ok());
-  const std::string msg(dev.status().message());
-  EXPECT_NE(msg.find("edu0"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("0x1000000-0x10fffff"), std::string::npos) << msg;
-  EXPECT_EQ(edu_.attached_pt, 0u) << "left detached";
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  EXPECT_NE(edu_.attached_pt, 0u) << "sync: attached in set-up";
+  // The order of the cdev's ioctls is the one it always was.
+  EXPECT_LT(Position("IOMMU_IOAS_MAP_FILE"), Position("VFIO_DEVICE_BIND_IOMMUFD"));
+  EXPECT_LT(Position("VFIO_DEVICE_BIND_IOMMUFD"), Position("VFIO_DEVICE_ATTACH_IOMMUFD_PT"));
+  EXPECT_LT(Position("VFIO_DEVICE_ATTACH_IOMMUFD_PT"), Position("VFIO_DEVICE_GET_INFO"));
 }
 
 TEST_F(BackgroundMappingTest, HotplugAfterTheMappingMapsSynchronously) {
