@@ -40,6 +40,12 @@ DeviceConfig Vfio(std::map<std::string, std::string, std::less<>> props) {
   return d;
 }
 
+// After teardown: no mapping and no fd left in the fake kernel.
+void ExpectNothingLeft(const FakeKernel& kernel) {
+  EXPECT_TRUE(kernel.mapped.empty()) << kernel.Describe();
+  EXPECT_EQ(kernel.open_fds(), 0u) << kernel.Describe();
+}
+
 class BackgroundMappingTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -136,8 +142,7 @@ TEST_F(BackgroundMappingTest, BindInSetUpThenMapThenAttachOnTheThreadAndBusMaste
   EXPECT_TRUE(marked) << "--report-timing's phase";
   dev->reset();
   p->reset();
-  EXPECT_TRUE(kernel_.mapped.empty()) << kernel_.Describe();
-  EXPECT_EQ(kernel_.open_fds(), 0u) << kernel_.Describe();
+  ExpectNothingLeft(kernel_);
 }
 
 TEST_F(BackgroundMappingTest, BusMasterWaitsForTheAttachAfterTheMap) {
@@ -209,8 +214,7 @@ TEST_F(BackgroundMappingTest, AFailedAttachOnTheThreadStopsTheVmWithOneLineAndLe
   edu->reset();
   dev->reset();
   p->reset();  // the VM's teardown after the stop
-  EXPECT_TRUE(kernel_.mapped.empty()) << kernel_.Describe();
-  EXPECT_EQ(kernel_.open_fds(), 0u) << kernel_.Describe();
+  ExpectNothingLeft(kernel_);
   EXPECT_EQ(edu_.bound_iommufd, -1) << "unbound (closed)";
 }
 
@@ -279,8 +283,7 @@ TEST_F(BackgroundMappingTest, AFailedMappingStopsTheVmWithOneLineAndLeavesNothin
 
   dev->reset();
   p->reset();  // the VM's teardown after the stop
-  EXPECT_TRUE(kernel_.mapped.empty()) << kernel_.Describe();
-  EXPECT_EQ(kernel_.open_fds(), 0u) << kernel_.Describe();
+  ExpectNothingLeft(kernel_);
 }
 
 TEST_F(BackgroundMappingTest, TheLegacyContainerMapsAfterSetIommuInTheBackground) {
@@ -382,8 +385,7 @@ TEST_F(BackgroundMappingTest, ADeviceReservingRamIsRefusedAtItsAttachOnTheThread
     dev->reset();
     p->reset();
     EXPECT_EQ(edu.attached_pt, 0u) << "left detached";
-    EXPECT_TRUE(kernel.mapped.empty()) << kernel.Describe();
-    EXPECT_EQ(kernel.open_fds(), 0u) << kernel.Describe();
+    ExpectNothingLeft(kernel);
   }
 }
 
