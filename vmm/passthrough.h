@@ -27,9 +27,12 @@
 //   VFIO_SET_IOMMU.
 // A device's bus-master enable waits for its space's FinishMapping
 // (VfioPciDevice), which comes after its attach. A failed map or attach
-// stops the VM like a failure in set-up. Run-time changes
-// (object-add/-del, device_add/-del, PASID binds) first wait for the
-// mapping thread to end, then map (and attach) synchronously.
+// stops the VM like a failure in set-up. Run-time changes (object-add/-del,
+// device_add, PASID binds) first wait for the mapping thread to end, then
+// map (and attach) synchronously. device_del does not wait to remove its
+// device (the thread holds a device only while attaching it, so one removed
+// meanwhile is closed there); ReleaseUnused, after it, waits before it lets
+// an unused space go.
 // -dma-map sync: every space maps as it is made; devices attach at once.
 //
 // Threads: one caller at a time (the VM's creation, then its event loop),
