@@ -48,6 +48,15 @@ void ExpectNothingLeft(const FakeKernel& kernel) {
 
 class BackgroundMappingTest : public ::testing::Test {
  protected:
+  // A Passthrough over the fake kernel with one -object iommufd,id=i0.
+  absl::StatusOr<std::unique_ptr<Passthrough>> CreateWithI0(DmaMapMode mode) {
+    return Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_, mode);
+  }
+  // edu (00:03.0) as vfio-pci id=edu0 on i0.
+  absl::StatusOr<std::shared_ptr<PciDevice>> EduOnI0(Passthrough& p) {
+    return p.CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  }
+
   void SetUp() override {
     edu_.regions[VFIO_PCI_CONFIG_REGION_INDEX] = {
         VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 256, {}, false};
@@ -106,10 +115,9 @@ class BackgroundMappingTest : public ::testing::Test {
 };
 
 TEST_F(BackgroundMappingTest, BindInSetUpThenMapThenAttachOnTheThreadAndBusMasterWaits) {
-  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kBackground);
+  auto p = CreateWithI0(DmaMapMode::kBackground);
   ASSERT_TRUE(p.ok()) << p.status();
-  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  auto dev = EduOnI0(**p);
   ASSERT_TRUE(dev.ok()) << dev.status();
   EXPECT_EQ(kernel_.map_file_calls + kernel_.map_calls, 0) << "set-up maps nothing";
   EXPECT_GE(edu_.bound_iommufd, 0) << "bound in set-up";
@@ -146,10 +154,9 @@ TEST_F(BackgroundMappingTest, BindInSetUpThenMapThenAttachOnTheThreadAndBusMaste
 }
 
 TEST_F(BackgroundMappingTest, BusMasterWaitsForTheAttachAfterTheMap) {
-  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kBackground);
+  auto p = CreateWithI0(DmaMapMode::kBackground);
   ASSERT_TRUE(p.ok()) << p.status();
-  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  auto dev = EduOnI0(**p);
   ASSERT_TRUE(dev.ok()) << dev.status();
   HoldIoctl("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
   (*p)->StartMapping([](const absl::Status&) {});
@@ -169,10 +176,9 @@ TEST_F(BackgroundMappingTest, BusMasterWaitsForTheAttachAfterTheMap) {
 TEST_F(BackgroundMappingTest, AFailedAttachOnTheThreadStopsTheVmWithOneLineAndLeavesNothing) {
   FakeVfioPci nvme = edu_;
   kernel_.AddVfioPciSysfs("0000:00:04.0", "vfio1", "4", &nvme);
-  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kBackground);
+  auto p = CreateWithI0(DmaMapMode::kBackground);
   ASSERT_TRUE(p.ok()) << p.status();
-  auto edu = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  auto edu = EduOnI0(**p);
   ASSERT_TRUE(edu.ok()) << edu.status();
   DeviceConfig second = Vfio({{"host", "00:04.0"}, {"iommufd", "i0"}});
   second.id = "nvme0";
@@ -219,10 +225,9 @@ TEST_F(BackgroundMappingTest, AFailedAttachOnTheThreadStopsTheVmWithOneLineAndLe
 }
 
 TEST_F(BackgroundMappingTest, AStopReleasesAVcpuWaitingForTheMapping) {
-  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kBackground);
+  auto p = CreateWithI0(DmaMapMode::kBackground);
   ASSERT_TRUE(p.ok()) << p.status();
-  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  auto dev = EduOnI0(**p);
   ASSERT_TRUE(dev.ok()) << dev.status();
   HoldIoctl("IOMMU_IOAS_MAP_FILE");
   (*p)->StartMapping([](const absl::Status&) {});
@@ -333,11 +338,10 @@ TEST_F(BackgroundMappingTest, TwoLegacyGroupsShareTheContainersOneDeferredMappin
 }
 
 TEST_F(BackgroundMappingTest, SyncModeMapsDuringSetUpAndNothingWaits) {
-  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kSync);
+  auto p = CreateWithI0(DmaMapMode::kSync);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(kernel_.map_file_calls, 1) << "the object maps RAM as it is made";
-  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  auto dev = EduOnI0(**p);
   ASSERT_TRUE(dev.ok()) << dev.status();
   EXPECT_LT(Position("IOMMU_IOAS_MAP_FILE"), Position("VFIO_DEVICE_ATTACH_IOMMUFD_PT"))
       << "sync: map first, the attach pins";
@@ -369,7 +373,7 @@ TEST_F(BackgroundMappingTest, ADeviceReservingRamIsRefusedAtItsAttachOnTheThread
     auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1,
                                  &kernel, DmaMapMode::kBackground);
     ASSERT_TRUE(p.ok()) << p.status();
-    auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+    auto dev = EduOnI0(**p);
     ASSERT_TRUE(dev.ok()) << dev.status() << ": bound only, nothing to check yet";
     std::vector<std::string> stops;
     absl::Notification failed;
@@ -390,10 +394,9 @@ TEST_F(BackgroundMappingTest, ADeviceReservingRamIsRefusedAtItsAttachOnTheThread
 }
 
 TEST_F(BackgroundMappingTest, SyncModeAttachesInSetUpAfterTheMap) {
-  auto p = Passthrough::Create({*ParseObjectConfig("iommufd,id=i0")}, *memory_, loop_, -1, &kernel_,
-                               DmaMapMode::kSync);
+  auto p = CreateWithI0(DmaMapMode::kSync);
   ASSERT_TRUE(p.ok()) << p.status();
-  auto dev = (*p)->CreateVfioPci(Vfio({{"host", "00:03.0"}, {"iommufd", "i0"}}), irq_);
+  auto dev = EduOnI0(**p);
   ASSERT_TRUE(dev.ok()) << dev.status();
   EXPECT_NE(edu_.attached_pt, 0u) << "sync: attached in set-up";
   // The order of the cdev's ioctls is the one it always was.
